@@ -1,0 +1,233 @@
+"""Composition of selectors, as index arithmetic on row positions.
+
+* :class:`Chain` -- each stage selects from the previous stage's subset.
+* :class:`Union` -- rows chosen by any operand.
+* :class:`Intersection` -- rows chosen by every operand.
+* :class:`PerSource` -- per-source quotas (600 from ShareGPT, 400 from FLAN).
+
+Operators are sugar: ``a | b`` is ``Union(a, b)``, ``a & b`` is
+``Intersection(a, b)`` and ``a >> b`` is ``Chain(a, b)``.
+
+How ``k`` is reached. Every selector ranks its eligible rows
+(:meth:`~sftselect.base.Selector.rank_indices`), so a combinator with its own
+``k`` ranks the rows by where they stand in the operands' rankings:
+
+* ``Union(..., k=K)`` takes rows by their best rank in any operand (a round
+  robin over the operands' rankings), ties to the earlier operand, then the
+  earlier row;
+* ``Intersection(..., k=K)`` takes rows eligible in every operand by their
+  worst rank (the depth at which a row enters every operand's top list), ties
+  by the sum of ranks, then the earlier row.
+
+Operands' own ``k`` is then ignored (their thresholds still apply). With
+``k=None`` the combinators are plain set operations on what each operand
+selects on its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._validation import check_columns, check_k, param_error, resolve_k
+from .base import RankResult, Selector, _describe
+from .exceptions import InvalidParameterError, KTooLargeWarning
+from .selectors.random import stratum_codes
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["Chain", "Intersection", "PerSource", "Union"]
+
+
+def _check_operands(selectors: tuple[Any, ...], owner: str, minimum: int) -> None:
+    if len(selectors) < minimum:
+        raise InvalidParameterError(f"{owner} needs at least {minimum} selectors; got {len(selectors)}.")
+    for i, s in enumerate(selectors):
+        if not isinstance(s, Selector):
+            raise param_error(owner, f"selectors[{i}]", "a Selector", s)
+
+
+def _ranks(order: np.ndarray, n: int) -> np.ndarray:
+    """rank[i] = place of row i in ``order``; rows absent get n (worse than any)."""
+    rank = np.full(n, n, dtype=np.int64)
+    rank[order] = np.arange(order.size, dtype=np.int64)
+    return rank
+
+
+class _Composite(Selector):
+    """Shared parameter handling for combinators over several selectors."""
+
+    _k_optional = True
+
+    def get_params(self) -> dict[str, Any]:
+        params = {"selectors": [_describe(s) for s in self.selectors]}
+        params.update({name: _describe(getattr(self, name)) for name in self._param_names()})
+        return params
+
+    def clone(self, **overrides: Any) -> Selector:
+        selectors = overrides.pop("selectors", self.selectors)
+        params = {name: getattr(self, name) for name in self._param_names()}
+        unknown = sorted(set(overrides) - set(params))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no parameter(s) {unknown}.")
+        params.update(overrides)
+        return type(self)(*selectors, **params)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(s) for s in self.selectors)
+        rest = "".join(f", {n}={getattr(self, n)!r}" for n in self._param_names())
+        return f"{type(self).__name__}({inner}{rest})"
+
+
+class Chain(_Composite):
+    """Apply selectors in sequence, each to the previous one's subset.
+
+    ``Chain(LengthSelector(k=2000), QualitySelector(k=1000))`` rates only the
+    2,000 longest rows. A chain's ranking is its last stage's selection, most
+    preferred first; a fractional ``k`` of a stage is a fraction of the rows
+    that stage receives.
+    """
+
+    def __init__(self, *selectors: Selector) -> None:
+        self.selectors = selectors
+        self.k = None
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return []
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        _check_operands(self.selectors, "Chain", 1)
+        positions = np.arange(len(dataset), dtype=np.int64)
+        ranked = positions
+        stages = []
+        for stage in self.selectors:
+            subset = dataset if positions.size == len(dataset) and not stages else dataset.select(positions)
+            selection = stage.run(subset)
+            ranked = positions[selection.ranked]
+            positions = positions[selection.indices]
+            stages.append({"selector": type(stage).__name__, "n_in": selection.n_input, "n_out": int(positions.size)})
+        return RankResult(order=ranked, n_eligible=int(ranked.size), extra={"stages": stages})
+
+
+class _SetCombinator(_Composite):
+    def __init__(self, *selectors: Selector, k: int | float | None = None) -> None:
+        self.selectors = selectors
+        self.k = k
+
+    def _orders(self, dataset: Dataset) -> list[np.ndarray]:
+        _check_operands(self.selectors, type(self).__name__, 2)
+        if self.k is None:
+            return [s.run(dataset).ranked for s in self.selectors]
+        return [s.rank_indices(dataset) for s in self.selectors]
+
+
+class Union(_SetCombinator):
+    """Rows chosen by any operand; with ``k``, a round robin over their rankings."""
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        n = len(dataset)
+        orders = self._orders(dataset)
+        ranks = np.stack([_ranks(o, n) for o in orders])
+        best = ranks.min(axis=0)
+        first_operand = ranks.argmin(axis=0)
+        rows = np.flatnonzero(best < n)
+        order = rows[np.lexsort((rows, first_operand[rows], best[rows]))]
+        return RankResult(order=order, n_eligible=int(rows.size),
+                          extra={"operand_sizes": [int(o.size) for o in orders]})
+
+
+class Intersection(_SetCombinator):
+    """Rows chosen by every operand; with ``k``, ranked by their worst rank."""
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        n = len(dataset)
+        orders = self._orders(dataset)
+        ranks = np.stack([_ranks(o, n) for o in orders])
+        worst = ranks.max(axis=0)
+        total = ranks.sum(axis=0)
+        rows = np.flatnonzero(worst < n)
+        order = rows[np.lexsort((rows, total[rows], worst[rows]))]
+        return RankResult(order=order, n_eligible=int(rows.size),
+                          extra={"operand_sizes": [int(o.size) for o in orders]})
+
+
+class PerSource(_Composite):
+    """Per-source quotas: ``base`` selects ``quotas[s]`` rows among the rows of source ``s``.
+
+    Parameters
+    ----------
+    column : str
+        The column naming each row's source.
+    quotas : mapping of source value to int or float
+        Rows to take from each source: a count, or a fraction in (0, 1] of that
+        source's rows. Sources not named are not selected.
+    base : Selector
+        The selector applied within each source; its ``k`` is replaced by the
+        quota (its thresholds still apply).
+
+    The ranking interleaves the sources' selections in proportion to what each
+    selected (row ``j`` of source ``s`` at priority ``(j + 0.5) / size_s``).
+    """
+
+    def __init__(self, column: str, quotas: Mapping[Any, int | float], base: Selector) -> None:
+        self.column = column
+        self.quotas = quotas
+        self.base = base
+        self.k = None
+        self.selectors = (base,)
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        return ["column", "quotas", "base"]
+
+    def get_params(self) -> dict[str, Any]:
+        return {"column": self.column, "quotas": _describe(dict(self.quotas)), "base": _describe(self.base)}
+
+    def clone(self, **overrides: Any) -> Selector:
+        params = {"column": self.column, "quotas": self.quotas, "base": self.base}
+        params.update(overrides)
+        return PerSource(**params)
+
+    def __repr__(self) -> str:
+        return f"PerSource(column={self.column!r}, quotas={dict(self.quotas)!r}, base={self.base!r})"
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        owner = "PerSource"
+        if not isinstance(self.quotas, Mapping) or not self.quotas:
+            raise param_error(owner, "quotas", "a non-empty mapping of source value to k", self.quotas)
+        _check_operands((self.base,), owner, 1)
+        check_columns(dataset.column_names, [self.column], owner)
+        quotas = {src: check_k(q, f"{owner} (quota of {src!r})") for src, q in self.quotas.items()}
+        codes, values = stratum_codes(dataset, self.column)
+        index_of = {v: i for i, v in enumerate(values)}
+        parts, priorities, report = [], [], {}
+        for src, quota in quotas.items():
+            if src not in index_of:
+                warnings.warn(
+                    f"PerSource: source {src!r} has no rows in column {self.column!r} "
+                    f"(values found: {values[:20]}); it contributes nothing.",
+                    KTooLargeWarning,
+                    stacklevel=4,
+                )
+                report[str(src)] = {"rows": 0, "quota": resolve_k(quota, 0), "selected": 0}
+                continue
+            rows = np.flatnonzero(codes == index_of[src])
+            selection = self.base.clone(k=quota).run(dataset.select(rows))
+            chosen = rows[selection.ranked]
+            parts.append(chosen)
+            priorities.append((np.arange(chosen.size) + 0.5) / max(chosen.size, 1))
+            report[str(src)] = {"rows": int(rows.size), "quota": resolve_k(quota, rows.size),
+                                "selected": int(chosen.size)}
+        if parts:
+            order_all = np.concatenate(parts)
+            prio = np.concatenate(priorities)
+            source_idx = np.concatenate([np.full(p.size, i) for i, p in enumerate(parts)])
+            order = order_all[np.lexsort((source_idx, prio))]
+        else:
+            order = np.empty(0, dtype=np.int64)
+        return RankResult(order=order, n_eligible=int(order.size), extra={"sources": report})

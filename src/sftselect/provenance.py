@@ -1,0 +1,110 @@
+"""The provenance record written beside every selection.
+
+It says what was selected (positions, k), how (selector and parameters, seed,
+library version) and from what (the dataset's fingerprint, and the input file's
+SHA-256 when the command line read a file), with summary statistics of the
+scores. It is plain JSON, so it can be diffed and archived.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .base import Selection
+
+__all__ = ["build_provenance", "file_sha256", "score_summary", "write_json_atomic"]
+
+
+def score_summary(scores: np.ndarray | None, indices: np.ndarray) -> dict[str, Any] | None:
+    """Count, NaNs, min/mean/quantiles/max of all scores and of the selected ones."""
+    if scores is None:
+        return None
+
+    def describe(values: np.ndarray) -> dict[str, Any]:
+        finite = values[~np.isnan(values)]
+        out: dict[str, Any] = {"count": int(values.size), "nan": int(values.size - finite.size)}
+        if finite.size:
+            q = np.quantile(finite, [0.0, 0.25, 0.5, 0.75, 1.0])
+            out.update(
+                min=float(q[0]), p25=float(q[1]), median=float(q[2]), p75=float(q[3]),
+                max=float(q[4]), mean=float(finite.mean()),
+            )
+        return out
+
+    return {"all": describe(scores), "selected": describe(scores[indices])}
+
+
+def build_provenance(selection: Selection) -> dict[str, Any]:
+    """The JSON-serialisable record of one :class:`~sftselect.base.Selection`."""
+    import datasets
+
+    sel = selection.selector
+    return {
+        "sftselect_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "selector": type(sel).__name__,
+        "params": sel.get_params(),
+        "seed": selection.seed,
+        "k": selection.k,
+        "input": {"rows": selection.n_input, "fingerprint": selection.fingerprint},
+        "n_eligible": selection.n_eligible,
+        "n_selected": int(selection.indices.size),
+        "scores": score_summary(selection.scores, selection.indices),
+        "details": _jsonable(dict(selection.extra)),
+        "environment": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "datasets": datasets.__version__,
+        },
+        "indices": selection.indices.tolist(),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (or of every file under a folder, in sorted order)."""
+    h = hashlib.sha256()
+    paths = [path]
+    if os.path.isdir(path):
+        paths = sorted(
+            os.path.join(root, f) for root, _, files in os.walk(path) for f in files
+        )
+    for p in paths:
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write JSON to ``path`` through a temporary file, so no half file is left."""
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

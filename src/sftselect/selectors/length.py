@@ -1,0 +1,152 @@
+"""LengthSelector: the examples with the longest responses (Zhao et al., 2024).
+
+*Long Is More for Alignment* fine-tunes on the 1,000 Alpaca-52K examples whose
+**response** (the ``output`` field alone) is longest, counted in NLTK word
+tokens, and keeps them in the original order. ``LengthSelector(k=1000)`` does
+exactly that by default; see ``docs/faithfulness.md`` for what was measured.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from .._validation import check_choice, check_positive_int, param_error
+from ..formats import TURN_POLICIES, Format, TextView, aggregate_turns, resolve_format, response_view
+from ..scoring.units import resolve_unit
+from .score import ScoreSelector
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["LengthSelector"]
+
+
+def _normalised(arr: Any) -> Any:
+    """Case-folded text with runs of whitespace collapsed and ends trimmed."""
+    arr = pc.utf8_lower(arr)
+    arr = pc.replace_substring_regex(arr, pattern=r"\s+", replacement=" ")
+    return pc.utf8_trim(arr, characters=" .!?:;")
+
+
+class LengthSelector(ScoreSelector):
+    """Select the ``k`` rows with the longest responses.
+
+    Parameters
+    ----------
+    k : int, float or None
+        Rows to keep: a positive int, a fraction in (0, 1] of the rows (rounded
+        up), or None to keep every row within ``min_length``/``max_length``.
+    unit : str or object, default "nltk_words"
+        How length is counted (see :mod:`sftselect.scoring.units`): ``"chars"``,
+        ``"words"``, ``"nltk_words"`` (the paper's), ``"tiktoken:NAME"``,
+        ``"hf:PATH"``, or a tokenizer object.
+    format : str, Format or None
+        The data format; None detects it from the columns.
+    turns : {"last", "first", "sum", "max", "mean"}, default "last"
+        Which assistant turns of a multi-turn row count (ignored for flat formats).
+    min_length, max_length : int or None
+        Inclusive bounds on the length; rows outside are never selected.
+    drop_empty : bool, default True
+        Never select a response that is empty or whitespace only.
+    drop_echo : bool, default False
+        Never select a response that merely repeats its instruction (compared
+        case-folded, whitespace collapsed, trailing ``.!?:;`` ignored).
+    largest : bool, default True
+        False selects the shortest responses instead.
+    ties : {"stable", "random"}, default "stable"
+        Equal lengths at the cut: earlier rows first, or a seeded uniform draw.
+    on_invalid : {"raise", "nan"}, default "raise"
+        A null response (or a chat row with no assistant turn) raises an error
+        naming the row, or scores NaN and is never selected.
+    num_proc : int, default 1
+        Processes for tokenizer units (character and word counts are
+        vectorised and ignore it).
+    batch_size : int, default 1000
+        Texts per call for batched tokenizers.
+    random_state : int, numpy Generator or None
+        Seed for ``ties="random"``.
+    """
+
+    _bound_names = ("min_length", "max_length")
+
+    def __init__(
+        self,
+        k: int | float | None = 1000,
+        *,
+        unit: Any = "nltk_words",
+        format: str | Format | None = None,
+        turns: str = "last",
+        min_length: int | None = None,
+        max_length: int | None = None,
+        drop_empty: bool = True,
+        drop_echo: bool = False,
+        largest: bool = True,
+        ties: str = "stable",
+        on_invalid: str = "raise",
+        num_proc: int = 1,
+        batch_size: int = 1000,
+        random_state: Any = None,
+    ) -> None:
+        self.k = k
+        self.unit = unit
+        self.format = format
+        self.turns = turns
+        self.min_length = min_length
+        self.max_length = max_length
+        self.drop_empty = drop_empty
+        self.drop_echo = drop_echo
+        self.largest = largest
+        self.ties = ties
+        self.on_invalid = on_invalid
+        self.num_proc = num_proc
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _view(self, dataset: Dataset) -> TextView:
+        owner = type(self).__name__
+        check_choice(self.turns, "turns", owner, TURN_POLICIES)
+        fmt = resolve_format(dataset, self.format, owner)
+        return response_view(dataset, fmt, turns=self.turns, on_invalid=self.on_invalid, owner=owner)
+
+    def _measure(self, dataset: Dataset) -> tuple[np.ndarray, TextView]:
+        owner = type(self).__name__
+        unit = resolve_unit(self.unit, owner)
+        num_proc = check_positive_int(self.num_proc, "num_proc", owner)
+        batch_size = check_positive_int(self.batch_size, "batch_size", owner)
+        view = self._view(dataset)
+        lengths = unit.measure(view.texts, num_proc=num_proc, batch_size=batch_size)
+        scores = aggregate_turns(lengths, view, self.turns)
+        if scores.shape != (len(dataset),):
+            raise RuntimeError(f"unit {unit!r} returned {lengths.shape} lengths for {len(view.texts)} texts")
+        return scores, view
+
+    def _score(self, dataset: Dataset) -> np.ndarray:
+        return self._measure(dataset)[0]
+
+    def _score_with_rules(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+        owner = type(self).__name__
+        for name in ("drop_empty", "drop_echo"):
+            if not isinstance(getattr(self, name), bool):
+                raise param_error(owner, name, "a bool", getattr(self, name))
+        scores, view = self._measure(dataset)
+        if not (self.drop_empty or self.drop_echo):
+            return scores, None
+        bad = np.zeros(len(view.texts), dtype=bool)
+        if self.drop_empty:
+            stripped = pc.utf8_trim_whitespace(view.texts)
+            bad |= pc.equal(pc.utf8_length(stripped), 0).to_numpy(zero_copy_only=False)
+        if self.drop_echo and view.prompts is not None:
+            same = pc.equal(_normalised(view.texts), _normalised(view.prompts))
+            bad |= pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+        rows = np.arange(len(bad)) if view.parents is None else view.parents
+        if self.turns in ("last", "first") or view.parents is None:
+            keep = np.ones(len(dataset), dtype=bool)
+            keep[rows[bad]] = False
+        else:
+            # Aggregated turns: a row is dropped only when every counted turn is bad.
+            keep = np.zeros(len(dataset), dtype=bool)
+            keep[rows[~bad]] = True
+        return scores, keep

@@ -1,0 +1,114 @@
+"""RandomSelector: a uniform random subset, optionally stratified by a column.
+
+The ranking is a seeded random permutation of the rows, so any ``k`` takes a
+prefix of the same permutation (a larger ``k`` extends a smaller one).
+
+With ``stratify=COLUMN`` the rows of each stratum are permuted with the seed,
+then interleaved so that every prefix of the ranking is apportioned among the
+strata by the Sainte-Laguë (Webster) divisor method: with
+``allocation="proportional"`` stratum ``s`` of size ``n_s`` gets its ``j``-th
+row at priority ``(2j + 1) / n_s``; with ``allocation="equal"`` at priority
+``j`` (round robin). Divisor methods are house-monotone, so the counts per
+stratum never go down when ``k`` grows. Ties go to the stratum whose value sorts
+first. Null values form a stratum of their own.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._validation import check_choice, check_columns
+from ..base import RankResult, Selector
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["RandomSelector", "stratum_codes", "interleave_strata"]
+
+ALLOCATIONS = ("proportional", "equal")
+
+
+def stratum_codes(dataset: Dataset, column: str) -> tuple[np.ndarray, list[Any]]:
+    """Integer code per row (strata numbered in sorted order of their values)."""
+    col = dataset.with_format("arrow")[column]
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    encoded = pc.dictionary_encode(col, null_encoding="encode")
+    values = encoded.dictionary.to_pylist()
+    raw = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = sorted(range(len(values)), key=lambda i: (values[i] is None, values[i]))
+    remap = np.empty(len(values), dtype=np.int64)
+    remap[np.asarray(order, dtype=np.int64)] = np.arange(len(values))
+    return remap[raw] if raw.size else raw, [values[i] for i in order]
+
+
+def interleave_strata(
+    codes: np.ndarray, rng: np.random.Generator, allocation: str = "proportional"
+) -> np.ndarray:
+    """Row positions ordered so every prefix is apportioned among strata.
+
+    Rows within a stratum are in a seeded random order; see the module doc.
+    """
+    n = codes.size
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    shuffled = rng.permutation(n)
+    # Group the shuffled rows by stratum, keeping their shuffled order.
+    grouped = shuffled[np.argsort(codes[shuffled], kind="stable")]
+    sizes = np.bincount(codes)
+    stratum = codes[grouped]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    j = np.arange(n) - starts[stratum]  # rank of each row within its stratum
+    if allocation == "proportional":
+        priority = (2.0 * j + 1.0) / sizes[stratum]
+    else:
+        priority = j.astype(np.float64)
+    return grouped[np.lexsort((stratum, priority))].astype(np.int64)
+
+
+class RandomSelector(Selector):
+    """A seeded uniform random subset of ``k`` rows.
+
+    Parameters
+    ----------
+    k : int or float
+        Rows to keep: a positive int, or a fraction in (0, 1] (rounded up).
+    random_state : int, numpy Generator or None
+        The seed. None draws fresh entropy, which the provenance records.
+    stratify : str or None
+        A column whose values define strata; see the module docstring.
+    allocation : {"proportional", "equal"}
+        How the rows are shared among strata (only with ``stratify``).
+    """
+
+    _uses_random_state = True
+
+    def __init__(
+        self,
+        k: int | float = 1000,
+        *,
+        random_state: Any = None,
+        stratify: str | None = None,
+        allocation: str = "proportional",
+    ) -> None:
+        self.k = k
+        self.random_state = random_state
+        self.stratify = stratify
+        self.allocation = allocation
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        owner = type(self).__name__
+        check_choice(self.allocation, "allocation", owner, ALLOCATIONS)
+        n = len(dataset)
+        if self.stratify is None:
+            return RankResult(order=rng.permutation(n).astype(np.int64), n_eligible=n)
+        check_columns(dataset.column_names, [self.stratify], owner)
+        codes, values = stratum_codes(dataset, self.stratify)
+        order = interleave_strata(codes, rng, self.allocation)
+        sizes = np.bincount(codes, minlength=len(values)) if n else np.zeros(0, dtype=np.int64)
+        extra = {"strata": {str(v): int(s) for v, s in zip(values, sizes)}}
+        return RankResult(order=order, n_eligible=n, extra=extra)

@@ -1,0 +1,148 @@
+"""Selection by a score: top-k, a threshold, or both.
+
+:class:`ScoreSelector` is the base of every scoring selector: a subclass
+implements :meth:`ScoreSelector._score` (one float per row, NaN where a row
+cannot be scored) and inherits the rule. Rows are eligible when their score is
+a number with ``min_score <= score <= max_score`` (both inclusive, both
+optional); eligible rows are ranked by score (highest first unless
+``largest=False``), ties broken by ``ties``; ``k`` takes the first rows of that
+ranking and ``k=None`` takes every eligible row.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import check_choice, check_optional_real, check_columns, param_error
+from ..base import RankResult, Selector
+from ..exceptions import InvalidParameterError
+from ..ranking import eligible_mask, top_order
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["ColumnScoreSelector", "ScoreSelector"]
+
+TIE_RULES = ("stable", "random")
+
+
+class ScoreSelector(Selector):
+    """Base class for selectors that rank rows by a per-row score."""
+
+    _k_optional = True
+    _uses_random_state = True
+
+    #: Names under which a subclass exposes its lower and upper score bounds.
+    _bound_names: tuple[str, str] = ("min_score", "max_score")
+
+    @abc.abstractmethod
+    def _score(self, dataset: Dataset) -> np.ndarray:
+        """One float per row of ``dataset`` (NaN where the row cannot be scored)."""
+
+    def _score_with_rules(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and a subclass's extra eligibility mask (None: no extra rule).
+
+        Override when the rule shares work with scoring; the default has none.
+        """
+        return self._checked_scores(dataset), None
+
+    def score(self, dataset: Dataset) -> np.ndarray:
+        """One float64 score per row; NaN where a row cannot be scored."""
+        from ..formats import check_dataset
+
+        check_dataset(dataset, type(self).__name__)
+        return self._checked_scores(dataset)
+
+    def _checked_scores(self, dataset: Dataset) -> np.ndarray:
+        scores = np.asarray(self._score(dataset), dtype=np.float64)
+        if scores.shape != (len(dataset),):
+            raise RuntimeError(
+                f"{type(self).__name__}._score returned shape {scores.shape}; "
+                f"expected ({len(dataset)},)."
+            )
+        return scores
+
+    def _bounds(self) -> tuple[float | None, float | None]:
+        owner = type(self).__name__
+        lo_name, hi_name = self._bound_names
+        lo = check_optional_real(getattr(self, lo_name), lo_name, owner)
+        hi = check_optional_real(getattr(self, hi_name), hi_name, owner)
+        if lo is not None and hi is not None and lo > hi:
+            raise InvalidParameterError(
+                f"The {lo_name!r} parameter of {owner} ({lo}) must not exceed {hi_name!r} ({hi})."
+            )
+        return lo, hi
+
+    def _check_k(self) -> int | float | None:
+        k = super()._check_k()
+        lo, hi = self._bounds()
+        if k is None and lo is None and hi is None:
+            lo_name, hi_name = self._bound_names
+            raise InvalidParameterError(
+                f"{type(self).__name__} needs 'k', {lo_name!r} or {hi_name!r}: "
+                "with none of them every row would be selected."
+            )
+        return k
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        owner = type(self).__name__
+        check_choice(self.ties, "ties", owner, TIE_RULES)
+        if not isinstance(self.largest, bool):
+            raise param_error(owner, "largest", "a bool", self.largest)
+        lo, hi = self._bounds()
+        scores, extra_mask = self._score_with_rules(dataset)
+        mask = eligible_mask(scores, lo, hi)
+        extra: dict[str, Any] = {}
+        if extra_mask is not None:
+            extra["n_excluded_by_rule"] = int(np.count_nonzero(mask & ~extra_mask))
+            mask &= extra_mask
+        extra["n_unscorable"] = int(np.count_nonzero(np.isnan(scores)))
+        order = top_order(scores, mask, largest=self.largest, ties=self.ties, rng=rng, limit=limit)
+        return RankResult(order=order, n_eligible=int(mask.sum()), scores=scores, extra=extra)
+
+
+class ColumnScoreSelector(ScoreSelector):
+    """Select by a numeric column already in the dataset (e.g. a stored rating).
+
+    Example: the released AlpaGasus ratings are in a ``score`` column, so
+    ``ColumnScoreSelector("score", min_score=4.5)`` keeps the rows rated 4.5 or
+    more. Nulls are unscorable (NaN) and never selected.
+    """
+
+    def __init__(
+        self,
+        column: str,
+        k: int | float | None = None,
+        *,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        largest: bool = True,
+        ties: str = "stable",
+        random_state: Any = None,
+    ) -> None:
+        self.column = column
+        self.k = k
+        self.min_score = min_score
+        self.max_score = max_score
+        self.largest = largest
+        self.ties = ties
+        self.random_state = random_state
+
+    def _score(self, dataset: Dataset) -> np.ndarray:
+        import pyarrow as pa
+
+        check_columns(dataset.column_names, [self.column], type(self).__name__)
+        col = dataset.with_format("arrow")[self.column]
+        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
+            from ..exceptions import DataFormatError
+
+            raise DataFormatError(
+                f"Column {self.column!r} must be numeric to be used as a score; "
+                f"its Arrow type is {col.type}."
+            )
+        return col.to_numpy().astype(np.float64) if col.null_count == 0 else np.array(
+            col.to_pylist(), dtype=np.float64
+        )
