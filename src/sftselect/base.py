@@ -201,7 +201,8 @@ class Selector(abc.ABC):
 
     def select(self, dataset: Dataset) -> Dataset:
         """The selected rows as a new Dataset (the input is left unchanged)."""
-        return dataset.select(self.select_indices(dataset))
+        indices = self.select_indices(dataset)
+        return dataset.select(indices)
 
     def rank_indices(self, dataset: Dataset) -> np.ndarray:
         """Every eligible row position, most preferred first (``k`` is ignored)."""

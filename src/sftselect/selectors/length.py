@@ -68,6 +68,8 @@ class LengthSelector(ScoreSelector):
         Texts per call for batched tokenizers.
     random_state : int, numpy Generator or None
         Seed for ``ties="random"``.
+    show_progress : bool, default False
+        Show a progress bar while a tokenizer unit runs.
     """
 
     _bound_names = ("min_length", "max_length")
@@ -89,6 +91,7 @@ class LengthSelector(ScoreSelector):
         num_proc: int = 1,
         batch_size: int = 1000,
         random_state: Any = None,
+        show_progress: bool = False,
     ) -> None:
         self.k = k
         self.unit = unit
@@ -104,6 +107,7 @@ class LengthSelector(ScoreSelector):
         self.num_proc = num_proc
         self.batch_size = batch_size
         self.random_state = random_state
+        self.show_progress = show_progress
 
     def _view(self, dataset: Dataset) -> TextView:
         owner = type(self).__name__

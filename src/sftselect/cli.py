@@ -1,0 +1,238 @@
+"""The ``sftselect`` command line.
+
+``sftselect select INPUT -o OUTPUT --selector length -k 1000`` writes the
+selected rows (same columns, the output's file type) and ``OUTPUT.provenance.json``.
+``sftselect stats INPUT`` prints the response-length distribution and writes a
+histogram PNG.
+
+Bad input exits with status 2 and a one-line message on stderr, never a
+traceback, and never a half-written output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .exceptions import SftSelectError
+
+__all__ = ["build_parser", "main"]
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _parse_k(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"k must be a positive int or a fraction in (0, 1]; got {text!r}"
+            ) from None
+
+
+def _info(message: str, quiet: bool) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def _add_length_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unit", default="nltk_words", 
+                   help="length unit: chars, words, nltk_words (the paper's; default), "
+                        "tiktoken:<encoding>, hf:<tokenizer path>")
+    p.add_argument("--format", choices=["alpaca", "dolly", "sharegpt", "openai"], default=None,
+                   help="data format (default: detected from the columns)")
+    p.add_argument("--response-column", default=None,
+                   help="read the response from this column (a custom flat format)")
+    p.add_argument("--turns", choices=["last", "first", "sum", "max", "mean"], default="last",
+                   help="which assistant turns of a conversation count (default: last)")
+    p.add_argument("--num-proc", type=int, default=1, help="processes for tokenizer units")
+    p.add_argument("--split", default="train", help="split to read from a hub name or DatasetDict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sftselect", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"sftselect {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sel = sub.add_parser("select", help="select a subset and write it with its provenance")
+    sel.add_argument("input", help=".json, .jsonl, .parquet, a saved Dataset folder, or a hub name")
+    sel.add_argument("-o", "--output", required=True,
+                     help="output path (.json, .jsonl, .parquet, or a folder)")
+    sel.add_argument("--selector", choices=["length", "random", "column"], default="length")
+    sel.add_argument("-k", type=_parse_k, default=None,
+                     help="rows to keep: a count, or a fraction in (0, 1]")
+    sel.add_argument("--seed", type=int, default=None, help="random seed (random selector, random ties)")
+    _add_length_options(sel)
+    sel.add_argument("--min-length", type=int, default=None, help="never select shorter responses")
+    sel.add_argument("--max-length", type=int, default=None, help="never select longer responses")
+    sel.add_argument("--keep-empty", action="store_true", help="allow empty responses")
+    sel.add_argument("--drop-echo", action="store_true",
+                     help="never select a response that repeats its instruction")
+    sel.add_argument("--shortest", action="store_true", help="select the shortest instead")
+    sel.add_argument("--ties", choices=["stable", "random"], default="stable")
+    sel.add_argument("--stratify", default=None, help="random selector: stratify by this column")
+    sel.add_argument("--score-column", default=None, help="column selector: the numeric column")
+    sel.add_argument("--min-score", type=float, default=None, help="column selector: keep score >= this")
+    sel.add_argument("--max-score", type=float, default=None, help="column selector: keep score <= this")
+    sel.add_argument("-q", "--quiet", action="store_true")
+
+    st = sub.add_parser("stats", help="print the response-length distribution, write a histogram")
+    st.add_argument("input")
+    _add_length_options(st)
+    st.add_argument("--plot", default=None,
+                    help="histogram PNG path (default: <input name>.lengths.png in the current folder)")
+    st.add_argument("--no-plot", action="store_true", help="do not write the histogram")
+    st.add_argument("--bins", type=int, default=50)
+    st.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def _format_arg(args: argparse.Namespace) -> Any:
+    if args.response_column:
+        from .formats import Format
+
+        return Format.custom(args.response_column)
+    return args.format
+
+
+def _load(args: argparse.Namespace):
+    from .io import load_data
+
+    t0 = time.perf_counter()
+    dataset = load_data(args.input, split=args.split)
+    _info(f"loaded {len(dataset):,} rows from {args.input} in {time.perf_counter() - t0:.1f}s", args.quiet)
+    return dataset
+
+
+def _build_selector(args: argparse.Namespace):
+    from .selectors import ColumnScoreSelector, LengthSelector, RandomSelector
+
+    if args.selector == "length":
+        return LengthSelector(
+            k=args.k, unit=args.unit, format=_format_arg(args), turns=args.turns,
+            min_length=args.min_length, max_length=args.max_length,
+            drop_empty=not args.keep_empty, drop_echo=args.drop_echo,
+            largest=not args.shortest, ties=args.ties, num_proc=args.num_proc,
+            random_state=args.seed, show_progress=not args.quiet,
+        )
+    if args.selector == "random":
+        if args.k is None:
+            raise CliError("--selector random needs -k")
+        return RandomSelector(k=args.k, random_state=args.seed, stratify=args.stratify)
+    if args.score_column is None:
+        raise CliError("--selector column needs --score-column")
+    return ColumnScoreSelector(args.score_column, k=args.k, min_score=args.min_score,
+                               max_score=args.max_score, ties=args.ties, random_state=args.seed)
+
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from .io import save_data
+    from .provenance import file_sha256, write_json_atomic
+
+    output = Path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        raise CliError("the output path is the input path; choose another output")
+    selector = _build_selector(args)
+    dataset = _load(args)
+    t0 = time.perf_counter()
+    selection = selector.run(dataset)
+    elapsed = time.perf_counter() - t0
+    subset = dataset.select(selection.indices)
+    record = selection.provenance()
+    record["input"]["path"] = str(args.input)
+    if Path(args.input).exists():
+        record["input"]["sha256"] = file_sha256(args.input)
+    record["output"] = str(output)
+    record["seconds"] = round(elapsed, 3)
+    prov_path = output.with_name(output.name + ".provenance.json")
+    save_data(subset, output)
+    write_json_atomic(record, prov_path)
+    _info(f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
+          f"(provenance: {prov_path})", args.quiet)
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from .selectors import LengthSelector
+
+    dataset = _load(args)
+    selector = LengthSelector(k=None, unit=args.unit, format=_format_arg(args), turns=args.turns,
+                              on_invalid="nan", num_proc=args.num_proc, show_progress=not args.quiet)
+    lengths = selector.score(dataset)
+    finite = lengths[~np.isnan(lengths)]
+    unit = selector.unit if isinstance(selector.unit, str) else repr(selector.unit)
+    print(f"rows: {len(dataset):,}   unit: {unit}   unscorable: {len(lengths) - finite.size:,}")
+    if finite.size:
+        qs = [0, 1, 5, 25, 50, 75, 95, 99, 100]
+        values = np.percentile(finite, qs)
+        print(f"mean: {finite.mean():.1f}   std: {finite.std():.1f}   empty: {int((finite == 0).sum()):,}")
+        print("  ".join(f"p{q}={v:.0f}" for q, v in zip(qs, values)))
+        counts, edges = np.histogram(finite, bins=min(args.bins, 20))
+        width = max(counts.max(), 1)
+        for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
+            print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * int(round(40 * c / width))}")
+    if not args.no_plot and finite.size:
+        plot = Path(args.plot) if args.plot else Path(Path(args.input).name + ".lengths.png")
+        _plot_histogram(finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})")
+        print(f"histogram: {plot}")
+    return 0
+
+
+def _plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(values, bins=bins, color="#3b6ea8")
+    ax.set_xlabel("response length")
+    ax.set_ylabel("rows")
+    ax.set_title(title)
+    ax.axvline(np.median(values), color="k", linestyle="--", linewidth=1, label="median")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sftselect`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"select": _cmd_select, "stats": _cmd_stats}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("sftselect: interrupted", file=sys.stderr)
+        return 130
+    except (SftSelectError, CliError, FileNotFoundError, IsADirectoryError, PermissionError,
+            TypeError, ValueError, KeyError) as exc:
+        if os.environ.get("SFTSELECT_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sftselect {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -1,0 +1,94 @@
+"""The checks every selector passes, and the list of selectors they run on.
+
+Add each new selector to ``CASES``: a name and a factory ``(k, seed) -> Selector``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from datasets import Dataset
+
+from sftselect import (
+    Chain,
+    ColumnScoreSelector,
+    Intersection,
+    KTooLargeWarning,
+    LengthSelector,
+    PerSource,
+    RandomSelector,
+    Selector,
+    Union,
+)
+from sftselect._validation import resolve_k
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    make: Callable[[int | float, int], Selector]
+    #: True when the selector returns exactly min(k, n) rows on any dataset
+    #: where every row is eligible (no quotas or stages that decide the size).
+    exact_k: bool = True
+
+
+CASES: list[Case] = [
+    Case("length-nltk", lambda k, s: LengthSelector(k)),
+    Case("length-chars-random-ties", lambda k, s: LengthSelector(k, unit="chars", ties="random", random_state=s)),
+    Case("length-words-shortest", lambda k, s: LengthSelector(k, unit="words", largest=False)),
+    Case("random", lambda k, s: RandomSelector(k, random_state=s)),
+    Case("random-stratified", lambda k, s: RandomSelector(k, random_state=s, stratify="source")),
+    Case("random-stratified-equal", lambda k, s: RandomSelector(k, random_state=s, stratify="source", allocation="equal")),
+    Case("column-score", lambda k, s: ColumnScoreSelector("score", k, ties="random", random_state=s)),
+    Case("union", lambda k, s: Union(LengthSelector(k, unit="chars"), RandomSelector(k, random_state=s), k=k)),
+    Case("intersection", lambda k, s: Intersection(LengthSelector(k, unit="chars"), ColumnScoreSelector("score"
+         , k), k=k)),
+    Case("chain", lambda k, s: Chain(RandomSelector(1.0, random_state=s), LengthSelector(k, unit="words"))),
+    Case("per-source", lambda k, s: PerSource("source", {"flan": k, "dolly": k},
+                                              LengthSelector(unit="chars")), exact_k=False),
+]
+
+
+def run_quietly(selector: Selector, dataset: Dataset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KTooLargeWarning)
+        return selector.run(dataset)
+
+
+def check_selector(case: Case, dataset: Dataset, k: int | float, seed: int) -> None:
+    """Every property of the contract on one dataset, k and seed."""
+    n = len(dataset)
+    before_fp = dataset._fingerprint
+    before_rows = dataset.to_list()
+    selector = case.make(k, seed)
+    sel = run_quietly(selector, dataset)
+    idx = sel.indices
+    # subset, unique, ascending, int64
+    assert idx.dtype == np.int64
+    assert idx.ndim == 1
+    assert np.all((idx >= 0) & (idx < max(n, 1))) or idx.size == 0
+    assert np.all(np.diff(idx) > 0), "indices must be unique and ascending"
+    # ranked holds the same rows
+    assert sorted(sel.ranked.tolist()) == idx.tolist()
+    # exact size
+    if case.exact_k:
+        assert idx.size == min(resolve_k(k, n), sel.n_eligible)
+    # determinism under the seed
+    again = run_quietly(case.make(k, seed), dataset).indices
+    assert np.array_equal(idx, again)
+    # select() is the same rows through dataset.select
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KTooLargeWarning)
+        subset = case.make(k, seed).select(dataset)
+    assert isinstance(subset, Dataset)
+    assert subset.to_list() == [before_rows[i] for i in idx]
+    # the input is not mutated
+    assert dataset._fingerprint == before_fp
+    assert dataset.to_list() == before_rows
+    # the ranking's prefix is the selection
+    if case.exact_k and selector.k is not None:
+        ranking = case.make(k, seed).rank_indices(dataset)
+        assert np.array_equal(np.sort(ranking[: idx.size]), idx)

@@ -1,0 +1,86 @@
+"""Hypothesis strategies for instruction datasets in each format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis.strategies as st
+from datasets import Dataset
+
+WORDS = ["the", "a", "model", "answer", "Dr.", "e.g.", "U.S.", "don't", "(see", "below)", "42",
+         "3.14", "\"quoted\"", "end.", "why?", "yes!", "naïve", "日本語", "…", "--", "'s"]
+
+#: Short texts of words, punctuation and whitespace (including empty and blank).
+texts = st.lists(st.sampled_from(WORDS), min_size=0, max_size=30).flatmap(
+    lambda ws: st.sampled_from([" ", "  ", "\n", " \t"]).map(lambda sep: sep.join(ws))
+)
+
+#: Non-empty texts (at least one word).
+nonempty_texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=30).map(" ".join)
+
+#: Arbitrary Unicode strings, for checks against Python's own len/split.
+any_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=60)
+
+SOURCES = ["sharegpt", "flan", "dolly"]
+
+
+@st.composite
+def alpaca_rows(draw: Any, min_size: int = 0, max_size: int = 40, allow_empty: bool = True) -> list[dict]:
+    """Alpaca records with a ``source`` and a numeric ``score`` column."""
+    n = draw(st.integers(min_size, max_size))
+    body = texts if allow_empty else nonempty_texts
+    return [
+        {
+            "instruction": draw(nonempty_texts),
+            "input": draw(st.sampled_from(["", "some context"])),
+            "output": draw(body),
+            "source": draw(st.sampled_from(SOURCES)),
+            "score": float(draw(st.integers(0, 10))) / 2,
+        }
+        for _ in range(n)
+    ]
+
+
+def alpaca_datasets(min_size: int = 0, max_size: int = 40, allow_empty: bool = True):
+    """``datasets.Dataset`` objects in Alpaca format (with source and score)."""
+    return alpaca_rows(min_size, max_size, allow_empty).map(_to_dataset)
+
+
+def _to_dataset(rows: list[dict]) -> Dataset:
+    if not rows:
+        return Dataset.from_dict(
+            {"instruction": [], "input": [], "output": [], "source": [], "score": []}
+        )
+    return Dataset.from_list(rows)
+
+
+@st.composite
+def sharegpt_datasets(draw: Any, min_size: int = 1, max_size: int = 20) -> Dataset:
+    """FastChat/ShareGPT conversations of 1-3 human/gpt exchanges."""
+    n = draw(st.integers(min_size, max_size))
+    rows = []
+    for _ in range(n):
+        turns = []
+        for _ in range(draw(st.integers(1, 3))):
+            turns.append({"from": "human", "value": draw(nonempty_texts)})
+            turns.append({"from": "gpt", "value": draw(nonempty_texts)})
+        rows.append({"conversations": turns})
+    return Dataset.from_list(rows)
+
+
+@st.composite
+def openai_datasets(draw: Any, min_size: int = 1, max_size: int = 20) -> Dataset:
+    """OpenAI chat ``messages`` with an optional system turn."""
+    n = draw(st.integers(min_size, max_size))
+    rows = []
+    for _ in range(n):
+        msgs = [{"role": "system", "content": "be brief"}] if draw(st.booleans()) else []
+        for _ in range(draw(st.integers(1, 3))):
+            msgs.append({"role": "user", "content": draw(nonempty_texts)})
+            msgs.append({"role": "assistant", "content": draw(nonempty_texts)})
+        rows.append({"messages": msgs})
+    return Dataset.from_list(rows)
+
+
+ks = st.one_of(st.integers(1, 60), st.floats(0.01, 1.0))
+seeds = st.integers(0, 2**32 - 1)
