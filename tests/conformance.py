@@ -37,18 +37,39 @@ class Case:
 
 CASES: list[Case] = [
     Case("length-nltk", lambda k, s: LengthSelector(k)),
-    Case("length-chars-random-ties", lambda k, s: LengthSelector(k, unit="chars", ties="random", random_state=s)),
+    Case(
+        "length-chars-random-ties",
+        lambda k, s: LengthSelector(k, unit="chars", ties="random", random_state=s),
+    ),
     Case("length-words-shortest", lambda k, s: LengthSelector(k, unit="words", largest=False)),
     Case("random", lambda k, s: RandomSelector(k, random_state=s)),
     Case("random-stratified", lambda k, s: RandomSelector(k, random_state=s, stratify="source")),
-    Case("random-stratified-equal", lambda k, s: RandomSelector(k, random_state=s, stratify="source", allocation="equal")),
-    Case("column-score", lambda k, s: ColumnScoreSelector("score", k, ties="random", random_state=s)),
-    Case("union", lambda k, s: Union(LengthSelector(k, unit="chars"), RandomSelector(k, random_state=s), k=k)),
-    Case("intersection", lambda k, s: Intersection(LengthSelector(k, unit="chars"), ColumnScoreSelector("score"
-         , k), k=k)),
-    Case("chain", lambda k, s: Chain(RandomSelector(1.0, random_state=s), LengthSelector(k, unit="words"))),
-    Case("per-source", lambda k, s: PerSource("source", {"flan": k, "dolly": k},
-                                              LengthSelector(unit="chars")), exact_k=False),
+    Case(
+        "random-stratified-equal",
+        lambda k, s: RandomSelector(k, random_state=s, stratify="source", allocation="equal"),
+    ),
+    Case(
+        "column-score", lambda k, s: ColumnScoreSelector("score", k, ties="random", random_state=s)
+    ),
+    Case(
+        "union",
+        lambda k, s: Union(LengthSelector(k, unit="chars"), RandomSelector(k, random_state=s), k=k),
+    ),
+    Case(
+        "intersection",
+        lambda k, s: Intersection(
+            LengthSelector(k, unit="chars"), ColumnScoreSelector("score", k), k=k
+        ),
+    ),
+    Case(
+        "chain",
+        lambda k, s: Chain(RandomSelector(1.0, random_state=s), LengthSelector(k, unit="words")),
+    ),
+    Case(
+        "per-source",
+        lambda k, s: PerSource("source", {"flan": k, "dolly": k}, LengthSelector(unit="chars")),
+        exact_k=False,
+    ),
 ]
 
 

@@ -29,8 +29,13 @@ def shared_data() -> Path:
 @pytest.fixture
 def small_alpaca() -> Dataset:
     rows = [
-        {"instruction": f"Question {i}?", "input": "", "output": " ".join(["word"] * (i % 7 + 1)),
-         "source": ["flan", "dolly", "sharegpt"][i % 3], "score": float(i % 5)}
+        {
+            "instruction": f"Question {i}?",
+            "input": "",
+            "output": " ".join(["word"] * (i % 7 + 1)),
+            "source": ["flan", "dolly", "sharegpt"][i % 3],
+            "score": float(i % 5),
+        }
         for i in range(30)
     ]
     return Dataset.from_list(rows)

@@ -7,8 +7,29 @@ from typing import Any
 import hypothesis.strategies as st
 from datasets import Dataset
 
-WORDS = ["the", "a", "model", "answer", "Dr.", "e.g.", "U.S.", "don't", "(see", "below)", "42",
-         "3.14", "\"quoted\"", "end.", "why?", "yes!", "naïve", "日本語", "…", "--", "'s"]
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "Dr.",
+    "e.g.",
+    "U.S.",
+    "don't",
+    "(see",
+    "below)",
+    "42",
+    "3.14",
+    '"quoted"',
+    "end.",
+    "why?",
+    "yes!",
+    "naïve",
+    "日本語",
+    "…",
+    "--",
+    "'s",
+]
 
 #: Short texts of words, punctuation and whitespace (including empty and blank).
 texts = st.lists(st.sampled_from(WORDS), min_size=0, max_size=30).flatmap(
@@ -25,7 +46,9 @@ SOURCES = ["sharegpt", "flan", "dolly"]
 
 
 @st.composite
-def alpaca_rows(draw: Any, min_size: int = 0, max_size: int = 40, allow_empty: bool = True) -> list[dict]:
+def alpaca_rows(
+    draw: Any, min_size: int = 0, max_size: int = 40, allow_empty: bool = True
+) -> list[dict]:
     """Alpaca records with a ``source`` and a numeric ``score`` column."""
     n = draw(st.integers(min_size, max_size))
     body = texts if allow_empty else nonempty_texts

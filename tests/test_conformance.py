@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from conformance import CASES, check_selector, run_quietly
 from sftselect import KTooLargeWarning
 from strategies import alpaca_datasets, ks, seeds
-
-from conformance import CASES, check_selector, run_quietly
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -35,7 +35,9 @@ def test_length_selector_reproduces_released_1k_longest(shared_data):
     lengths = selection.scores
     cut = lengths[selection.indices].min()
     wanted = {record_key(r) for r in released}
-    missed = [i for i, r in enumerate(pool) if record_key(r) in wanted and i not in set(selection.indices)]
+    missed = [
+        i for i, r in enumerate(pool) if record_key(r) in wanted and i not in set(selection.indices)
+    ]
     assert all(lengths[i] == cut for i in missed)
 
 

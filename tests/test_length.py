@@ -20,7 +20,9 @@ from sftselect import (
 
 def alpaca(outputs, instructions=None):
     instructions = instructions or [f"instruction {i}" for i in range(len(outputs))]
-    return Dataset.from_dict({"instruction": instructions, "input": [""] * len(outputs), "output": outputs})
+    return Dataset.from_dict(
+        {"instruction": instructions, "input": [""] * len(outputs), "output": outputs}
+    )
 
 
 def test_picks_longest_and_keeps_original_order():
@@ -45,8 +47,10 @@ def test_stable_ties_keep_earlier_rows():
 def test_random_ties_are_seeded_and_uniform():
     """ties='random' draws among the tied rows with the seed, each tied row about equally often."""
     ds = alpaca(["x y z"] + ["x y"] * 4)
-    picks = [LengthSelector(2, unit="words", ties="random", random_state=s).select_indices(ds)
-             for s in range(400)]
+    picks = [
+        LengthSelector(2, unit="words", ties="random", random_state=s).select_indices(ds)
+        for s in range(400)
+    ]
     assert all(p[0] == 0 for p in picks)
     counts = np.bincount([int(p[1]) for p in picks], minlength=5)[1:]
     assert counts.min() > 60  # each of 4 tied rows ~100 times
@@ -65,8 +69,13 @@ def test_units_count_what_they_say():
 
 def test_response_alone_is_measured():
     """Only the response is measured, never the instruction or input."""
-    ds = Dataset.from_dict({"instruction": ["a very long instruction " * 20], "input": ["long " * 50],
-                            "output": ["short"]})
+    ds = Dataset.from_dict(
+        {
+            "instruction": ["a very long instruction " * 20],
+            "input": ["long " * 50],
+            "output": ["short"],
+        }
+    )
     assert LengthSelector(unit="words").score(ds).tolist() == [1.0]
 
 
@@ -107,20 +116,32 @@ def test_token_units_in_two_processes_match_one():
 
 def test_dolly_format_detected():
     """Dolly rows (instruction, context, response) are measured on 'response'."""
-    ds = Dataset.from_dict({"instruction": ["q", "q"], "context": ["", ""], "response": ["a b c", "a"]})
+    ds = Dataset.from_dict(
+        {"instruction": ["q", "q"], "context": ["", ""], "response": ["a b c", "a"]}
+    )
     assert LengthSelector(unit="words").score(ds).tolist() == [3.0, 1.0]
 
 
 def _sharegpt():
-    return Dataset.from_list([
-        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "a b c"},
-                           {"from": "human", "value": "more"}, {"from": "gpt", "value": "a"}]},
-        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "a b"}]},
-    ])
+    return Dataset.from_list(
+        [
+            {
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "gpt", "value": "a b c"},
+                    {"from": "human", "value": "more"},
+                    {"from": "gpt", "value": "a"},
+                ]
+            },
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "a b"}]},
+        ]
+    )
 
 
-@pytest.mark.parametrize(("turns", "want"), [("last", [1, 2]), ("first", [3, 2]), ("sum", [4, 2]),
-                                             ("max", [3, 2]), ("mean", [2, 2])])
+@pytest.mark.parametrize(
+    ("turns", "want"),
+    [("last", [1, 2]), ("first", [3, 2]), ("sum", [4, 2]), ("max", [3, 2]), ("mean", [2, 2])],
+)
 def test_multi_turn_policies(turns, want):
     """The turns policy picks or aggregates the assistant turns as documented."""
     assert LengthSelector(unit="words", turns=turns).score(_sharegpt()).tolist() == want
@@ -128,22 +149,34 @@ def test_multi_turn_policies(turns, want):
 
 def test_openai_messages_format():
     """OpenAI 'messages' rows measure assistant turns only (system and user ignored)."""
-    ds = Dataset.from_list([{"messages": [{"role": "system", "content": "s " * 50},
-                                          {"role": "user", "content": "q"},
-                                          {"role": "assistant", "content": "one two"}]}])
+    ds = Dataset.from_list(
+        [
+            {
+                "messages": [
+                    {"role": "system", "content": "s " * 50},
+                    {"role": "user", "content": "q"},
+                    {"role": "assistant", "content": "one two"},
+                ]
+            }
+        ]
+    )
     assert LengthSelector(unit="words").score(ds).tolist() == [2.0]
 
 
 def test_custom_format_reads_named_column():
     """Format.custom names any response column."""
     ds = Dataset.from_dict({"prompt": ["p"], "completion": ["x y z"]})
-    assert LengthSelector(unit="words", format=Format.custom("completion")).score(ds).tolist() == [3.0]
+    assert LengthSelector(unit="words", format=Format.custom("completion")).score(ds).tolist() == [
+        3.0
+    ]
 
 
 def test_min_and_max_length_are_inclusive_bounds():
     """min_length/max_length keep lengths within [min, max], inclusive."""
     ds = alpaca(["a", "a b", "a b c", "a b c d"])
-    assert LengthSelector(None, unit="words", min_length=2, max_length=3).select_indices(ds).tolist() == [1, 2]
+    assert LengthSelector(None, unit="words", min_length=2, max_length=3).select_indices(
+        ds
+    ).tolist() == [1, 2]
 
 
 def test_empty_responses_are_dropped_by_default():
@@ -151,13 +184,19 @@ def test_empty_responses_are_dropped_by_default():
     ds = alpaca(["", "  \n", "x"])
     with pytest.warns(KTooLargeWarning):
         assert LengthSelector(3, unit="chars").select_indices(ds).tolist() == [2]
-    assert LengthSelector(3, unit="chars", drop_empty=False).select_indices(ds).tolist() == [0, 1, 2]
+    assert LengthSelector(3, unit="chars", drop_empty=False).select_indices(ds).tolist() == [
+        0,
+        1,
+        2,
+    ]
 
 
 def test_instruction_echo_is_dropped_when_asked():
     """drop_echo removes responses that only repeat the instruction."""
-    ds = alpaca(["Name three  colours.", "Red, green and blue are three colours."],
-                instructions=["name three colours", "name three colours"])
+    ds = alpaca(
+        ["Name three  colours.", "Red, green and blue are three colours."],
+        instructions=["name three colours", "name three colours"],
+    )
     assert LengthSelector(2, unit="chars").select_indices(ds).tolist() == [0, 1]
     with pytest.warns(KTooLargeWarning):
         assert LengthSelector(2, unit="chars", drop_echo=True).select_indices(ds).tolist() == [1]
@@ -181,8 +220,12 @@ def test_non_string_response_column_raises():
 
 def test_chat_row_without_assistant_turn_raises():
     """A conversation with no assistant turn names its row."""
-    ds = Dataset.from_list([{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "x"}]},
-                            {"conversations": [{"from": "human", "value": "alone"}]}])
+    ds = Dataset.from_list(
+        [
+            {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "x"}]},
+            {"conversations": [{"from": "human", "value": "alone"}]},
+        ]
+    )
     with pytest.raises(DataFormatError, match="Row 1"):
         LengthSelector(1, unit="chars").select_indices(ds)
 
@@ -190,22 +233,33 @@ def test_chat_row_without_assistant_turn_raises():
 def test_missing_response_column_lists_columns_and_formats():
     """Undetectable data names the columns found and the formats tried."""
     ds = Dataset.from_dict({"question": ["q"], "answer": ["a"]})
-    with pytest.raises(MissingColumnError, match=r"Columns found: \['question', 'answer'\].*alpaca"):
+    with pytest.raises(
+        MissingColumnError, match=r"Columns found: \['question', 'answer'\].*alpaca"
+    ):
         LengthSelector(1).select_indices(ds)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"k": -3}, "The 'k' parameter of LengthSelector must be a positive int or a float in (0, 1] or None. Got -3 instead."),
-    ({"k": 0}, "Got 0 instead"),
-    ({"k": 1.5}, "Got 1.5 instead"),
-    ({"k": True}, "Got True instead"),
-    ({"unit": "bytes"}, "The 'unit' parameter of LengthSelector must be one of"),
-    ({"turns": "all"}, "The 'turns' parameter of LengthSelector must be one of"),
-    ({"ties": "first"}, "The 'ties' parameter of LengthSelector must be one of"),
-    ({"num_proc": 0}, "The 'num_proc' parameter of LengthSelector must be a positive int. Got 0 instead."),
-    ({"min_length": 5, "max_length": 2}, "must not exceed"),
-    ({"k": None}, "needs 'k', 'min_length' or 'max_length'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"k": -3},
+            "The 'k' parameter of LengthSelector must be a positive int or a float in (0, 1] or None. Got -3 instead.",
+        ),
+        ({"k": 0}, "Got 0 instead"),
+        ({"k": 1.5}, "Got 1.5 instead"),
+        ({"k": True}, "Got True instead"),
+        ({"unit": "bytes"}, "The 'unit' parameter of LengthSelector must be one of"),
+        ({"turns": "all"}, "The 'turns' parameter of LengthSelector must be one of"),
+        ({"ties": "first"}, "The 'ties' parameter of LengthSelector must be one of"),
+        (
+            {"num_proc": 0},
+            "The 'num_proc' parameter of LengthSelector must be a positive int. Got 0 instead.",
+        ),
+        ({"min_length": 5, "max_length": 2}, "must not exceed"),
+        ({"k": None}, "needs 'k', 'min_length' or 'max_length'"),
+    ],
+)
 def test_bad_parameters_are_reported_when_used(kwargs, message):
     """Invalid hyper-parameters raise InvalidParameterError with the standard message, at use."""
     selector = LengthSelector(**kwargs)  # storing never fails

@@ -32,7 +32,15 @@ def test_chars_equal_python_len(texts):
 
 
 @SETTINGS
-@given(st.lists(st.text(alphabet=st.sampled_from(list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u2003\u3000\u200b.")), max_size=30), max_size=30))
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.sampled_from(list("ab \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u2003\u3000\u200b.")),
+            max_size=30,
+        ),
+        max_size=30,
+    )
+)
 def test_words_equal_python_split(texts):
     """The 'words' unit equals len(text.split()), whitespace set included."""
     got = Words().measure(pa.array(texts, type=pa.string()))
@@ -66,8 +74,12 @@ def test_stable_ties_prefer_earlier_rows(dataset, k):
 
 
 @SETTINGS
-@given(st.lists(st.integers(0, 5).map(float), max_size=50), st.integers(0, 50), seeds,
-       st.sampled_from(["stable", "random"]))
+@given(
+    st.lists(st.integers(0, 5).map(float), max_size=50),
+    st.integers(0, 50),
+    seeds,
+    st.sampled_from(["stable", "random"]),
+)
 def test_limited_order_is_prefix_of_full_order(scores, limit, seed, ties):
     """top_order with a limit is exactly the prefix of the full order (same seed)."""
     s = np.asarray(scores, dtype=np.float64)
@@ -122,6 +134,8 @@ def test_chain_is_inside_its_first_stage(dataset, ka, kb, seed):
 def test_random_prefix_grows_monotonically(dataset, seed):
     """A larger k extends a smaller k's random selection (same seed)."""
     n = len(dataset)
-    small = RandomSelector(max(1, n // 3), random_state=seed, stratify="source").select_indices(dataset)
+    small = RandomSelector(max(1, n // 3), random_state=seed, stratify="source").select_indices(
+        dataset
+    )
     big = RandomSelector(n, random_state=seed, stratify="source").select_indices(dataset)
     assert set(small.tolist()) <= set(big.tolist())

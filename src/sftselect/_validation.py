@@ -51,7 +51,7 @@ def resolve_k(k: int | float, n: int) -> int:
     fractional size: ``k=0.1`` of 15 rows is 2 rows.
     """
     if isinstance(k, float):
-        return int(math.ceil(k * n - 1e-9))
+        return math.ceil(k * n - 1e-9)
     return int(k)
 
 
@@ -67,9 +67,13 @@ def check_random_state(random_state: Any, owner: str) -> np.random.Generator:
         return random_state
     if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
         if random_state < 0:
-            raise param_error(owner, "random_state", "a non-negative int, a numpy Generator or None", random_state)
+            raise param_error(
+                owner, "random_state", "a non-negative int, a numpy Generator or None", random_state
+            )
         return np.random.default_rng(int(random_state))
-    raise param_error(owner, "random_state", "a non-negative int, a numpy Generator or None", random_state)
+    raise param_error(
+        owner, "random_state", "a non-negative int, a numpy Generator or None", random_state
+    )
 
 
 def check_choice(value: Any, name: str, owner: str, choices: Sequence[Any]) -> Any:

@@ -51,15 +51,29 @@ def _info(message: str, quiet: bool) -> None:
 
 
 def _add_length_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--unit", default="nltk_words", 
-                   help="length unit: chars, words, nltk_words (the paper's; default), "
-                        "tiktoken:<encoding>, hf:<tokenizer path>")
-    p.add_argument("--format", choices=["alpaca", "dolly", "sharegpt", "openai"], default=None,
-                   help="data format (default: detected from the columns)")
-    p.add_argument("--response-column", default=None,
-                   help="read the response from this column (a custom flat format)")
-    p.add_argument("--turns", choices=["last", "first", "sum", "max", "mean"], default="last",
-                   help="which assistant turns of a conversation count (default: last)")
+    p.add_argument(
+        "--unit",
+        default="nltk_words",
+        help="length unit: chars, words, nltk_words (the paper's; default), "
+        "tiktoken:<encoding>, hf:<tokenizer path>",
+    )
+    p.add_argument(
+        "--format",
+        choices=["alpaca", "dolly", "sharegpt", "openai"],
+        default=None,
+        help="data format (default: detected from the columns)",
+    )
+    p.add_argument(
+        "--response-column",
+        default=None,
+        help="read the response from this column (a custom flat format)",
+    )
+    p.add_argument(
+        "--turns",
+        choices=["last", "first", "sum", "max", "mean"],
+        default="last",
+        help="which assistant turns of a conversation count (default: last)",
+    )
     p.add_argument("--num-proc", type=int, default=1, help="processes for tokenizer units")
     p.add_argument("--split", default="train", help="split to read from a hub name or DatasetDict")
 
@@ -71,31 +85,49 @@ def build_parser() -> argparse.ArgumentParser:
 
     sel = sub.add_parser("select", help="select a subset and write it with its provenance")
     sel.add_argument("input", help=".json, .jsonl, .parquet, a saved Dataset folder, or a hub name")
-    sel.add_argument("-o", "--output", required=True,
-                     help="output path (.json, .jsonl, .parquet, or a folder)")
+    sel.add_argument(
+        "-o", "--output", required=True, help="output path (.json, .jsonl, .parquet, or a folder)"
+    )
     sel.add_argument("--selector", choices=["length", "random", "column"], default="length")
-    sel.add_argument("-k", type=_parse_k, default=None,
-                     help="rows to keep: a count, or a fraction in (0, 1]")
-    sel.add_argument("--seed", type=int, default=None, help="random seed (random selector, random ties)")
+    sel.add_argument(
+        "-k",
+        type=_parse_k,
+        default=None,
+        help="rows to keep: a count, or a fraction in (0, 1] (length selector: "
+        "1000 unless --min-length/--max-length decide)",
+    )
+    sel.add_argument(
+        "--seed", type=int, default=None, help="random seed (random selector, random ties)"
+    )
     _add_length_options(sel)
     sel.add_argument("--min-length", type=int, default=None, help="never select shorter responses")
     sel.add_argument("--max-length", type=int, default=None, help="never select longer responses")
     sel.add_argument("--keep-empty", action="store_true", help="allow empty responses")
-    sel.add_argument("--drop-echo", action="store_true",
-                     help="never select a response that repeats its instruction")
+    sel.add_argument(
+        "--drop-echo",
+        action="store_true",
+        help="never select a response that repeats its instruction",
+    )
     sel.add_argument("--shortest", action="store_true", help="select the shortest instead")
     sel.add_argument("--ties", choices=["stable", "random"], default="stable")
     sel.add_argument("--stratify", default=None, help="random selector: stratify by this column")
     sel.add_argument("--score-column", default=None, help="column selector: the numeric column")
-    sel.add_argument("--min-score", type=float, default=None, help="column selector: keep score >= this")
-    sel.add_argument("--max-score", type=float, default=None, help="column selector: keep score <= this")
+    sel.add_argument(
+        "--min-score", type=float, default=None, help="column selector: keep score >= this"
+    )
+    sel.add_argument(
+        "--max-score", type=float, default=None, help="column selector: keep score <= this"
+    )
     sel.add_argument("-q", "--quiet", action="store_true")
 
     st = sub.add_parser("stats", help="print the response-length distribution, write a histogram")
     st.add_argument("input")
     _add_length_options(st)
-    st.add_argument("--plot", default=None,
-                    help="histogram PNG path (default: <input name>.lengths.png in the current folder)")
+    st.add_argument(
+        "--plot",
+        default=None,
+        help="histogram PNG path (default: <input name>.lengths.png in the current folder)",
+    )
     st.add_argument("--no-plot", action="store_true", help="do not write the histogram")
     st.add_argument("--bins", type=int, default=50)
     st.add_argument("-q", "--quiet", action="store_true")
@@ -115,7 +147,10 @@ def _load(args: argparse.Namespace):
 
     t0 = time.perf_counter()
     dataset = load_data(args.input, split=args.split)
-    _info(f"loaded {len(dataset):,} rows from {args.input} in {time.perf_counter() - t0:.1f}s", args.quiet)
+    _info(
+        f"loaded {len(dataset):,} rows from {args.input} in {time.perf_counter() - t0:.1f}s",
+        args.quiet,
+    )
     return dataset
 
 
@@ -123,12 +158,23 @@ def _build_selector(args: argparse.Namespace):
     from .selectors import ColumnScoreSelector, LengthSelector, RandomSelector
 
     if args.selector == "length":
+        k = args.k
+        if k is None and args.min_length is None and args.max_length is None:
+            k = 1000  # LengthSelector's default, the paper's 1k
         return LengthSelector(
-            k=args.k, unit=args.unit, format=_format_arg(args), turns=args.turns,
-            min_length=args.min_length, max_length=args.max_length,
-            drop_empty=not args.keep_empty, drop_echo=args.drop_echo,
-            largest=not args.shortest, ties=args.ties, num_proc=args.num_proc,
-            random_state=args.seed, show_progress=not args.quiet,
+            k=k,
+            unit=args.unit,
+            format=_format_arg(args),
+            turns=args.turns,
+            min_length=args.min_length,
+            max_length=args.max_length,
+            drop_empty=not args.keep_empty,
+            drop_echo=args.drop_echo,
+            largest=not args.shortest,
+            ties=args.ties,
+            num_proc=args.num_proc,
+            random_state=args.seed,
+            show_progress=not args.quiet,
         )
     if args.selector == "random":
         if args.k is None:
@@ -136,8 +182,14 @@ def _build_selector(args: argparse.Namespace):
         return RandomSelector(k=args.k, random_state=args.seed, stratify=args.stratify)
     if args.score_column is None:
         raise CliError("--selector column needs --score-column")
-    return ColumnScoreSelector(args.score_column, k=args.k, min_score=args.min_score,
-                               max_score=args.max_score, ties=args.ties, random_state=args.seed)
+    return ColumnScoreSelector(
+        args.score_column,
+        k=args.k,
+        min_score=args.min_score,
+        max_score=args.max_score,
+        ties=args.ties,
+        random_state=args.seed,
+    )
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
@@ -162,8 +214,11 @@ def _cmd_select(args: argparse.Namespace) -> int:
     prov_path = output.with_name(output.name + ".provenance.json")
     save_data(subset, output)
     write_json_atomic(record, prov_path)
-    _info(f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
-          f"(provenance: {prov_path})", args.quiet)
+    _info(
+        f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
+        f"(provenance: {prov_path})",
+        args.quiet,
+    )
     return 0
 
 
@@ -171,8 +226,15 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from .selectors import LengthSelector
 
     dataset = _load(args)
-    selector = LengthSelector(k=None, unit=args.unit, format=_format_arg(args), turns=args.turns,
-                              on_invalid="nan", num_proc=args.num_proc, show_progress=not args.quiet)
+    selector = LengthSelector(
+        k=None,
+        unit=args.unit,
+        format=_format_arg(args),
+        turns=args.turns,
+        on_invalid="nan",
+        num_proc=args.num_proc,
+        show_progress=not args.quiet,
+    )
     lengths = selector.score(dataset)
     finite = lengths[~np.isnan(lengths)]
     unit = selector.unit if isinstance(selector.unit, str) else repr(selector.unit)
@@ -180,15 +242,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     if finite.size:
         qs = [0, 1, 5, 25, 50, 75, 95, 99, 100]
         values = np.percentile(finite, qs)
-        print(f"mean: {finite.mean():.1f}   std: {finite.std():.1f}   empty: {int((finite == 0).sum()):,}")
+        print(
+            f"mean: {finite.mean():.1f}   std: {finite.std():.1f}   empty: {int((finite == 0).sum()):,}"
+        )
         print("  ".join(f"p{q}={v:.0f}" for q, v in zip(qs, values)))
         counts, edges = np.histogram(finite, bins=min(args.bins, 20))
         width = max(counts.max(), 1)
         for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
-            print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * int(round(40 * c / width))}")
+            print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * round(40 * c / width)}")
     if not args.no_plot and finite.size:
         plot = Path(args.plot) if args.plot else Path(Path(args.input).name + ".lengths.png")
-        _plot_histogram(finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})")
+        _plot_histogram(
+            finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})"
+        )
         print(f"histogram: {plot}")
     return 0
 
@@ -224,8 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sftselect: interrupted", file=sys.stderr)
         return 130
-    except (SftSelectError, CliError, FileNotFoundError, IsADirectoryError, PermissionError,
-            TypeError, ValueError, KeyError) as exc:
+    except (
+        SftSelectError,
+        CliError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        TypeError,
+        ValueError,
+        KeyError,
+    ) as exc:
         if os.environ.get("SFTSELECT_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -235,4 +309,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

@@ -45,7 +45,9 @@ __all__ = ["Chain", "Intersection", "PerSource", "Union"]
 
 def _check_operands(selectors: tuple[Any, ...], owner: str, minimum: int) -> None:
     if len(selectors) < minimum:
-        raise InvalidParameterError(f"{owner} needs at least {minimum} selectors; got {len(selectors)}.")
+        raise InvalidParameterError(
+            f"{owner} needs at least {minimum} selectors; got {len(selectors)}."
+        )
     for i, s in enumerate(selectors):
         if not isinstance(s, Selector):
             raise param_error(owner, f"selectors[{i}]", "a Selector", s)
@@ -106,11 +108,21 @@ class Chain(_Composite):
         ranked = positions
         stages = []
         for stage in self.selectors:
-            subset = dataset if positions.size == len(dataset) and not stages else dataset.select(positions)
+            subset = (
+                dataset
+                if positions.size == len(dataset) and not stages
+                else dataset.select(positions)
+            )
             selection = stage.run(subset)
             ranked = positions[selection.ranked]
             positions = positions[selection.indices]
-            stages.append({"selector": type(stage).__name__, "n_in": selection.n_input, "n_out": int(positions.size)})
+            stages.append(
+                {
+                    "selector": type(stage).__name__,
+                    "n_in": selection.n_input,
+                    "n_out": int(positions.size),
+                }
+            )
         return RankResult(order=ranked, n_eligible=int(ranked.size), extra={"stages": stages})
 
 
@@ -137,8 +149,11 @@ class Union(_SetCombinator):
         first_operand = ranks.argmin(axis=0)
         rows = np.flatnonzero(best < n)
         order = rows[np.lexsort((rows, first_operand[rows], best[rows]))]
-        return RankResult(order=order, n_eligible=int(rows.size),
-                          extra={"operand_sizes": [int(o.size) for o in orders]})
+        return RankResult(
+            order=order,
+            n_eligible=int(rows.size),
+            extra={"operand_sizes": [int(o.size) for o in orders]},
+        )
 
 
 class Intersection(_SetCombinator):
@@ -152,8 +167,11 @@ class Intersection(_SetCombinator):
         total = ranks.sum(axis=0)
         rows = np.flatnonzero(worst < n)
         order = rows[np.lexsort((rows, total[rows], worst[rows]))]
-        return RankResult(order=order, n_eligible=int(rows.size),
-                          extra={"operand_sizes": [int(o.size) for o in orders]})
+        return RankResult(
+            order=order,
+            n_eligible=int(rows.size),
+            extra={"operand_sizes": [int(o.size) for o in orders]},
+        )
 
 
 class PerSource(_Composite):
@@ -186,7 +204,11 @@ class PerSource(_Composite):
         return ["column", "quotas", "base"]
 
     def get_params(self) -> dict[str, Any]:
-        return {"column": self.column, "quotas": _describe(dict(self.quotas)), "base": _describe(self.base)}
+        return {
+            "column": self.column,
+            "quotas": _describe(dict(self.quotas)),
+            "base": _describe(self.base),
+        }
 
     def clone(self, **overrides: Any) -> Selector:
         params = {"column": self.column, "quotas": self.quotas, "base": self.base}
@@ -194,12 +216,16 @@ class PerSource(_Composite):
         return PerSource(**params)
 
     def __repr__(self) -> str:
-        return f"PerSource(column={self.column!r}, quotas={dict(self.quotas)!r}, base={self.base!r})"
+        return (
+            f"PerSource(column={self.column!r}, quotas={dict(self.quotas)!r}, base={self.base!r})"
+        )
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         owner = "PerSource"
         if not isinstance(self.quotas, Mapping) or not self.quotas:
-            raise param_error(owner, "quotas", "a non-empty mapping of source value to k", self.quotas)
+            raise param_error(
+                owner, "quotas", "a non-empty mapping of source value to k", self.quotas
+            )
         _check_operands((self.base,), owner, 1)
         check_columns(dataset.column_names, [self.column], owner)
         quotas = {src: check_k(q, f"{owner} (quota of {src!r})") for src, q in self.quotas.items()}
@@ -221,8 +247,11 @@ class PerSource(_Composite):
             chosen = rows[selection.ranked]
             parts.append(chosen)
             priorities.append((np.arange(chosen.size) + 0.5) / max(chosen.size, 1))
-            report[str(src)] = {"rows": int(rows.size), "quota": resolve_k(quota, rows.size),
-                                "selected": int(chosen.size)}
+            report[str(src)] = {
+                "rows": int(rows.size),
+                "quota": resolve_k(quota, rows.size),
+                "selected": int(chosen.size),
+            }
         if parts:
             order_all = np.concatenate(parts)
             prio = np.concatenate(priorities)

@@ -87,7 +87,9 @@ class Format:
         return tuple(c for c in cols if c is not None)
 
     @classmethod
-    def custom(cls, response: str, instruction: str | None = None, input: str | None = None) -> Format:
+    def custom(
+        cls, response: str, instruction: str | None = None, input: str | None = None
+    ) -> Format:
         """A flat format with the response in column ``response``."""
         return cls(name="custom", response=response, instruction=instruction, input=input)
 
@@ -107,9 +109,7 @@ def check_dataset(dataset: Any, owner: str) -> None:
         hint = ""
         if type(dataset).__name__ == "DatasetDict":
             hint = " Pick a split first, e.g. dataset['train']."
-        raise TypeError(
-            f"{owner} takes a datasets.Dataset; got {type(dataset).__name__}.{hint}"
-        )
+        raise TypeError(f"{owner} takes a datasets.Dataset; got {type(dataset).__name__}.{hint}")
 
 
 def detect_format(column_names: list[str]) -> Format:
@@ -217,9 +217,9 @@ def response_view(
 def _chat_view(dataset: Dataset, fmt: Format, turns: str, on_invalid: str) -> TextView:
     n = len(dataset)
     col = _column(dataset, fmt.messages)  # type: ignore[arg-type]
-    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)) or not pa.types.is_struct(
-        col.type.value_type
-    ):
+    if not (
+        pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
+    ) or not pa.types.is_struct(col.type.value_type):
         raise DataFormatError(
             f"Column {fmt.messages!r} must be a list of {{{fmt.role_key!r}, {fmt.content_key!r}}} "
             f"records; its Arrow type is {col.type}."
@@ -239,13 +239,12 @@ def _chat_view(dataset: Dataset, fmt: Format, turns: str, on_invalid: str) -> Te
     is_asst = pc.fill_null(pc.is_in(roles, value_set=pa.array(ASSISTANT_ROLES)), False)
     asst = np.flatnonzero(is_asst.to_numpy(zero_copy_only=False))
     parents = parents_all[asst]
-    if turns in ("last", "first"):
-        if asst.size:
-            if turns == "last":
-                keep = np.r_[parents[1:] != parents[:-1], True]
-            else:
-                keep = np.r_[True, parents[1:] != parents[:-1]]
-            asst, parents = asst[keep], parents[keep]
+    if turns in ("last", "first") and asst.size:
+        if turns == "last":
+            keep = np.r_[parents[1:] != parents[:-1], True]
+        else:
+            keep = np.r_[True, parents[1:] != parents[:-1]]
+        asst, parents = asst[keep], parents[keep]
     has_response = np.zeros(n, dtype=bool)
     has_response[parents] = True
     missing = np.flatnonzero(~has_response)

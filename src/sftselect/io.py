@@ -31,7 +31,9 @@ def _records_from_json(path: Path) -> list[dict[str, Any]]:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             return _records_from_jsonl_text(text, path)  # JSON Lines saved as .json
-        raise DataFormatError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno}).") from None
+        raise DataFormatError(
+            f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
+        ) from None
     if isinstance(data, dict):
         lists = [k for k, v in data.items() if isinstance(v, list)]
         if len(lists) == 1:
@@ -42,7 +44,9 @@ def _records_from_json(path: Path) -> list[dict[str, Any]]:
         )
     for i, rec in enumerate(data):
         if not isinstance(rec, dict):
-            raise DataFormatError(f"{path}: record {i} is a {type(rec).__name__}; expected an object.")
+            raise DataFormatError(
+                f"{path}: record {i} is a {type(rec).__name__}; expected an object."
+            )
     return data
 
 
@@ -54,9 +58,13 @@ def _records_from_jsonl_text(text: str, path: Path) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno}).") from None
+            raise DataFormatError(
+                f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
+            ) from None
         if not isinstance(rec, dict):
-            raise DataFormatError(f"{path}:{lineno}: a {type(rec).__name__}; expected a JSON object.")
+            raise DataFormatError(
+                f"{path}:{lineno}: a {type(rec).__name__}; expected a JSON object."
+            )
         records.append(rec)
     return records
 
@@ -78,18 +86,25 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
     """Load instruction data from a file, a saved Dataset folder or a hub name.
 
     ``.json`` (an array of records, or JSON Lines), ``.jsonl``, ``.parquet``, a
-    folder written by ``Dataset.save_to_disk``, or a name for
+    folder written by ``Dataset.save_to_disk``, ``sample:NAME`` for a sample
+    bundled with the package (``sample:alpaca_2k``), or a name for
     ``datasets.load_dataset(name, split=split)`` (needs network access).
     """
     import datasets
 
+    if isinstance(source, str) and source.startswith("sample:"):
+        from .sample import load_sample
+
+        return load_sample(source.split(":", 1)[1])
     path = Path(source)
     if path.is_dir():
         if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
             loaded = datasets.load_from_disk(str(path))
             if isinstance(loaded, datasets.DatasetDict):
                 if split not in loaded:
-                    raise DataFormatError(f"{path}: no split {split!r}; splits found: {list(loaded)}.")
+                    raise DataFormatError(
+                        f"{path}: no split {split!r}; splits found: {list(loaded)}."
+                    )
                 loaded = loaded[split]
             return loaded
         return datasets.load_dataset(str(path), split=split)
@@ -98,7 +113,9 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
         if suffix == ".json":
             return _dataset_from_records(_records_from_json(path), path)
         if suffix == ".jsonl":
-            return _dataset_from_records(_records_from_jsonl_text(path.read_text(encoding="utf-8"), path), path)
+            return _dataset_from_records(
+                _records_from_jsonl_text(path.read_text(encoding="utf-8"), path), path
+            )
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -111,7 +128,9 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
             f"{path}: unsupported file type {suffix!r}; expected .json, .jsonl, .parquet "
             "or a saved Dataset folder."
         )
-    if path.suffix.lower() in OUTPUT_SUFFIXES or os.sep in str(source) and str(source).startswith((".", os.sep)):
+    if path.suffix.lower() in OUTPUT_SUFFIXES or (
+        os.sep in str(source) and str(source).startswith((".", os.sep))
+    ):
         raise FileNotFoundError(f"No such file: {source}")
     try:
         return datasets.load_dataset(str(source), split=split)

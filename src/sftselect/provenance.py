@@ -36,8 +36,12 @@ def score_summary(scores: np.ndarray | None, indices: np.ndarray) -> dict[str, A
         if finite.size:
             q = np.quantile(finite, [0.0, 0.25, 0.5, 0.75, 1.0])
             out.update(
-                min=float(q[0]), p25=float(q[1]), median=float(q[2]), p75=float(q[3]),
-                max=float(q[4]), mean=float(finite.mean()),
+                min=float(q[0]),
+                p25=float(q[1]),
+                median=float(q[2]),
+                p75=float(q[3]),
+                max=float(q[4]),
+                mean=float(finite.mean()),
             )
         return out
 
@@ -87,9 +91,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     paths = [path]
     if os.path.isdir(path):
-        paths = sorted(
-            os.path.join(root, f) for root, _, files in os.walk(path) for f in files
-        )
+        paths = sorted(os.path.join(root, f) for root, _, files in os.walk(path) for f in files)
     for p in paths:
         with open(p, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):

@@ -47,14 +47,18 @@ def alpaca_from_fastchat(record: dict[str, Any], where: str = "record") -> dict[
     try:
         human, gpt = record["conversations"][0]["value"], record["conversations"][1]["value"]
     except (KeyError, IndexError, TypeError):
-        raise DataFormatError(f"{where}: expected 'conversations' with a human and a gpt turn.") from None
+        raise DataFormatError(
+            f"{where}: expected 'conversations' with a human and a gpt turn."
+        ) from None
     if human.startswith(PROMPT_WITH_INPUT):
-        body = human[len(PROMPT_WITH_INPUT):]
+        body = human[len(PROMPT_WITH_INPUT) :]
         if _INPUT_MARK not in body:
-            raise DataFormatError(f"{where}: the prompt announces an input but has no '### Input:'.")
+            raise DataFormatError(
+                f"{where}: the prompt announces an input but has no '### Input:'."
+            )
         instruction, inp = body.split(_INPUT_MARK, 1)
     elif human.startswith(PROMPT_NO_INPUT):
-        instruction, inp = human[len(PROMPT_NO_INPUT):], ""
+        instruction, inp = human[len(PROMPT_NO_INPUT) :], ""
     else:
         raise DataFormatError(f"{where}: the human turn does not start with the Alpaca prompt.")
     rid = str(record.get("id", ""))
@@ -87,11 +91,17 @@ def build_alpaca_pool(data_dir: str | os.PathLike[str]) -> Dataset:
     data_dir = Path(data_dir)
     rows: list[dict[str, Any]] = []
     for name in ("random_9k", "claude_t45", "helpfulness_t45"):
-        for r in json.loads((data_dir / "alpaca_pool" / f"{name}.json").read_text(encoding="utf-8")):
-            rows.append({"instruction": r["instruction"], "input": r["input"], "output": r["output"]})
+        for r in json.loads(
+            (data_dir / "alpaca_pool" / f"{name}.json").read_text(encoding="utf-8")
+        ):
+            rows.append(
+                {"instruction": r["instruction"], "input": r["input"], "output": r["output"]}
+            )
     for name in ("filtered_alpaca_1k_longest", "filtered_alpaca_1k_score"):
         for r in load_released(data_dir / "paper" / f"{name}.json").to_list():
-            rows.append({"instruction": r["instruction"], "input": r["input"], "output": r["output"]})
+            rows.append(
+                {"instruction": r["instruction"], "input": r["input"], "output": r["output"]}
+            )
     seen: set[tuple[str, str, str]] = set()
     unique = []
     for r in rows:

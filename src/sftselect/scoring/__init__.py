@@ -2,4 +2,12 @@
 
 from .units import Characters, HFTokens, LengthUnit, NltkWords, TiktokenTokens, Words, resolve_unit
 
-__all__ = ["Characters", "HFTokens", "LengthUnit", "NltkWords", "TiktokenTokens", "Words", "resolve_unit"]
+__all__ = [
+    "Characters",
+    "HFTokens",
+    "LengthUnit",
+    "NltkWords",
+    "TiktokenTokens",
+    "Words",
+    "resolve_unit",
+]

@@ -14,7 +14,14 @@ import numpy as np
 import pyarrow.compute as pc
 
 from .._validation import check_choice, check_positive_int, param_error
-from ..formats import TURN_POLICIES, Format, TextView, aggregate_turns, resolve_format, response_view
+from ..formats import (
+    TURN_POLICIES,
+    Format,
+    TextView,
+    aggregate_turns,
+    resolve_format,
+    response_view,
+)
 from ..scoring.units import resolve_unit
 from .score import ScoreSelector
 
@@ -113,7 +120,9 @@ class LengthSelector(ScoreSelector):
         owner = type(self).__name__
         check_choice(self.turns, "turns", owner, TURN_POLICIES)
         fmt = resolve_format(dataset, self.format, owner)
-        return response_view(dataset, fmt, turns=self.turns, on_invalid=self.on_invalid, owner=owner)
+        return response_view(
+            dataset, fmt, turns=self.turns, on_invalid=self.on_invalid, owner=owner
+        )
 
     def _measure(self, dataset: Dataset) -> tuple[np.ndarray, TextView]:
         owner = type(self).__name__
@@ -124,7 +133,9 @@ class LengthSelector(ScoreSelector):
         lengths = unit.measure(view.texts, num_proc=num_proc, batch_size=batch_size)
         scores = aggregate_turns(lengths, view, self.turns)
         if scores.shape != (len(dataset),):
-            raise RuntimeError(f"unit {unit!r} returned {lengths.shape} lengths for {len(view.texts)} texts")
+            raise RuntimeError(
+                f"unit {unit!r} returned {lengths.shape} lengths for {len(view.texts)} texts"
+            )
         return scores, view
 
     def _score(self, dataset: Dataset) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..base import RankResult, Selector
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["RandomSelector", "stratum_codes", "interleave_strata"]
+__all__ = ["RandomSelector", "interleave_strata", "stratum_codes"]
 
 ALLOCATIONS = ("proportional", "equal")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice, check_optional_real, check_columns, param_error
+from .._validation import check_choice, check_columns, check_optional_real, param_error
 from ..base import RankResult, Selector
 from ..exceptions import InvalidParameterError
 from ..ranking import eligible_mask, top_order
@@ -136,13 +136,19 @@ class ColumnScoreSelector(ScoreSelector):
 
         check_columns(dataset.column_names, [self.column], type(self).__name__)
         col = dataset.with_format("arrow")[self.column]
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_null(col.type)):
+        if not (
+            pa.types.is_integer(col.type)
+            or pa.types.is_floating(col.type)
+            or pa.types.is_null(col.type)
+        ):
             from ..exceptions import DataFormatError
 
             raise DataFormatError(
                 f"Column {self.column!r} must be numeric to be used as a score; "
                 f"its Arrow type is {col.type}."
             )
-        return col.to_numpy().astype(np.float64) if col.null_count == 0 else np.array(
-            col.to_pylist(), dtype=np.float64
+        return (
+            col.to_numpy().astype(np.float64)
+            if col.null_count == 0
+            else np.array(col.to_pylist(), dtype=np.float64)
         )

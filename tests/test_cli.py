@@ -1,0 +1,132 @@
+"""The command line: select and stats, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sftselect.cli import main
+
+ROWS = [
+    {"instruction": f"q{i}", "input": "", "output": " ".join(["w"] * (i + 1))} for i in range(10)
+]
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(ROWS))
+    return path
+
+
+def test_select_writes_subset_and_provenance(data, tmp_path):
+    """select writes the subset (same columns) and a provenance record beside it."""
+    out = tmp_path / "out.jsonl"
+    assert main(["select", str(data), "-o", str(out), "-k", "3", "--unit", "words", "-q"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows == ROWS[7:]
+    prov = json.loads((tmp_path / "out.jsonl.provenance.json").read_text())
+    assert prov["indices"] == [7, 8, 9] and prov["selector"] == "LengthSelector"
+    assert len(prov["input"]["sha256"]) == 64
+
+
+def test_select_random_with_seed_is_reproducible(data, tmp_path):
+    """--selector random --seed S gives the same rows twice."""
+    outs = []
+    for name in ("a.json", "b.json"):
+        main(
+            [
+                "select",
+                str(data),
+                "-o",
+                str(tmp_path / name),
+                "--selector",
+                "random",
+                "-k",
+                "4",
+                "--seed",
+                "5",
+                "-q",
+            ]
+        )
+        outs.append(json.loads((tmp_path / name).read_text()))
+    assert outs[0] == outs[1] and len(outs[0]) == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ('[{"instruction": "a", "output": "b"},\n{oops}]', [], "in.json:2: malformed JSON"),
+        (
+            json.dumps([{"question": "a", "answer": "b"}]),
+            [],
+            "Columns found: ['question', 'answer']",
+        ),
+        (
+            json.dumps([{"instruction": "a", "output": "b"}, {"instruction": "a", "output": None}]),
+            [],
+            "Row 1",
+        ),
+        (
+            json.dumps(ROWS),
+            ["-k", "0"],
+            "The 'k' parameter of LengthSelector must be a positive int",
+        ),
+        (json.dumps(ROWS), ["-k", "-3"], "Got -3 instead"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, capsys, content, args, message
+):
+    """Bad input: exit status 2, one line on stderr naming the problem, no output file."""
+    src = tmp_path / "in.json"
+    src.write_text(content)
+    out = tmp_path / "out.json"
+    assert main(["select", str(src), "-o", str(out), "-q", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "out.json.provenance.json").exists()
+
+
+def test_missing_input_file(tmp_path, capsys):
+    """A missing input file is a one-line error."""
+    assert main(["select", str(tmp_path / "none.json"), "-o", str(tmp_path / "o.json")]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_stats_prints_distribution_and_writes_png(data, tmp_path, capsys):
+    """stats prints percentiles and writes a PNG histogram."""
+    png = tmp_path / "h.png"
+    assert main(["stats", str(data), "--unit", "words", "--plot", str(png), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "rows: 10" in out and "p50=" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_script_runs_as_module(data, tmp_path):
+    """python -m sftselect.cli works as a real process and exits 0."""
+    out = tmp_path / "o.parquet"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sftselect.cli",
+            "select",
+            str(data),
+            "-o",
+            str(out),
+            "-k",
+            "2",
+            "--unit",
+            "chars",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "selected 2 of 10 rows" in proc.stderr

@@ -1,0 +1,111 @@
+"""Composition: hand-computed cases for Chain, Union, Intersection and PerSource."""
+
+from __future__ import annotations
+
+import pytest
+from datasets import Dataset
+
+from sftselect import (
+    Chain,
+    ColumnScoreSelector,
+    Intersection,
+    InvalidParameterError,
+    KTooLargeWarning,
+    LengthSelector,
+    PerSource,
+    RandomSelector,
+    Union,
+)
+
+
+@pytest.fixture
+def ds():
+    # lengths (words): 1 2 3 4 5 6 ; scores: 5 4 3 2 1 0
+    return Dataset.from_dict(
+        {
+            "instruction": [f"q{i}" for i in range(6)],
+            "output": [" ".join(["w"] * (i + 1)) for i in range(6)],
+            "score": [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],
+            "source": ["a", "b", "a", "b", "a", "b"],
+        }
+    )
+
+
+def test_union_without_k_is_set_union(ds):
+    """Union(k=None) is the union of what each operand selects."""
+    u = Union(LengthSelector(2, unit="words"), ColumnScoreSelector("score", 2))
+    assert u.select_indices(ds).tolist() == [0, 1, 4, 5]
+
+
+def test_union_with_k_round_robins_by_rank(ds):
+    """Union(k=3) takes rank 0 of each operand, then rank 1 of the first."""
+    u = Union(LengthSelector(2, unit="words"), ColumnScoreSelector("score", 2), k=3)
+    # rankings: length [5,4,3,...], score [0,1,2,...] -> 5, 0, then 4
+    assert u.select_indices(ds).tolist() == [0, 4, 5]
+    assert u.rank_indices(ds).tolist()[:4] == [5, 0, 4, 1]
+
+
+def test_intersection_with_k_takes_shallowest_common_rows(ds):
+    """Intersection(k=2) ranks rows by the depth at which both operands include them."""
+    i = Intersection(LengthSelector(1, unit="words"), ColumnScoreSelector("score", 1), k=2)
+    # length rank: 5,4,3,2,1,0 ; score rank: 0,1,2,3,4,5 -> worst rank: row2=3, row3=3, others >=4
+    assert i.select_indices(ds).tolist() == [2, 3]
+
+
+def test_intersection_without_k_may_be_empty(ds):
+    """Intersection(k=None) of disjoint selections is empty."""
+    i = Intersection(LengthSelector(2, unit="words"), ColumnScoreSelector("score", 2))
+    assert i.select_indices(ds).tolist() == []
+
+
+def test_operators_are_sugar(ds):
+    """a | b, a & b and a >> b build Union, Intersection and Chain."""
+    a, b = LengthSelector(3, unit="words"), ColumnScoreSelector("score", 4)
+    assert (a | b).select_indices(ds).tolist() == Union(a, b).select_indices(ds).tolist()
+    assert (a & b).select_indices(ds).tolist() == [3]
+    assert (
+        (b >> a).select_indices(ds).tolist() == Chain(b, a).select_indices(ds).tolist() == [1, 2, 3]
+    )
+
+
+def test_chain_fraction_applies_to_the_stage_input(ds):
+    """A stage's fractional k is a fraction of the rows it receives."""
+    c = Chain(ColumnScoreSelector("score", 4), LengthSelector(0.5, unit="words"))
+    assert c.select_indices(ds).tolist() == [2, 3]
+
+
+def test_per_source_quotas(ds):
+    """PerSource takes each source's quota with the base selector, and nothing else."""
+    p = PerSource("source", {"a": 2, "b": 1}, LengthSelector(unit="words"))
+    # source a rows 0,2,4 -> longest 2,4 ; source b rows 1,3,5 -> longest 5
+    assert p.select_indices(ds).tolist() == [2, 4, 5]
+    details = p.run(ds).extra["sources"]
+    assert details["a"] == {"rows": 3, "quota": 2, "selected": 2}
+
+
+def test_per_source_warns_about_missing_and_small_sources(ds):
+    """A quota for an absent source, or larger than the source, warns."""
+    with pytest.warns(KTooLargeWarning):
+        PerSource("source", {"a": 5, "zzz": 1}, LengthSelector(unit="words")).select_indices(ds)
+
+
+def test_composites_validate_operands(ds):
+    """Non-selectors and too few operands are clear errors."""
+    with pytest.raises(InvalidParameterError, match="at least 2"):
+        Union(LengthSelector(1)).select_indices(ds)
+    with pytest.raises(InvalidParameterError, match="must be a Selector"):
+        Union(LengthSelector(1), "length").select_indices(ds)
+
+
+def test_provenance_of_composites_nests_params(ds):
+    """A composite's provenance lists its operands with their parameters."""
+    record = (
+        Union(LengthSelector(2, unit="words"), RandomSelector(2, random_state=1), k=3)
+        .run(ds)
+        .provenance()
+    )
+    assert record["params"]["k"] == 3
+    assert [s["selector"] for s in record["params"]["selectors"]] == [
+        "LengthSelector",
+        "RandomSelector",
+    ]
