@@ -292,3 +292,20 @@ def test_provenance_records_params_seed_scores_and_indices():
     assert record["indices"] == [1, 2]
     assert record["scores"]["selected"]["min"] == 2.0
     assert record["input"]["rows"] == 3 and record["input"]["fingerprint"] == ds._fingerprint
+
+
+def test_provenance_content_hash_depends_on_rows_not_storage():
+    """The content hash is equal for equal rows and differs when the rows differ."""
+    ds = alpaca(["a", "a b c", "a b"])
+    h1 = LengthSelector(1, unit="words").run(ds).provenance()["input"]["content_sha256"]
+    h2 = (
+        LengthSelector(1, unit="words")
+        .run(alpaca(["a", "a b c", "a b"]))
+        .provenance()["input"]["content_sha256"]
+    )
+    h3 = (
+        LengthSelector(1, unit="words")
+        .run(alpaca(["a", "a b c", "a x"]))
+        .provenance()["input"]["content_sha256"]
+    )
+    assert h1 == h2 != h3 and len(h1) == 64

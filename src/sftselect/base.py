@@ -69,13 +69,17 @@ class Selection:
     scores: np.ndarray | None
     seed: Any
     fingerprint: str | None
+    dataset: Dataset = field(repr=False, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    def provenance(self) -> dict[str, Any]:
-        """A JSON-serialisable record of what was selected, how and from what."""
+    def provenance(self, *, content_hash: bool = True) -> dict[str, Any]:
+        """A JSON-serialisable record of what was selected, how and from what.
+
+        ``content_hash`` adds the SHA-256 of the input rows (about 1 s per GB).
+        """
         from .provenance import build_provenance
 
-        return build_provenance(self)
+        return build_provenance(self, content_hash=content_hash)
 
 
 def _describe(value: Any) -> Any:
@@ -192,6 +196,7 @@ class Selector(abc.ABC):
             scores=result.scores,
             seed=seed if self._uses_random_state else None,
             fingerprint=getattr(dataset, "_fingerprint", None),
+            dataset=dataset,
             extra=dict(result.extra),
         )
 

@@ -22,7 +22,13 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .base import Selection
 
-__all__ = ["build_provenance", "file_sha256", "score_summary", "write_json_atomic"]
+__all__ = [
+    "build_provenance",
+    "content_sha256",
+    "file_sha256",
+    "score_summary",
+    "write_json_atomic",
+]
 
 
 def score_summary(scores: np.ndarray | None, indices: np.ndarray) -> dict[str, Any] | None:
@@ -48,7 +54,24 @@ def score_summary(scores: np.ndarray | None, indices: np.ndarray) -> dict[str, A
     return {"all": describe(scores), "selected": describe(scores[indices])}
 
 
-def build_provenance(selection: Selection) -> dict[str, Any]:
+def content_sha256(dataset: Any) -> str:
+    """SHA-256 of a Dataset's rows as Arrow data (schema and values), whatever its chunking.
+
+    Two datasets with the same rows and column types hash alike; the same rows
+    read with other column types (int vs float) do not.
+    """
+    if getattr(dataset, "_indices", None) is None:
+        table = dataset.data.table
+    else:
+        table = dataset.with_format("arrow")[:]
+    table = table.combine_chunks()
+    h = hashlib.sha256(table.schema.serialize().to_pybytes())
+    for batch in table.to_batches():
+        h.update(batch.serialize())
+    return h.hexdigest()
+
+
+def build_provenance(selection: Selection, *, content_hash: bool = True) -> dict[str, Any]:
     """The JSON-serialisable record of one :class:`~sftselect.base.Selection`."""
     import datasets
 
@@ -60,7 +83,11 @@ def build_provenance(selection: Selection) -> dict[str, Any]:
         "params": sel.get_params(),
         "seed": selection.seed,
         "k": selection.k,
-        "input": {"rows": selection.n_input, "fingerprint": selection.fingerprint},
+        "input": {
+            "rows": selection.n_input,
+            "fingerprint": selection.fingerprint,
+            "content_sha256": content_sha256(selection.dataset) if content_hash else None,
+        },
         "n_eligible": selection.n_eligible,
         "n_selected": int(selection.indices.size),
         "scores": score_summary(selection.scores, selection.indices),
