@@ -24,6 +24,19 @@ from sftselect import (
     Union,
 )
 from sftselect._validation import resolve_k
+from sftselect.backends import CallableBackend
+from sftselect.selectors.quality import QualitySelector
+
+
+def _fake_judge(messages):
+    """A deterministic judge: a 0-5 score from a hash of the prompt."""
+    import hashlib
+
+    h = int(hashlib.sha256(messages[-1]["content"].encode()).hexdigest(), 16)
+    return f"{(h % 11) / 2}\nscripted"
+
+
+FAKE_JUDGE = CallableBackend(_fake_judge, identity="fake-hash-judge-v1")
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,11 @@ class SftSelectWarning(UserWarning):
 
 class KTooLargeWarning(SftSelectWarning):
     """``k`` asked for more rows than the dataset (or the eligible rows) holds."""
+
+
+class JudgeParseError(SftSelectError, ValueError):
+    """An LLM judge's reply could not be parsed (raised only when asked to)."""
+
+
+class JudgeRequestError(SftSelectError, RuntimeError):
+    """Requests to an LLM backend failed after retries; the replies received are cached."""

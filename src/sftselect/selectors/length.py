@@ -23,7 +23,7 @@ from ..formats import (
     response_view,
 )
 from ..scoring.units import resolve_unit
-from .score import ScoreSelector
+from .score import Scored, ScoreSelector
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -141,14 +141,14 @@ class LengthSelector(ScoreSelector):
     def _score(self, dataset: Dataset) -> np.ndarray:
         return self._measure(dataset)[0]
 
-    def _score_with_rules(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
+    def _score_with_rules(self, dataset: Dataset) -> Scored:
         owner = type(self).__name__
         for name in ("drop_empty", "drop_echo"):
             if not isinstance(getattr(self, name), bool):
                 raise param_error(owner, name, "a bool", getattr(self, name))
         scores, view = self._measure(dataset)
         if not (self.drop_empty or self.drop_echo):
-            return scores, None
+            return Scored(scores)
         bad = np.zeros(len(view.texts), dtype=bool)
         if self.drop_empty:
             stripped = pc.utf8_trim_whitespace(view.texts)
@@ -164,4 +164,4 @@ class LengthSelector(ScoreSelector):
             # Aggregated turns: a row is dropped only when every counted turn is bad.
             keep = np.zeros(len(dataset), dtype=bool)
             keep[rows[~bad]] = True
-        return scores, keep
+        return Scored(scores, keep)

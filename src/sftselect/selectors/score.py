@@ -12,6 +12,8 @@ ranking and ``k=None`` takes every eligible row.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,9 +26,23 @@ from ..ranking import eligible_mask, top_order
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["ColumnScoreSelector", "ScoreSelector"]
+__all__ = ["ColumnScoreSelector", "ScoreSelector", "Scored"]
 
 TIE_RULES = ("stable", "random")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """What a scoring selector computed for one dataset.
+
+    ``scores``: one float per row (NaN where a row cannot be scored);
+    ``eligible``: a subclass's extra eligibility mask (None: no extra rule);
+    ``extra``: diagnostics that go into the provenance record.
+    """
+
+    scores: np.ndarray
+    eligible: np.ndarray | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ScoreSelector(Selector):
@@ -42,12 +58,12 @@ class ScoreSelector(Selector):
     def _score(self, dataset: Dataset) -> np.ndarray:
         """One float per row of ``dataset`` (NaN where the row cannot be scored)."""
 
-    def _score_with_rules(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores and a subclass's extra eligibility mask (None: no extra rule).
+    def _score_with_rules(self, dataset: Dataset) -> Scored:
+        """Scores, a subclass's extra eligibility mask and diagnostics.
 
-        Override when the rule shares work with scoring; the default has none.
+        Override when an eligibility rule or a report shares work with scoring.
         """
-        return self._checked_scores(dataset), None
+        return Scored(self._checked_scores(dataset))
 
     def score(self, dataset: Dataset) -> np.ndarray:
         """One float64 score per row; NaN where a row cannot be scored."""
@@ -93,9 +109,10 @@ class ScoreSelector(Selector):
         if not isinstance(self.largest, bool):
             raise param_error(owner, "largest", "a bool", self.largest)
         lo, hi = self._bounds()
-        scores, extra_mask = self._score_with_rules(dataset)
+        scored = self._score_with_rules(dataset)
+        scores, extra_mask = scored.scores, scored.eligible
         mask = eligible_mask(scores, lo, hi)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(scored.extra)
         if extra_mask is not None:
             extra["n_excluded_by_rule"] = int(np.count_nonzero(mask & ~extra_mask))
             mask &= extra_mask

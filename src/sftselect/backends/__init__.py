@@ -1,0 +1,21 @@
+"""Chat backends (OpenAI-compatible HTTP, local transformers, any callable),
+the reply cache and the concurrent runner they share."""
+
+from .base import BackendError, ChatBackend, ChatReply, ChatRequest
+from .cache import MemoryCache, ReplyCache
+from .callable import CallableBackend
+from .runner import RunReport, RunResult, arun_requests, run_requests
+
+__all__ = [
+    "BackendError",
+    "CallableBackend",
+    "ChatBackend",
+    "ChatReply",
+    "ChatRequest",
+    "MemoryCache",
+    "ReplyCache",
+    "RunReport",
+    "RunResult",
+    "arun_requests",
+    "run_requests",
+]

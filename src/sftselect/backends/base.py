@@ -1,0 +1,121 @@
+"""The chat-backend protocol: one small async method, as httpx transports have.
+
+A backend turns one :class:`ChatRequest` into one :class:`ChatReply`:
+
+.. code-block:: python
+
+    class ChatBackend(Protocol):
+        identity: str                       # model + decoding-relevant settings; no secrets
+        async def chat(self, request: ChatRequest) -> ChatReply: ...
+
+Backends are objects passed to selectors and judges, never names resolved deep
+inside. Concurrency, caching, retries of *unparsable* replies and reporting are
+the runner's job (:mod:`sftselect.backends.runner`); transport-level retries
+(429, 5xx, timeouts) are the backend's own. A backend that cannot produce a
+reply raises :class:`BackendError`; it never returns a made-up text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..exceptions import SftSelectError
+
+__all__ = ["BackendError", "ChatBackend", "ChatReply", "ChatRequest", "Message"]
+
+#: One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``.
+Message = Mapping[str, str]
+
+
+class BackendError(SftSelectError, RuntimeError):
+    """A backend could not produce a reply (after its own retries)."""
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Messages plus the decoding parameters that change the reply.
+
+    Everything here goes into the cache key (with the backend's ``identity``),
+    so two requests share a cached reply only when they would be sent alike.
+    """
+
+    messages: tuple[tuple[str, str], ...]
+    max_tokens: int | None = None
+    temperature: float = 0.0
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    extra: tuple[tuple[str, Any], ...] = field(default=())
+
+    @classmethod
+    def from_messages(cls, messages: Sequence[Message], **params: Any) -> ChatRequest:
+        """Build a request from ``[{"role": ..., "content": ...}, ...]``."""
+        msgs = tuple((str(m["role"]), str(m["content"])) for m in messages)
+        if "stop" in params and params["stop"] is not None:
+            params["stop"] = tuple(params["stop"])
+        if "extra" in params and isinstance(params["extra"], Mapping):
+            params["extra"] = tuple(sorted(params["extra"].items()))
+        return cls(messages=msgs, **params)
+
+    @classmethod
+    def user(cls, content: str, *, system: str | None = None, **params: Any) -> ChatRequest:
+        """A one-turn request with an optional system message."""
+        msgs = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": content})
+        return cls.from_messages(msgs, **params)
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        """The messages as OpenAI-style dicts."""
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def key_material(self) -> dict[str, Any]:
+        """The JSON-able content that identifies this request."""
+        return {
+            "messages": [list(m) for m in self.messages],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "seed": self.seed,
+            "extra": [list(kv) for kv in self.extra],
+        }
+
+    def cache_key(self, backend_identity: str) -> str:
+        """SHA-256 of the backend identity and the request content."""
+        blob = json.dumps(
+            {"backend": backend_identity, "request": self.key_material()},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """A backend's reply: the text, and token counts when the backend knows them."""
+
+    text: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    finish_reason: str | None = None
+    model: str | None = None
+
+
+@runtime_checkable
+class ChatBackend(Protocol):
+    """Anything with an ``identity`` string and ``async chat(request) -> ChatReply``."""
+
+    identity: str
+
+    async def chat(self, request: ChatRequest) -> ChatReply:
+        """Send one request and return its reply, or raise :class:`BackendError`."""

@@ -1,0 +1,192 @@
+"""A persistent reply cache: one SQLite file, safe for several processes.
+
+Keys are :meth:`ChatRequest.cache_key` values: the SHA-256 of the backend's
+identity (model and settings) and the request's content (messages, decoding
+parameters). Each reply is committed as it arrives, so a run killed at any
+point loses only the requests in flight, and a re-run sends nothing that is
+already stored. API keys are never part of a request, so never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from .base import ChatReply, ChatRequest
+
+__all__ = ["MemoryCache", "ReplyCache"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS replies (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    request TEXT NOT NULL,
+    text TEXT NOT NULL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    finish_reason TEXT,
+    model TEXT,
+    created REAL NOT NULL
+)
+"""
+
+
+def _reply(row: tuple) -> ChatReply:
+    text, tin, tout, finish, model = row
+    return ChatReply(
+        text=text, input_tokens=tin, output_tokens=tout, finish_reason=finish, model=model
+    )
+
+
+class ReplyCache:
+    """Replies stored in the SQLite file ``path`` (created when first used).
+
+    The connection is opened lazily in the process and thread that uses it, with
+    WAL journaling and a busy timeout, so several processes can share one file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._pid: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ReplyCache({str(self.path)!r})"
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(_SCHEMA)
+            conn.commit()
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, ChatReply]:
+        """The stored replies among ``keys``."""
+        keys = list(keys)
+        found: dict[str, ChatReply] = {}
+        db = self._db()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = db.execute(
+                "SELECT key, text, input_tokens, output_tokens, finish_reason, model "
+                f"FROM replies WHERE key IN ({marks})",
+                chunk,
+            )
+            for row in rows:
+                found[row[0]] = _reply(row[1:])
+        return found
+
+    def get(self, key: str) -> ChatReply | None:
+        """The stored reply for ``key``, or None."""
+        return self.get_many([key]).get(key)
+
+    def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
+        """Store one reply and commit (the first reply stored for a key wins)."""
+        db = self._db()
+        db.execute(
+            "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                backend,
+                json.dumps(request.key_material(), ensure_ascii=False),
+                reply.text,
+                reply.input_tokens,
+                reply.output_tokens,
+                reply.finish_reason,
+                reply.model,
+                time.time(),
+            ),
+        )
+        db.commit()
+
+    def __len__(self) -> int:
+        return int(self._db().execute("SELECT COUNT(*) FROM replies").fetchone()[0])
+
+    def records(self) -> Iterator[dict]:
+        """Every stored request with its raw reply, oldest first (for audit)."""
+        rows = self._db().execute(
+            "SELECT key, backend, request, text, input_tokens, output_tokens, finish_reason, "
+            "model, created FROM replies ORDER BY created, key"
+        )
+        for key, backend, request, text, tin, tout, finish, model, created in rows:
+            yield {
+                "key": key,
+                "backend": backend,
+                "request": json.loads(request),
+                "reply": text,
+                "input_tokens": tin,
+                "output_tokens": tout,
+                "finish_reason": finish,
+                "model": model,
+                "created": created,
+            }
+
+    def export_jsonl(self, path: str | os.PathLike[str]) -> int:
+        """Write every record as JSON Lines; returns the number written."""
+        n = 0
+        tmp = Path(f"{os.fspath(path)}.tmp-{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in self.records():
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, path)
+        return n
+
+    def close(self) -> None:
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.path, self._conn, self._pid = state["path"], None, None
+
+
+class MemoryCache:
+    """The same interface in memory (for one process and one run)."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[str, ChatRequest, ChatReply, float]] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryCache({len(self._data)} replies)"
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, ChatReply]:
+        return {k: self._data[k][2] for k in keys if k in self._data}
+
+    def get(self, key: str) -> ChatReply | None:
+        return self.get_many([key]).get(key)
+
+    def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
+        self._data.setdefault(key, (backend, request, reply, time.time()))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def records(self) -> Iterator[dict]:
+        for key, (backend, request, reply, created) in self._data.items():
+            yield {
+                "key": key,
+                "backend": backend,
+                "request": request.key_material(),
+                "reply": reply.text,
+                "input_tokens": reply.input_tokens,
+                "output_tokens": reply.output_tokens,
+                "finish_reason": reply.finish_reason,
+                "model": reply.model,
+                "created": created,
+            }
+
+    def close(self) -> None:
+        pass

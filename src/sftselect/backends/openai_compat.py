@@ -1,0 +1,702 @@
+"""A chat backend for any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+
+One client serves OpenAI, vLLM's OpenAI server, llama.cpp's server and any
+other server that speaks the chat-completions protocol:
+
+.. code-block:: python
+
+    backend = OpenAICompatibleBackend("gpt-4o-mini")               # OPENAI_API_KEY
+    local = OpenAICompatibleBackend("qwen", base_url="http://127.0.0.1:8000/v1")
+    reply = await backend.chat(ChatRequest.user("Rate this answer ..."))
+
+What it does on its own, so the runner above it need not:
+
+* bounds the requests in flight (``max_concurrency``) and, when asked, meters
+  requests and tokens per minute on the client side, sleeping (never polling)
+  until a request may go;
+* retries 429, 408, 500, 502, 503, 504, timeouts, dropped connections and
+  malformed 200 bodies with capped exponential backoff and full jitter,
+  honouring ``Retry-After``; other statuses fail at once;
+* reads the API key from the environment at each request and keeps it out of
+  ``repr``, ``identity``, messages and logs;
+* counts what it did in :attr:`OpenAICompatibleBackend.stats`.
+
+The HTTP client is created lazily for each running event loop, so one backend
+may serve successive ``asyncio.run(...)`` calls; a loop's client is closed when
+``asyncio.run`` shuts that loop down, or by :meth:`OpenAICompatibleBackend.aclose`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import logging
+import math
+import numbers
+import os
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+try:  # Pydantic's maintained fork of httpx (same API), which the environment ships...
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - ...or httpx itself.
+    import httpx
+
+from .._validation import check_non_negative_int, check_positive_int, param_error
+from .._version import __version__
+from .base import BackendError, ChatReply, ChatRequest
+
+__all__ = ["BackendStats", "OpenAICompatibleBackend", "parse_retry_after"]
+
+logger = logging.getLogger(__name__)
+
+_OWNER = "OpenAICompatibleBackend"
+
+#: Statuses worth another try: rate limits, request timeouts and transient server errors.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Output tokens assumed for a request without ``max_tokens`` (token metering only).
+DEFAULT_OUTPUT_ESTIMATE = 256
+
+_MAX_ERROR_CHARS = 300
+
+
+@dataclass
+class BackendStats:
+    """What a backend has done: HTTP attempts, retries, failed calls and token usage."""
+
+    requests_sent: int = 0
+    retries: int = 0
+    failures: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters as a plain dict (for reports)."""
+        return asdict(self)
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way another attempt may not."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _Bucket:
+    """A token bucket whose level may go negative.
+
+    A taker draws its cost at once and sleeps for as long as the debt it leaves
+    takes to refill, so takers are served in arrival order without polling and
+    the long-run rate never exceeds ``per_minute``. Plain arithmetic under a
+    lock: not bound to any event loop.
+    """
+
+    def __init__(self, per_minute: float, capacity: float) -> None:
+        self.per_minute = per_minute
+        self.rate = per_minute / 60.0
+        self.capacity = capacity
+        self._level = capacity
+        self._stamp = time.monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._level = min(self.capacity, self._level + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def take(self, amount: float) -> float:
+        """Draw ``amount`` and return the seconds to wait before using it."""
+        with self._lock:
+            self._refill()
+            self._level -= amount
+            return 0.0 if self._level >= 0 else -self._level / self.rate
+
+    def give_back(self, amount: float) -> None:
+        """Return ``amount`` (negative: draw more), e.g. to correct an estimate."""
+        with self._lock:
+            self._refill()
+            self._level = min(self.capacity, self._level + amount)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The validated parameters, read once per event loop."""
+
+    url: str
+    display_url: str
+    max_concurrency: int
+    timeout: float
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    trust_env: bool
+
+
+@dataclass
+class _LoopState:
+    """One event loop's client, semaphore and the task that closes them at loop end."""
+
+    loop: asyncio.AbstractEventLoop
+    client: httpx.AsyncClient
+    semaphore: asyncio.Semaphore
+    settings: _Settings
+    closed: bool = False
+    guard: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class _BorrowedTransport(httpx.AsyncBaseTransport):
+    """Forwards to a caller's transport and leaves closing it to the caller.
+
+    A client closes its transport when it closes; a transport passed in by the
+    user must outlive the per-loop clients built around it.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _close_at_loop_end(state: _LoopState) -> None:
+    """Wait until cancelled (``asyncio.run`` cancels leftover tasks at shutdown), then close."""
+    try:
+        await asyncio.get_running_loop().create_future()
+    finally:
+        state.closed = True
+        try:
+            await state.client.aclose()
+        except Exception as exc:  # pragma: no cover - best effort at shutdown
+            logger.debug("closing the HTTP client failed: %s", type(exc).__name__)
+
+
+def _check_positive_real(value: Any, name: str, *, allow_none: bool = False) -> float | None:
+    expected = "a positive finite number" + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise param_error(_OWNER, name, expected, value)
+    return float(value)
+
+
+def _check_non_negative_real(value: Any, name: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise param_error(_OWNER, name, "a non-negative finite number", value)
+    return float(value)
+
+
+def _check_str(value: Any, name: str, expected: str = "a non-empty str") -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise param_error(_OWNER, name, expected, value)
+    return value
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date).
+
+    Returns None for a missing or unreadable value, and 0 for a date in the past.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:  # pragma: no cover - Python < 3.10 returned None
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _display_url(url: str) -> str:
+    """The URL without any user:password part, for messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def _is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """The server's error message (OpenAI, vLLM and llama.cpp shapes), or the body's start."""
+    text = response.text
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    message: Any = None
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message")
+        elif isinstance(error, str):
+            message = error
+        if message is None:
+            message = data.get("message", data.get("detail"))
+    detail = str(message) if message is not None else text
+    detail = " ".join(detail.split())
+    if len(detail) > _MAX_ERROR_CHARS:
+        detail = detail[:_MAX_ERROR_CHARS] + "..."
+    return detail or "(empty body)"
+
+
+def _token_count(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+class OpenAICompatibleBackend:
+    """Chat through an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Parameters
+    ----------
+    model:
+        The model name sent in each request (``"gpt-4o-mini"``, the name vLLM serves...).
+    base_url:
+        The API root, up to and including ``/v1``; ``/chat/completions`` is appended.
+    api_key_env:
+        The environment variable holding the API key, read at each request. When
+        it is unset or empty no ``Authorization`` header is sent (local servers
+        need none). The key itself is never stored on the backend.
+    max_concurrency:
+        Requests in flight at once, per event loop.
+    requests_per_minute, tokens_per_minute:
+        Optional client-side rate limits. Requests are spaced ``60 /
+        requests_per_minute`` seconds apart; tokens are metered by a bucket
+        holding one second's worth, a request costing ``ceil(prompt chars / 4)
+        + (max_tokens or 256)`` before it is sent, corrected by the reply's
+        usage. Every HTTP attempt, retries included, is metered.
+    timeout:
+        Seconds allowed for connecting, and for each read or write of a request.
+    max_retries:
+        Retries after the first attempt before giving up with a retryable
+        :class:`BackendError`.
+    backoff_base, backoff_max:
+        The n-th retry waits a uniform random time in ``[0, min(backoff_max,
+        backoff_base * 2**n)]`` (full jitter), or the server's ``Retry-After``
+        capped at ``backoff_max``.
+    transport:
+        An ``httpx.AsyncBaseTransport`` to send through (e.g. ``MockTransport``
+        in tests). It is shared by every event loop's client and never closed
+        by the backend. Must come from the same httpx package as this module's
+        ``httpx`` (``httpx2`` when installed).
+    identity:
+        The string that identifies this backend in cache keys; defaults to
+        ``"openai-compatible/{model}"``. Override it when two backends share a
+        model name but not the model (two servers, two quantisations).
+    retry_seed:
+        Seed for the backoff jitter; None draws OS entropy. A private
+        ``random.Random`` is used, never the global state.
+
+    Parameters are checked, with one message each, when the backend first sends
+    from an event loop (not in ``__init__``, which does no I/O).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        max_concurrency: int = 16,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 6,
+        backoff_base: float = 0.5,
+        backoff_max: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        identity: str | None = None,
+        retry_seed: int | None = None,
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.api_key_env = api_key_env
+        self.max_concurrency = max_concurrency
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.transport = transport
+        self.identity = identity if identity is not None else f"openai-compatible/{model}"
+        self.retry_seed = retry_seed
+        self.stats = BackendStats()
+        self._rng = random.Random(retry_seed)
+        self._lock = threading.Lock()
+        self._states: dict[int, _LoopState] = {}
+        self._rpm: _Bucket | None = None
+        self._tpm: _Bucket | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{_OWNER}(model={self.model!r}, base_url={_display_url(str(self.base_url))!r}, "
+            f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency!r}, "
+            f"requests_per_minute={self.requests_per_minute!r}, "
+            f"tokens_per_minute={self.tokens_per_minute!r}, timeout={self.timeout!r}, "
+            f"max_retries={self.max_retries!r}, identity={self.identity!r})"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> OpenAICompatibleBackend:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients (the next request opens a new one)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is awaited, so a loop runs
+            loop = None
+        with self._lock:
+            states = list(self._states.values())
+            self._states.clear()
+        for state in states:
+            state.closed = True
+            if state.loop is loop:
+                if state.guard is not None and not state.guard.done():
+                    state.guard.cancel()
+                    await asyncio.gather(state.guard, return_exceptions=True)
+                else:
+                    await state.client.aclose()
+            elif not state.loop.is_closed() and state.guard is not None:
+                # A loop alive in another thread closes its own client.
+                with contextlib.suppress(RuntimeError):
+                    state.loop.call_soon_threadsafe(state.guard.cancel)
+
+    def _validate(self) -> _Settings:
+        _check_str(self.model, "model")
+        base_url = _check_str(self.base_url, "base_url", "an http(s) URL such as 'http://host/v1'")
+        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise param_error(
+                _OWNER, "base_url", "an http(s) URL such as 'http://host/v1'", base_url
+            )
+        _check_str(self.api_key_env, "api_key_env", "the name of an environment variable")
+        max_concurrency = check_positive_int(self.max_concurrency, "max_concurrency", _OWNER)
+        rpm = _check_positive_real(self.requests_per_minute, "requests_per_minute", allow_none=True)
+        tpm = _check_positive_real(self.tokens_per_minute, "tokens_per_minute", allow_none=True)
+        _check_positive_real(self.timeout, "timeout")
+        max_retries = check_non_negative_int(self.max_retries, "max_retries", _OWNER)
+        backoff_base = _check_non_negative_real(self.backoff_base, "backoff_base")
+        backoff_max = _check_non_negative_real(self.backoff_max, "backoff_max")
+        if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
+            raise param_error(
+                _OWNER,
+                "transport",
+                f"an {httpx.__name__}.AsyncBaseTransport or None",
+                type(self.transport).__name__,
+            )
+        if not isinstance(self.identity, str) or not self.identity:
+            raise param_error(_OWNER, "identity", "a non-empty str or None", self.identity)
+        if self.retry_seed is not None and (
+            isinstance(self.retry_seed, bool) or not isinstance(self.retry_seed, numbers.Integral)
+        ):
+            raise param_error(_OWNER, "retry_seed", "an int or None", self.retry_seed)
+        if rpm is None:
+            self._rpm = None
+        elif self._rpm is None or self._rpm.per_minute != rpm:
+            self._rpm = _Bucket(rpm, capacity=1.0)
+        if tpm is None:
+            self._tpm = None
+        elif self._tpm is None or self._tpm.per_minute != tpm:
+            self._tpm = _Bucket(tpm, capacity=tpm / 60.0)
+        url = base_url.rstrip("/") + "/chat/completions"
+        return _Settings(
+            url=url,
+            display_url=_display_url(url),
+            max_concurrency=max_concurrency,
+            timeout=float(self.timeout),
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            trust_env=not _is_loopback(base_url),
+        )
+
+    def _state(self) -> _LoopState:
+        """This event loop's client and semaphore, created on first use."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            state = self._states.get(id(loop))
+            if state is not None and state.loop is loop and not state.closed:
+                return state
+            for key, old in list(self._states.items()):
+                if old.closed or old.loop.is_closed() or old.loop is loop:
+                    del self._states[key]
+            settings = self._validate()
+            transport = _BorrowedTransport(self.transport) if self.transport is not None else None
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.timeout),
+                limits=httpx.Limits(
+                    max_connections=settings.max_concurrency,
+                    max_keepalive_connections=settings.max_concurrency,
+                ),
+                transport=transport,
+                trust_env=settings.trust_env,
+                headers={"User-Agent": f"sftselect/{__version__}"},
+            )
+            state = _LoopState(
+                loop=loop,
+                client=client,
+                semaphore=asyncio.Semaphore(settings.max_concurrency),
+                settings=settings,
+            )
+            state.guard = loop.create_task(_close_at_loop_end(state))
+            self._states[id(loop)] = state
+            return state
+
+    # ------------------------------------------------------------------ requests
+
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": request.message_dicts(),
+            "temperature": request.temperature,
+        }
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
+        if request.seed is not None:
+            body["seed"] = request.seed
+        body.update(request.extra)
+        return body
+
+    @staticmethod
+    def estimate_tokens(request: ChatRequest) -> int:
+        """Tokens a request is charged before it is sent: prompt chars / 4 plus the output cap."""
+        chars = sum(len(content) for _, content in request.messages)
+        return math.ceil(chars / 4) + (
+            request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
+        )
+
+    async def chat(self, request: ChatRequest) -> ChatReply:
+        """Send ``request``, retrying transient failures; raise :class:`BackendError` otherwise."""
+        body = self.request_body(request)
+        cost = self.estimate_tokens(request)
+        output_allowance = (
+            request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
+        )
+        attempt = 0
+        while True:
+            state = self._state()
+            settings = state.settings
+            try:
+                return await self._attempt(state, body, cost, output_allowance)
+            except _Retryable as failure:
+                if attempt >= settings.max_retries:
+                    self.stats.failures += 1
+                    raise BackendError(
+                        f"{_OWNER} gave up on {settings.display_url} after "
+                        f"{attempt + 1} attempt(s): {failure}",
+                        status=failure.status,
+                        retryable=True,
+                    ) from None
+                delay = self._backoff(attempt, failure.retry_after, settings)
+                attempt += 1
+                self.stats.retries += 1
+                logger.debug(
+                    "%s: retry %d/%d in %.2f s after: %s",
+                    self.identity,
+                    attempt,
+                    settings.max_retries,
+                    delay,
+                    failure,
+                )
+                await asyncio.sleep(delay)
+            except BackendError:
+                self.stats.failures += 1
+                raise
+
+    def _backoff(self, attempt: int, retry_after: float | None, settings: _Settings) -> float:
+        if retry_after is not None:
+            return min(retry_after, settings.backoff_max)
+        cap = min(settings.backoff_max, settings.backoff_base * 2.0**attempt)
+        return self._rng.uniform(0.0, cap)
+
+    async def _throttle(self, cost: float) -> tuple[float, float]:
+        """Wait for the rate limits; return what was drawn from each bucket."""
+        rpm, tpm = self._rpm, self._tpm
+        delay = 0.0
+        drawn_requests = drawn_tokens = 0.0
+        if rpm is not None:
+            delay = max(delay, rpm.take(1.0))
+            drawn_requests = 1.0
+        if tpm is not None:
+            delay = max(delay, tpm.take(cost))
+            drawn_tokens = cost
+        if delay > 0:
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                if rpm is not None:
+                    rpm.give_back(drawn_requests)
+                if tpm is not None:
+                    tpm.give_back(drawn_tokens)
+                raise
+        return drawn_requests, drawn_tokens
+
+    async def _attempt(
+        self, state: _LoopState, body: dict[str, Any], cost: int, output_allowance: int
+    ) -> ChatReply:
+        settings = state.settings
+        key = os.environ.get(self.api_key_env) or None
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with state.semaphore:
+            _, drawn_tokens = await self._throttle(cost)
+            self.stats.requests_sent += 1
+            try:
+                response = await state.client.post(settings.url, json=body, headers=headers)
+            except httpx.TimeoutException as exc:
+                self._refund_output(drawn_tokens, output_allowance)
+                raise _Retryable(
+                    f"timed out after {settings.timeout:g} s ({type(exc).__name__})"
+                ) from None
+            except httpx.UnsupportedProtocol as exc:
+                raise BackendError(
+                    f"{_OWNER} cannot send to {settings.display_url}: "
+                    f"{_redact(str(exc), key)}"
+                ) from None
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                self._refund_output(drawn_tokens, output_allowance)
+                raise _Retryable(
+                    f"connection failed ({type(exc).__name__}: {_redact(str(exc), key)})"
+                ) from None
+            except httpx.RequestError as exc:
+                raise BackendError(
+                    f"{_OWNER} request to {settings.display_url} failed "
+                    f"({type(exc).__name__}: {_redact(str(exc), key)})"
+                ) from None
+        return self._parse(response, settings, key, drawn_tokens, cost, output_allowance)
+
+    def _refund_output(self, drawn_tokens: float, output_allowance: int) -> None:
+        if self._tpm is not None and drawn_tokens:
+            self._tpm.give_back(min(drawn_tokens, output_allowance))
+
+    def _parse(
+        self,
+        response: httpx.Response,
+        settings: _Settings,
+        key: str | None,
+        drawn_tokens: float,
+        cost: int,
+        output_allowance: int,
+    ) -> ChatReply:
+        status = response.status_code
+        if not 200 <= status < 300:
+            self._refund_output(drawn_tokens, output_allowance)
+            detail = _redact(_error_detail(response), key)
+            if status in RETRYABLE_STATUSES:
+                retry_after = _retry_after(response)
+                raise _Retryable(f"HTTP {status}: {detail}", status=status, retry_after=retry_after)
+            raise BackendError(
+                f"{_OWNER} got HTTP {status} from {settings.display_url}: {detail}",
+                status=status,
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            start = _redact(" ".join(response.text[:80].split()), key)
+            raise _Retryable(
+                f"malformed reply (HTTP {status}, not JSON: {start!r})", status=status
+            ) from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        first = choices[0] if isinstance(choices, list) and choices else None
+        message = first.get("message") if isinstance(first, dict) else None
+        if not isinstance(message, dict):
+            raise _Retryable(
+                f"malformed reply (HTTP {status}, no choices[0].message)", status=status
+            )
+        finish_reason = first.get("finish_reason")  # type: ignore[union-attr]
+        finish_reason = finish_reason if isinstance(finish_reason, str) else None
+        content = message.get("content")
+        if not isinstance(content, str):
+            refusal = message.get("refusal")
+            extra = f", refusal: {_redact(str(refusal)[:_MAX_ERROR_CHARS], key)}" if refusal else ""
+            raise BackendError(
+                f"{_OWNER} got a reply with no text content from {settings.display_url} "
+                f"(finish_reason={finish_reason!r}{extra})",
+                status=status,
+            )
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        input_tokens = _token_count(usage.get("prompt_tokens"))
+        output_tokens = _token_count(usage.get("completion_tokens"))
+        if input_tokens is not None:
+            self.stats.input_tokens += input_tokens
+        if output_tokens is not None:
+            self.stats.output_tokens += output_tokens
+        if self._tpm is not None and drawn_tokens and input_tokens is not None:
+            actual = input_tokens + (output_tokens or 0)
+            self._tpm.give_back(cost - actual)
+        model = data.get("model")
+        return ChatReply(
+            text=content,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            finish_reason=finish_reason,
+            model=model if isinstance(model, str) else None,
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The wait a response asks for: ``retry-after-ms`` (OpenAI) or ``Retry-After``."""
+    millis = response.headers.get("retry-after-ms")
+    if millis is not None:
+        with contextlib.suppress(ValueError):
+            value = float(millis) / 1000.0
+            if math.isfinite(value):
+                return max(0.0, value)
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def _redact(text: str, key: str | None) -> str:
+    """``text`` with every occurrence of the API key replaced."""
+    if key and key in text:
+        return text.replace(key, "[redacted]")
+    return text

@@ -1,0 +1,193 @@
+"""Run many chat requests through a backend: cache first, bounded concurrency,
+each reply stored as it arrives, and a report of what happened.
+
+Identical requests in one run are sent once. A request whose backend call
+fails is reported (its error kept, its reply None), never given a made-up
+reply, and not cached, so a re-run retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .._validation import check_positive_int
+from .base import BackendError, ChatBackend, ChatReply, ChatRequest
+
+__all__ = ["ReplyStore", "RunReport", "RunResult", "arun_requests", "run_requests"]
+
+
+class ReplyStore(Protocol):
+    """What the runner needs of a cache (``ReplyCache``, ``MemoryCache``)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, ChatReply]: ...
+
+    def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None: ...
+
+
+@dataclass
+class RunReport:
+    """Counts for one run: what was asked, found, sent, failed and spent."""
+
+    requests: int = 0
+    unique: int = 0
+    cache_hits: int = 0
+    sent: int = 0
+    succeeded: int = 0
+    failures: int = 0
+    retries: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    seconds: float = 0.0
+    first_errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        retries = "" if self.retries is None else f", {self.retries} retries"
+        return (
+            f"{self.requests} requests ({self.unique} unique): {self.cache_hits} from cache, "
+            f"{self.sent} sent, {self.failures} failed{retries}; tokens in {self.input_tokens:,}, "
+            f"out {self.output_tokens:,}; {self.seconds:.1f}s"
+        )
+
+
+@dataclass
+class RunResult:
+    """Replies aligned with the requests (None where the call failed), and the report."""
+
+    replies: list[ChatReply | None]
+    errors: list[BaseException | None]
+    report: RunReport
+
+
+def _backend_retries(backend: Any) -> int | None:
+    stats = getattr(backend, "stats", None)
+    return getattr(stats, "retries", None) if stats is not None else None
+
+
+async def arun_requests(
+    backend: ChatBackend,
+    requests: Sequence[ChatRequest],
+    *,
+    cache: ReplyStore | None = None,
+    max_concurrency: int = 64,
+    progress: bool = False,
+    desc: str = "requests",
+    on_reply: Callable[[int, ChatReply], None] | None = None,
+) -> RunResult:
+    """Send ``requests`` through ``backend`` (see the module docstring)."""
+    check_positive_int(max_concurrency, "max_concurrency", "run_requests")
+    identity = getattr(backend, "identity", None)
+    if not isinstance(identity, str) or not identity:
+        raise TypeError(f"{backend!r} is not a chat backend: it needs a non-empty 'identity' str.")
+    t0 = time.perf_counter()
+    retries_before = _backend_retries(backend)
+    keys = [r.cache_key(identity) for r in requests]
+    first: dict[str, int] = {}
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    report = RunReport(requests=len(requests), unique=len(first))
+    found: dict[str, ChatReply] = cache.get_many(list(first)) if cache is not None else {}
+    report.cache_hits = len(found)
+    by_key: dict[str, ChatReply] = dict(found)
+    errors_by_key: dict[str, BaseException] = {}
+    todo = [k for k in first if k not in found]
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=desc, unit="req")
+
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for key in todo:
+        queue.put_nowait(key)
+
+    async def worker() -> None:
+        while True:
+            try:
+                key = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            request = requests[first[key]]
+            report.sent += 1
+            try:
+                reply = await backend.chat(request)
+                if not isinstance(reply, ChatReply):
+                    raise BackendError(f"backend returned {type(reply).__name__}, not a ChatReply")
+            except (BackendError, OSError, TimeoutError) as exc:
+                errors_by_key[key] = exc
+                report.failures += 1
+                if len(report.first_errors) < 5:
+                    report.first_errors.append(f"{type(exc).__name__}: {exc}")
+            else:
+                by_key[key] = reply
+                report.succeeded += 1
+                report.input_tokens += reply.input_tokens or 0
+                report.output_tokens += reply.output_tokens or 0
+                if cache is not None:
+                    cache.put(key, identity, request, reply)
+                if on_reply is not None:
+                    on_reply(first[key], reply)
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(max_concurrency, max(len(todo), 1)))))
+    finally:
+        if bar is not None:
+            bar.close()
+    replies = [by_key.get(k) for k in keys]
+    errors = [errors_by_key.get(k) for k in keys]
+    retries_after = _backend_retries(backend)
+    if retries_before is not None and retries_after is not None:
+        report.retries = retries_after - retries_before
+    report.seconds = time.perf_counter() - t0
+    return RunResult(replies=replies, errors=errors, report=report)
+
+
+def run_requests(
+    backend: ChatBackend,
+    requests: Sequence[ChatRequest],
+    *,
+    cache: ReplyStore | None = None,
+    max_concurrency: int = 64,
+    progress: bool = False,
+    desc: str = "requests",
+    on_reply: Callable[[int, ChatReply], None] | None = None,
+) -> RunResult:
+    """Synchronous :func:`arun_requests` (works inside Jupyter's running loop too)."""
+    coro = arun_requests(
+        backend,
+        requests,
+        cache=cache,
+        max_concurrency=max_concurrency,
+        progress=progress,
+        desc=desc,
+        on_reply=on_reply,
+    )
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # A loop is already running (a notebook): run ours in a worker thread.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="sftselect-runner")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

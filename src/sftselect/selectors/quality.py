@@ -1,0 +1,406 @@
+"""QualitySelector: an LLM judge rates each example on a Likert scale (AlpaGasus).
+
+AlpaGasus (Chen et al., 2024) asks ChatGPT to rate every Alpaca example for
+accuracy on a 0-5 scale and keeps those rated at least 4.5; *Long Is More for
+Alignment* uses 1,000 of them (the 5.0s, plus a uniform sample of the 4.5s) as
+its quality baseline: ``QualitySelector(judge, k=1000, min_score=4.5)`` with
+the default ``ties="random"`` and a seed.
+
+The judge is any chat backend (:mod:`sftselect.backends`): an OpenAI-compatible
+server, a local transformers model, or a Python callable. Replies go through a
+cache (a :class:`~sftselect.backends.ReplyCache` file: a second run sends
+nothing, a killed run resumes), and are parsed strictly
+(:func:`sftselect.scoring.rating.parse_rating`): an unparsable reply scores NaN,
+is counted and reported, and is never selected (or raises, on request).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from .._validation import check_choice, check_non_negative_int, check_positive_int, param_error
+from ..backends.base import ChatReply, ChatRequest
+from ..backends.cache import MemoryCache, ReplyCache
+from ..backends.runner import RunReport, run_requests
+from ..exceptions import JudgeParseError, JudgeRequestError
+from ..formats import Format, resolve_format, response_view
+from ..prompts import RatingPrompt, rating_prompt
+from ..scoring.rating import parse_rating
+from .score import Scored, ScoreSelector
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["REASK_MESSAGE", "QualitySelector", "Ratings"]
+
+REASK_MESSAGE = (
+    "Your reply did not begin with a score. Reply with only the score, a number from "
+    "{lo:g} to {hi:g}, on the first line."
+)
+
+
+@dataclass
+class Ratings:
+    """Everything a rating run produced, row by row, and its report."""
+
+    scores: np.ndarray
+    replies: list[str | None]
+    reasons: list[str]
+    report: RunReport
+    parse_failures: int
+    request_failures: int
+    reasked: int
+
+    def summary(self) -> dict[str, Any]:
+        out = self.report.as_dict()
+        out.update(
+            parse_failures=self.parse_failures,
+            request_failures=self.request_failures,
+            reasked=self.reasked,
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a rating run would send: requests, prompt tokens, and an estimated cost."""
+
+    rows: int
+    requests_to_send: int
+    cached: int
+    prompt_tokens: int
+    max_output_tokens: int
+    token_counter: str
+    cost_usd: float | None
+
+    def summary(self) -> str:
+        cost = "n/a (no prices given)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
+        return (
+            f"{self.rows:,} rows: {self.requests_to_send:,} requests to send "
+            f"({self.cached:,} cached), {self.prompt_tokens:,} prompt tokens "
+            f"[{self.token_counter}], at most {self.max_output_tokens:,} output tokens; "
+            f"estimated cost at most {cost}"
+        )
+
+
+class QualitySelector(ScoreSelector):
+    """Select by an LLM judge's rating of each (instruction, input, response).
+
+    Parameters
+    ----------
+    judge : chat backend
+        An object with ``identity`` and ``async chat(request)`` (see
+        :mod:`sftselect.backends`).
+    k : int, float or None
+        Rows to keep; None keeps every row within ``min_score``/``max_score``.
+    min_score, max_score : float or None
+        Inclusive bounds on the rating (AlpaGasus: ``min_score=4.5``).
+    prompt : str or RatingPrompt, default "alpagasus"
+        A preset (``"alpagasus"``, ``"alpagasus_helpfulness"``) or a template.
+    format, turns
+        The data format (detected when None) and, for conversations, which
+        assistant turn is rated (``"last"`` or ``"first"``).
+    cache : ReplyCache, MemoryCache, path or None
+        Where replies are kept. A path opens a SQLite :class:`ReplyCache`.
+        None keeps them in memory for one call only.
+    max_concurrency : int, default 64
+        Requests in flight at once.
+    max_tokens, temperature : int, float or None
+        Decoding; None takes the preset's (AlpaGasus: 256 tokens, 0.0).
+    reask : int, default 0
+        Times to ask again, in the same conversation, when a reply has no score.
+    on_parse_error : {"nan", "raise"}, default "nan"
+        An unparsable reply scores NaN (counted, reported, never selected), or
+        raises :class:`~sftselect.exceptions.JudgeParseError` after the run.
+    on_request_error : {"raise", "nan"}, default "raise"
+        A request that fails after the backend's retries raises
+        :class:`~sftselect.exceptions.JudgeRequestError` after the run (the
+        replies received are cached, so a re-run resumes), or scores NaN.
+    ties : {"random", "stable"}, default "random"
+        Equal ratings at the cut are sampled uniformly with the seed, as
+        AlpaGasus sampled among the 4.5s.
+    random_state : int, numpy Generator or None
+    show_progress : bool, default False
+    """
+
+    def __init__(
+        self,
+        judge: Any,
+        k: int | float | None = None,
+        *,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        prompt: str | RatingPrompt = "alpagasus",
+        format: str | Format | None = None,
+        turns: str = "last",
+        cache: Any = None,
+        max_concurrency: int = 64,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        reask: int = 0,
+        on_parse_error: str = "nan",
+        on_request_error: str = "raise",
+        ties: str = "random",
+        random_state: Any = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.judge = judge
+        self.k = k
+        self.min_score = min_score
+        self.max_score = max_score
+        self.prompt = prompt
+        self.format = format
+        self.turns = turns
+        self.cache = cache
+        self.max_concurrency = max_concurrency
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.reask = reask
+        self.on_parse_error = on_parse_error
+        self.on_request_error = on_request_error
+        self.largest = True
+        self.ties = ties
+        self.random_state = random_state
+        self.show_progress = show_progress
+
+    # -- building requests -------------------------------------------------
+    def _prompt(self) -> RatingPrompt:
+        return rating_prompt(self.prompt)
+
+    def _decoding(self, prompt: RatingPrompt) -> dict[str, Any]:
+        from ..prompts import load_presets
+
+        preset = load_presets("rating").get(self.prompt) if isinstance(self.prompt, str) else None
+        max_tokens = (
+            self.max_tokens
+            if self.max_tokens is not None
+            else (preset["max_tokens"] if preset else 256)
+        )
+        temperature = (
+            self.temperature
+            if self.temperature is not None
+            else (preset["temperature"] if preset else 0.0)
+        )
+        top_p = preset["top_p"] if preset else None
+        check_positive_int(max_tokens, "max_tokens", type(self).__name__)
+        return {"max_tokens": max_tokens, "temperature": float(temperature), "top_p": top_p}
+
+    def _fields(self, dataset: Dataset) -> tuple[list[str], list[str], list[str], np.ndarray]:
+        """Instruction, input and response per row, and the rows with no response."""
+        owner = type(self).__name__
+        check_choice(self.turns, "turns", owner, ("last", "first"))
+        fmt = resolve_format(dataset, self.format, owner)
+        view = response_view(dataset, fmt, turns=self.turns, on_invalid="nan", owner=owner)
+        n = len(dataset)
+        responses = [""] * n
+        instructions = [""] * n
+        rows = np.arange(len(view.texts)) if view.parents is None else view.parents
+        texts = view.texts.to_pylist()
+        prompts = view.prompts.to_pylist() if view.prompts is not None else [None] * len(texts)
+        for row, text, instr in zip(rows.tolist(), texts, prompts):
+            responses[row] = text
+            instructions[row] = instr or ""
+        inputs = [""] * n
+        if not fmt.is_chat and fmt.input is not None and fmt.input in dataset.column_names:
+            col = dataset.with_format("arrow")[fmt.input]
+            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                inputs = [x or "" for x in col.to_pylist()]
+        return instructions, inputs, responses, view.missing
+
+    def _plan(self, dataset: Dataset) -> tuple[np.ndarray, list[ChatRequest]]:
+        """The rows that have a response to rate, and their requests."""
+        prompt = self._prompt()
+        decoding = self._decoding(prompt)
+        instructions, inputs, responses, missing = self._fields(dataset)
+        rows = np.setdiff1d(np.arange(len(dataset)), missing)
+        requests = [
+            ChatRequest.from_messages(
+                prompt.messages(instructions[i], inputs[i], responses[i]), **decoding
+            )
+            for i in rows.tolist()
+        ]
+        return rows, requests
+
+    def requests(self, dataset: Dataset) -> list[ChatRequest]:
+        """The rating requests that would be sent (one per row that has a response)."""
+        return self._plan(dataset)[1]
+
+    def _store(self) -> Any:
+        if self.cache is None:
+            return MemoryCache()
+        if isinstance(self.cache, (str, os.PathLike)):
+            return ReplyCache(self.cache)
+        if hasattr(self.cache, "get_many") and hasattr(self.cache, "put"):
+            return self.cache
+        raise param_error(
+            type(self).__name__, "cache", "a ReplyCache, a MemoryCache, a path or None", self.cache
+        )
+
+    # -- rating --------------------------------------------------------------
+    def rate(self, dataset: Dataset) -> Ratings:
+        """Rate every row: scores (NaN where none), raw replies, reasons and a report."""
+        owner = type(self).__name__
+        check_choice(self.on_parse_error, "on_parse_error", owner, ("nan", "raise"))
+        check_choice(self.on_request_error, "on_request_error", owner, ("raise", "nan"))
+        reask = check_non_negative_int(self.reask, "reask", owner)
+        concurrency = check_positive_int(self.max_concurrency, "max_concurrency", owner)
+        prompt = self._prompt()
+        rows, requests = self._plan(dataset)
+        store = self._store()
+        result = run_requests(
+            self.judge,
+            requests,
+            cache=store,
+            max_concurrency=concurrency,
+            progress=bool(self.show_progress),
+            desc="rating",
+        )
+        report = result.report
+        replies: list[ChatReply | None] = list(result.replies)
+        parsed = [parse_rating(r.text, prompt.scale) if r is not None else None for r in replies]
+        reasked = 0
+        for _ in range(reask):
+            todo = [i for i, p in enumerate(parsed) if p is not None and p.value is None]
+            if not todo:
+                break
+            follow = [self._reask_request(requests[i], replies[i], prompt) for i in todo]
+            again = run_requests(
+                self.judge,
+                follow,
+                cache=store,
+                max_concurrency=concurrency,
+                progress=bool(self.show_progress),
+                desc="re-asking",
+            )
+            _merge(report, again.report)
+            reasked += len(todo)
+            for i, reply in zip(todo, again.replies):
+                if reply is not None:
+                    p = parse_rating(reply.text, prompt.scale)
+                    if p.value is not None:
+                        replies[i], parsed[i] = reply, p
+        n = len(dataset)
+        scores = np.full(n, np.nan)
+        reasons = ["no response to rate"] * n
+        texts: list[str | None] = [None] * n
+        for row, p, reply, err in zip(rows.tolist(), parsed, replies, result.errors):
+            if p is None:
+                reasons[row] = f"request failed: {err}"
+                continue
+            reasons[row] = p.reason
+            texts[row] = reply.text if reply is not None else None
+            if p.value is not None:
+                scores[row] = p.value
+        request_failures = sum(p is None for p in parsed)
+        parse_failures = sum(p is not None and p.value is None for p in parsed)
+        ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
+        if request_failures and self.on_request_error == "raise":
+            raise JudgeRequestError(
+                f"{request_failures} of {len(requests)} rating requests failed after retries "
+                f"(first: {report.first_errors[:1]}); {report.succeeded} replies were cached, so "
+                "running again resumes. Use on_request_error='nan' to continue without them."
+            )
+        if parse_failures and self.on_parse_error == "raise":
+            bad = [i for i, p in enumerate(parsed) if p is not None and p.value is None]
+            example = (replies[bad[0]].text or "")[:80] if replies[bad[0]] is not None else ""
+            raise JudgeParseError(
+                f"{parse_failures} of {len(requests)} judge replies could not be parsed "
+                f"(first: row {int(rows[bad[0]])}, {parsed[bad[0]].reason}: {example!r})."
+            )
+        return ratings
+
+    def _reask_request(
+        self, request: ChatRequest, reply: ChatReply | None, prompt: RatingPrompt
+    ) -> ChatRequest:
+        lo, hi = prompt.scale
+        msgs = [
+            *request.message_dicts(),
+            {"role": "assistant", "content": reply.text if reply else ""},
+            {"role": "user", "content": REASK_MESSAGE.format(lo=lo, hi=hi)},
+        ]
+        return ChatRequest.from_messages(
+            msgs,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+        )
+
+    def _score(self, dataset: Dataset) -> np.ndarray:
+        return self.rate(dataset).scores
+
+    def _score_with_rules(self, dataset: Dataset) -> Scored:
+        ratings = self.rate(dataset)
+        prompt = self._prompt()
+        extra = {
+            "judge": getattr(self.judge, "identity", repr(self.judge)),
+            "prompt_version": prompt.version,
+            "rating": ratings.summary(),
+        }
+        return Scored(ratings.scores, None, extra)
+
+    # -- dry run -------------------------------------------------------------
+    def estimate(
+        self,
+        dataset: Dataset,
+        *,
+        count_tokens: Any = None,
+        usd_per_1m_input: float | None = None,
+        usd_per_1m_output: float | None = None,
+    ) -> CostEstimate:
+        """Count what would be sent, without sending anything.
+
+        ``count_tokens`` is a ``str -> int`` function (default: tiktoken's
+        ``cl100k_base`` when installed, else characters / 4, labelled as such).
+        The cost is an upper bound: every request is charged ``max_tokens``
+        output tokens.
+        """
+        requests = self.requests(dataset)
+        identity = self.judge.identity
+        by_key = {r.cache_key(identity): r for r in requests}
+        hits = set(self._store().get_many(list(by_key)))
+        counter, label = _token_counter(count_tokens)
+        prompt_tokens = sum(
+            sum(counter(c) for _, c in r.messages) for k, r in by_key.items() if k not in hits
+        )
+        cached = len(hits)
+        n_send = len(by_key) - cached
+        max_out = n_send * (requests[0].max_tokens or 0) if requests else 0
+        cost = None
+        if usd_per_1m_input is not None and usd_per_1m_output is not None:
+            cost = prompt_tokens / 1e6 * usd_per_1m_input + max_out / 1e6 * usd_per_1m_output
+        return CostEstimate(len(dataset), n_send, cached, prompt_tokens, max_out, label, cost)
+
+
+def _merge(into: RunReport, more: RunReport) -> None:
+    for name in (
+        "requests",
+        "unique",
+        "cache_hits",
+        "sent",
+        "succeeded",
+        "failures",
+        "input_tokens",
+        "output_tokens",
+    ):
+        setattr(into, name, getattr(into, name) + getattr(more, name))
+    if into.retries is not None and more.retries is not None:
+        into.retries += more.retries
+    into.seconds += more.seconds
+
+
+def _token_counter(count_tokens: Any) -> tuple[Any, str]:
+    if count_tokens is not None:
+        return count_tokens, getattr(count_tokens, "__name__", "custom")
+    try:
+        import tiktoken
+
+        enc = tiktoken.get_encoding("cl100k_base")
+        return (lambda s: len(enc.encode_ordinary(s))), "tiktoken cl100k_base"
+    except Exception:
+        return (lambda s: math.ceil(len(s) / 4)), "approximate: characters / 4"

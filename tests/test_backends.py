@@ -1,0 +1,143 @@
+"""The reply cache and the runner: no request twice, failures reported, resume after a crash."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import threading
+
+import pytest
+
+from sftselect.backends import (
+    BackendError,
+    CallableBackend,
+    ChatReply,
+    ChatRequest,
+    MemoryCache,
+    ReplyCache,
+    run_requests,
+)
+
+
+class Counting:
+    """A judge that counts calls and can fail on chosen prompts."""
+
+    def __init__(self, fail_on=()):
+        self.calls = []
+        self.fail_on = set(fail_on)
+        self.lock = threading.Lock()
+
+    def __call__(self, messages):
+        text = messages[-1]["content"]
+        with self.lock:
+            self.calls.append(text)
+        if text in self.fail_on:
+            raise BackendError("scripted failure")
+        return ChatReply(text=f"reply to {text}", input_tokens=len(text), output_tokens=3)
+
+
+def test_cache_key_depends_on_backend_and_decoding():
+    """The same messages with another model or temperature are another cache entry."""
+    r1 = ChatRequest.user("hi", temperature=0.0)
+    assert r1.cache_key("m1") == ChatRequest.user("hi", temperature=0.0).cache_key("m1")
+    assert r1.cache_key("m1") != r1.cache_key("m2")
+    assert r1.cache_key("m1") != ChatRequest.user("hi", temperature=0.7).cache_key("m1")
+    assert r1.cache_key("m1") != ChatRequest.user("hi", system="be brief").cache_key("m1")
+
+
+def test_second_run_sends_nothing(tmp_path):
+    """A second run over the same requests is served from the cache file alone."""
+    judge = Counting()
+    backend = CallableBackend(judge, identity="count-v1")
+    reqs = [ChatRequest.user(f"q{i}") for i in range(30)]
+    first = run_requests(backend, reqs, cache=ReplyCache(tmp_path / "c.sqlite"), max_concurrency=4)
+    assert first.report.sent == 30 and len(judge.calls) == 30
+    second = run_requests(backend, reqs, cache=ReplyCache(tmp_path / "c.sqlite"))
+    assert second.report.sent == 0 and second.report.cache_hits == 30 and len(judge.calls) == 30
+    assert [r.text for r in second.replies] == [r.text for r in first.replies]
+
+
+def test_duplicates_in_one_run_are_sent_once():
+    """Identical requests in one run cause one backend call and share the reply."""
+    judge = Counting()
+    reqs = [ChatRequest.user("same")] * 5 + [ChatRequest.user("other")]
+    result = run_requests(CallableBackend(judge, identity="c"), reqs, cache=MemoryCache())
+    assert sorted(judge.calls) == ["other", "same"]
+    assert result.report.unique == 2 and all(r is not None for r in result.replies)
+
+
+def test_failures_are_reported_not_cached_and_retried_next_run(tmp_path):
+    """A failed request has no reply, is counted, is not cached, and is sent again next run."""
+    judge = Counting(fail_on={"q3"})
+    backend = CallableBackend(judge, identity="c")
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    reqs = [ChatRequest.user(f"q{i}") for i in range(5)]
+    result = run_requests(backend, reqs, cache=cache)
+    assert result.replies[3] is None and isinstance(result.errors[3], BackendError)
+    assert result.report.failures == 1 and "scripted failure" in result.report.first_errors[0]
+    assert len(cache) == 4
+    judge.fail_on.clear()
+    again = run_requests(backend, reqs, cache=cache)
+    assert again.report.sent == 1 and again.replies[3].text == "reply to q3"
+
+
+def test_token_counts_are_summed():
+    """The report adds up the token counts the backend returns."""
+    reqs = [ChatRequest.user("abc"), ChatRequest.user("de")]
+    report = run_requests(CallableBackend(Counting(), identity="c"), reqs).report
+    assert report.input_tokens == 5 and report.output_tokens == 6
+
+
+def _killed_run(path, n_before_kill):
+    """Run 20 requests; the judge kills the process abruptly after n replies."""
+    import os
+
+    count = {"n": 0}
+
+    def judge(messages):
+        count["n"] += 1
+        if count["n"] > n_before_kill:
+            os._exit(3)  # a crash: no cleanup, no exception handling
+        return "ok " + messages[-1]["content"]
+
+    reqs = [ChatRequest.user(f"q{i}") for i in range(20)]
+    run_requests(
+        CallableBackend(judge, identity="c"), reqs, cache=ReplyCache(path), max_concurrency=1
+    )
+
+
+def test_killed_run_resumes_and_sends_each_request_once_in_total(tmp_path):
+    """A run killed mid-way keeps its replies; the re-run sends only the rest."""
+    path = tmp_path / "c.sqlite"
+    proc = mp.get_context("fork").Process(target=_killed_run, args=(path, 8))
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 3
+    stored = len(ReplyCache(path))
+    assert stored == 8
+    judge = Counting()
+    reqs = [ChatRequest.user(f"q{i}") for i in range(20)]
+    result = run_requests(CallableBackend(judge, identity="c"), reqs, cache=ReplyCache(path))
+    assert result.report.cache_hits == 8 and len(judge.calls) == 12
+    assert len(ReplyCache(path)) == 20
+
+
+def test_export_has_requests_and_raw_replies(tmp_path):
+    """The cache exports every request with its raw reply, for audit, and no key material."""
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    run_requests(CallableBackend(Counting(), identity="c"), [ChatRequest.user("q")], cache=cache)
+    n = cache.export_jsonl(tmp_path / "audit.jsonl")
+    rec = json.loads((tmp_path / "audit.jsonl").read_text())
+    assert n == 1 and rec["reply"] == "reply to q" and rec["request"]["messages"] == [["user", "q"]]
+
+
+def test_callable_must_return_text():
+    """A callable that returns something else is a reported failure, not a reply."""
+    result = run_requests(CallableBackend(lambda m: 42, identity="c"), [ChatRequest.user("q")])
+    assert result.replies == [None] and result.report.failures == 1
+
+
+def test_backend_without_identity_is_rejected():
+    """An object without an identity cannot be used as a backend."""
+    with pytest.raises(TypeError, match="identity"):
+        run_requests(object(), [ChatRequest.user("q")])
