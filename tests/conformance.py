@@ -78,6 +78,11 @@ CASES: list[Case] = [
         "chain",
         lambda k, s: Chain(RandomSelector(1.0, random_state=s), LengthSelector(k, unit="words")),
     ),
+    Case("quality", lambda k, s: QualitySelector(FAKE_JUDGE, k, random_state=s)),
+    Case(
+        "quality-threshold",
+        lambda k, s: QualitySelector(FAKE_JUDGE, k, min_score=2.0, ties="stable"),
+    ),
     Case(
         "per-source",
         lambda k, s: PerSource("source", {"flan": k, "dolly": k}, LengthSelector(unit="chars")),
