@@ -78,6 +78,42 @@ def _add_length_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="train", help="split to read from a hub name or DatasetDict")
 
 
+def _add_judge_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM judge (--selector quality)")
+    g.add_argument(
+        "--base-url",
+        default="https://api.openai.com/v1",
+        help="OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, ...)",
+    )
+    g.add_argument("--model", default=None, help="the judge model name")
+    g.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (never printed or stored)",
+    )
+    g.add_argument(
+        "--cache",
+        default=".sftselect/replies.sqlite",
+        help="SQLite reply cache: a re-run sends nothing already answered",
+    )
+    g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
+    g.add_argument("--max-concurrency", type=int, default=64)
+    g.add_argument("--rpm", type=float, default=None, help="client-side requests-per-minute limit")
+    g.add_argument("--tpm", type=float, default=None, help="client-side tokens-per-minute limit")
+    g.add_argument(
+        "--max-tokens", type=int, default=None, help="judge reply length (default: the prompt's)"
+    )
+    g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count requests and prompt tokens, estimate the cost, send nothing",
+    )
+    g.add_argument("--usd-per-1m-input", type=float, default=None, help="price, for --dry-run")
+    g.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sftselect", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"sftselect {__version__}")
@@ -88,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument(
         "-o", "--output", required=True, help="output path (.json, .jsonl, .parquet, or a folder)"
     )
-    sel.add_argument("--selector", choices=["length", "random", "column"], default="length")
+    sel.add_argument(
+        "--selector", choices=["length", "random", "column", "quality"], default="length"
+    )
     sel.add_argument(
         "-k",
         type=_parse_k,
@@ -109,16 +147,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="never select a response that repeats its instruction",
     )
     sel.add_argument("--shortest", action="store_true", help="select the shortest instead")
-    sel.add_argument("--ties", choices=["stable", "random"], default="stable")
+    sel.add_argument(
+        "--ties",
+        choices=["stable", "random"],
+        default=None,
+        help="tie rule at the cut (default: stable; quality: random, as AlpaGasus)",
+    )
     sel.add_argument("--stratify", default=None, help="random selector: stratify by this column")
     sel.add_argument("--score-column", default=None, help="column selector: the numeric column")
     sel.add_argument(
-        "--min-score", type=float, default=None, help="column selector: keep score >= this"
+        "--min-score", type=float, default=None, help="column/quality: keep score >= this"
     )
     sel.add_argument(
-        "--max-score", type=float, default=None, help="column selector: keep score <= this"
+        "--max-score", type=float, default=None, help="column/quality: keep score <= this"
     )
     sel.add_argument("-q", "--quiet", action="store_true")
+    _add_judge_options(sel)
+
+    sc = sub.add_parser("score", help="write every row with its score column")
+    sc.add_argument("input")
+    sc.add_argument("-o", "--output", required=True)
+    sc.add_argument("--selector", choices=["quality", "length"], default="quality")
+    _add_length_options(sc)
+    sc.add_argument(
+        "--keep-replies",
+        action="store_true",
+        help="quality: also write the raw judge reply and the parse reason",
+    )
+    sc.add_argument("-q", "--quiet", action="store_true")
+    _add_judge_options(sc)
 
     st = sub.add_parser("stats", help="print the response-length distribution, write a histogram")
     st.add_argument("input")
@@ -171,7 +228,7 @@ def _build_selector(args: argparse.Namespace):
             drop_empty=not args.keep_empty,
             drop_echo=args.drop_echo,
             largest=not args.shortest,
-            ties=args.ties,
+            ties=args.ties or "stable",
             num_proc=args.num_proc,
             random_state=args.seed,
             show_progress=not args.quiet,
@@ -180,6 +237,15 @@ def _build_selector(args: argparse.Namespace):
         if args.k is None:
             raise CliError("--selector random needs -k")
         return RandomSelector(k=args.k, random_state=args.seed, stratify=args.stratify)
+    if args.selector == "quality":
+        return _quality_selector(
+            args,
+            k=args.k,
+            min_score=args.min_score,
+            max_score=args.max_score,
+            ties=args.ties or "random",
+            seed=args.seed,
+        )
     if args.score_column is None:
         raise CliError("--selector column needs --score-column")
     return ColumnScoreSelector(
@@ -187,9 +253,54 @@ def _build_selector(args: argparse.Namespace):
         k=args.k,
         min_score=args.min_score,
         max_score=args.max_score,
-        ties=args.ties,
+        ties=args.ties or "stable",
         random_state=args.seed,
     )
+
+
+def _quality_selector(
+    args: argparse.Namespace, *, k: Any, min_score: Any, max_score: Any, ties: str, seed: Any
+):
+    from .backends.openai_compat import OpenAICompatibleBackend
+    from .selectors.quality import QualitySelector
+
+    if not args.model:
+        raise CliError("--selector quality needs --model (the judge model name)")
+    judge = OpenAICompatibleBackend(
+        args.model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        max_concurrency=args.max_concurrency,
+        requests_per_minute=args.rpm,
+        tokens_per_minute=args.tpm,
+        timeout=args.timeout,
+    )
+    return QualitySelector(
+        judge,
+        k,
+        min_score=min_score,
+        max_score=max_score,
+        prompt=args.prompt,
+        format=_format_arg(args),
+        turns=args.turns if args.turns in ("last", "first") else "last",
+        cache=args.cache,
+        max_concurrency=args.max_concurrency,
+        max_tokens=args.max_tokens,
+        reask=args.reask,
+        ties=ties,
+        random_state=seed,
+        show_progress=not args.quiet,
+    )
+
+
+def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
+    estimate = selector.estimate(
+        dataset,
+        usd_per_1m_input=args.usd_per_1m_input,
+        usd_per_1m_output=args.usd_per_1m_output,
+    )
+    print(estimate.summary())
+    return 0
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
@@ -201,6 +312,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
         raise CliError("the output path is the input path; choose another output")
     selector = _build_selector(args)
     dataset = _load(args)
+    if args.selector == "quality" and args.dry_run:
+        return _dry_run(args, selector, dataset)
     t0 = time.perf_counter()
     selection = selector.run(dataset)
     elapsed = time.perf_counter() - t0
@@ -214,11 +327,63 @@ def _cmd_select(args: argparse.Namespace) -> int:
     prov_path = output.with_name(output.name + ".provenance.json")
     save_data(subset, output)
     write_json_atomic(record, prov_path)
+    if "rating" in selection.extra:
+        _info("judge: " + _rating_line(selection.extra["rating"]), args.quiet)
     _info(
         f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
         f"(provenance: {prov_path})",
         args.quiet,
     )
+    return 0
+
+
+def _rating_line(r: dict[str, Any]) -> str:
+    retries = "" if r.get("retries") is None else f", {r['retries']} retries"
+    return (
+        f"{r['sent']} requests sent, {r['cache_hits']} cache hits{retries}, "
+        f"{r['parse_failures']} unparsable, {r['request_failures']} failed; "
+        f"tokens in {r['input_tokens']:,} out {r['output_tokens']:,}"
+    )
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .io import save_data
+    from .selectors import LengthSelector
+
+    output = Path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        raise CliError("the output path is the input path; choose another output")
+    ratings = None
+    if args.selector == "quality":
+        selector = _quality_selector(
+            args, k=None, min_score=0.0, max_score=None, ties="stable", seed=0
+        )
+        dataset = _load(args)
+        if args.dry_run:
+            return _dry_run(args, selector, dataset)
+        ratings = selector.rate(dataset)
+        column, values = "quality_score", ratings.scores
+        _info("judge: " + _rating_line(ratings.summary()), args.quiet)
+    else:
+        selector = LengthSelector(
+            k=None,
+            unit=args.unit,
+            format=_format_arg(args),
+            turns=args.turns,
+            on_invalid="nan",
+            num_proc=args.num_proc,
+            show_progress=not args.quiet,
+        )
+        dataset = _load(args)
+        column, values = "response_length", selector.score(dataset)
+    if column in dataset.column_names:
+        dataset = dataset.remove_columns(column)
+    scored = dataset.add_column(column, [None if np.isnan(v) else float(v) for v in values])
+    if ratings is not None and args.keep_replies:
+        scored = scored.add_column("quality_reply", ratings.replies)
+        scored = scored.add_column("quality_reason", ratings.reasons)
+    save_data(scored, output)
+    _info(f"wrote {len(scored):,} rows with {column!r} -> {output}", args.quiet)
     return 0
 
 
@@ -284,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sftselect`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"select": _cmd_select, "stats": _cmd_stats}
+    handlers = {"select": _cmd_select, "stats": _cmd_stats, "score": _cmd_score}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
