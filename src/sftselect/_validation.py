@@ -93,6 +93,35 @@ def check_optional_real(value: Any, name: str, owner: str) -> float | None:
     return float(value)
 
 
+def check_positive_real(
+    value: Any, name: str, owner: str, *, allow_none: bool = False
+) -> float | None:
+    """Validate a positive finite number (or None when allowed)."""
+    expected = "a positive finite number" + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise param_error(owner, name, expected, value)
+    return float(value)
+
+
+def check_non_negative_real(value: Any, name: str, owner: str) -> float:
+    """Validate a non-negative finite number."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise param_error(owner, name, "a non-negative finite number", value)
+    return float(value)
+
+
 def check_non_negative_int(value: Any, name: str, owner: str) -> int:
     """Validate a non-negative int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:

@@ -30,16 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import math
 import numbers
 import os
 import random
 import threading
-import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -48,9 +45,16 @@ try:  # Pydantic's maintained fork of httpx (same API), which the environment sh
 except ImportError:  # pragma: no cover - ...or httpx itself.
     import httpx
 
-from .._validation import check_non_negative_int, check_positive_int, param_error
+from .._validation import (
+    check_non_negative_int,
+    check_non_negative_real,
+    check_positive_int,
+    check_positive_real,
+    param_error,
+)
 from .._version import __version__
 from .base import BackendError, ChatReply, ChatRequest
+from .throttle import BackendStats, TokenBucket, parse_retry_after, retry_after_seconds
 
 __all__ = ["BackendStats", "OpenAICompatibleBackend", "parse_retry_after"]
 
@@ -66,20 +70,7 @@ DEFAULT_OUTPUT_ESTIMATE = 256
 
 _MAX_ERROR_CHARS = 300
 
-
-@dataclass
-class BackendStats:
-    """What a backend has done: HTTP attempts, retries, failed calls and token usage."""
-
-    requests_sent: int = 0
-    retries: int = 0
-    failures: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters as a plain dict (for reports)."""
-        return asdict(self)
+_NOT_JSON = object()
 
 
 class _Retryable(Exception):
@@ -91,42 +82,6 @@ class _Retryable(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
-
-
-class _Bucket:
-    """A token bucket whose level may go negative.
-
-    A taker draws its cost at once and sleeps for as long as the debt it leaves
-    takes to refill, so takers are served in arrival order without polling and
-    the long-run rate never exceeds ``per_minute``. Plain arithmetic under a
-    lock: not bound to any event loop.
-    """
-
-    def __init__(self, per_minute: float, capacity: float) -> None:
-        self.per_minute = per_minute
-        self.rate = per_minute / 60.0
-        self.capacity = capacity
-        self._level = capacity
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def _refill(self) -> None:
-        now = time.monotonic()
-        self._level = min(self.capacity, self._level + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def take(self, amount: float) -> float:
-        """Draw ``amount`` and return the seconds to wait before using it."""
-        with self._lock:
-            self._refill()
-            self._level -= amount
-            return 0.0 if self._level >= 0 else -self._level / self.rate
-
-    def give_back(self, amount: float) -> None:
-        """Return ``amount`` (negative: draw more), e.g. to correct an estimate."""
-        with self._lock:
-            self._refill()
-            self._level = min(self.capacity, self._level + amount)
 
 
 @dataclass(frozen=True)
@@ -154,6 +109,13 @@ class _LoopState:
     closed: bool = False
     guard: asyncio.Task[None] | None = field(default=None, repr=False)
 
+    async def close_client(self) -> None:
+        self.closed = True
+        try:
+            await self.client.aclose()
+        except Exception as exc:  # pragma: no cover - best effort at shutdown
+            logger.debug("closing the HTTP client failed: %s", type(exc).__name__)
+
 
 class _BorrowedTransport(httpx.AsyncBaseTransport):
     """Forwards to a caller's transport and leaves closing it to the caller.
@@ -177,69 +139,13 @@ async def _close_at_loop_end(state: _LoopState) -> None:
     try:
         await asyncio.get_running_loop().create_future()
     finally:
-        state.closed = True
-        try:
-            await state.client.aclose()
-        except Exception as exc:  # pragma: no cover - best effort at shutdown
-            logger.debug("closing the HTTP client failed: %s", type(exc).__name__)
-
-
-def _check_positive_real(value: Any, name: str, *, allow_none: bool = False) -> float | None:
-    expected = "a positive finite number" + (" or None" if allow_none else "")
-    if value is None and allow_none:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise param_error(_OWNER, name, expected, value)
-    return float(value)
-
-
-def _check_non_negative_real(value: Any, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise param_error(_OWNER, name, "a non-negative finite number", value)
-    return float(value)
+        await state.close_client()
 
 
 def _check_str(value: Any, name: str, expected: str = "a non-empty str") -> str:
     if not isinstance(value, str) or not value.strip():
         raise param_error(_OWNER, name, expected, value)
     return value
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date).
-
-    Returns None for a missing or unreadable value, and 0 for a date in the past.
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:  # pragma: no cover - Python < 3.10 returned None
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _display_url(url: str) -> str:
@@ -362,11 +268,11 @@ class OpenAICompatibleBackend:
         self.identity = identity if identity is not None else f"openai-compatible/{model}"
         self.retry_seed = retry_seed
         self.stats = BackendStats()
-        self._rng = random.Random(retry_seed)
+        self._rng: random.Random | None = None  # seeded at first use, after validation
         self._lock = threading.Lock()
         self._states: dict[int, _LoopState] = {}
-        self._rpm: _Bucket | None = None
-        self._tpm: _Bucket | None = None
+        self._rpm: TokenBucket | None = None
+        self._tpm: TokenBucket | None = None
 
     def __repr__(self) -> str:
         return (
@@ -401,7 +307,7 @@ class OpenAICompatibleBackend:
                     state.guard.cancel()
                     await asyncio.gather(state.guard, return_exceptions=True)
                 else:
-                    await state.client.aclose()
+                    await state.close_client()
             elif not state.loop.is_closed() and state.guard is not None:
                 # A loop alive in another thread closes its own client.
                 with contextlib.suppress(RuntimeError):
@@ -416,12 +322,16 @@ class OpenAICompatibleBackend:
             )
         _check_str(self.api_key_env, "api_key_env", "the name of an environment variable")
         max_concurrency = check_positive_int(self.max_concurrency, "max_concurrency", _OWNER)
-        rpm = _check_positive_real(self.requests_per_minute, "requests_per_minute", allow_none=True)
-        tpm = _check_positive_real(self.tokens_per_minute, "tokens_per_minute", allow_none=True)
-        _check_positive_real(self.timeout, "timeout")
+        rpm = check_positive_real(
+            self.requests_per_minute, "requests_per_minute", _OWNER, allow_none=True
+        )
+        tpm = check_positive_real(
+            self.tokens_per_minute, "tokens_per_minute", _OWNER, allow_none=True
+        )
+        check_positive_real(self.timeout, "timeout", _OWNER)
         max_retries = check_non_negative_int(self.max_retries, "max_retries", _OWNER)
-        backoff_base = _check_non_negative_real(self.backoff_base, "backoff_base")
-        backoff_max = _check_non_negative_real(self.backoff_max, "backoff_max")
+        backoff_base = check_non_negative_real(self.backoff_base, "backoff_base", _OWNER)
+        backoff_max = check_non_negative_real(self.backoff_max, "backoff_max", _OWNER)
         if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
             raise param_error(
                 _OWNER,
@@ -435,14 +345,16 @@ class OpenAICompatibleBackend:
             isinstance(self.retry_seed, bool) or not isinstance(self.retry_seed, numbers.Integral)
         ):
             raise param_error(_OWNER, "retry_seed", "an int or None", self.retry_seed)
+        if self._rng is None:
+            self._rng = random.Random(self.retry_seed)
         if rpm is None:
             self._rpm = None
         elif self._rpm is None or self._rpm.per_minute != rpm:
-            self._rpm = _Bucket(rpm, capacity=1.0)
+            self._rpm = TokenBucket(rpm, capacity=1.0)
         if tpm is None:
             self._tpm = None
         elif self._tpm is None or self._tpm.per_minute != tpm:
-            self._tpm = _Bucket(tpm, capacity=tpm / 60.0)
+            self._tpm = TokenBucket(tpm, capacity=tpm / 60.0)
         url = base_url.rstrip("/") + "/chat/completions"
         return _Settings(
             url=url,
@@ -528,35 +440,37 @@ class OpenAICompatibleBackend:
             settings = state.settings
             try:
                 return await self._attempt(state, body, cost, output_allowance)
-            except _Retryable as failure:
-                if attempt >= settings.max_retries:
-                    self.stats.failures += 1
-                    raise BackendError(
-                        f"{_OWNER} gave up on {settings.display_url} after "
-                        f"{attempt + 1} attempt(s): {failure}",
-                        status=failure.status,
-                        retryable=True,
-                    ) from None
-                delay = self._backoff(attempt, failure.retry_after, settings)
-                attempt += 1
-                self.stats.retries += 1
-                logger.debug(
-                    "%s: retry %d/%d in %.2f s after: %s",
-                    self.identity,
-                    attempt,
-                    settings.max_retries,
-                    delay,
-                    failure,
-                )
-                await asyncio.sleep(delay)
+            except _Retryable as exc:
+                failure = exc
             except BackendError:
                 self.stats.failures += 1
                 raise
+            if attempt >= settings.max_retries:
+                self.stats.failures += 1
+                raise BackendError(
+                    f"{_OWNER} gave up on {settings.display_url} after "
+                    f"{attempt + 1} attempt(s): {failure}",
+                    status=failure.status,
+                    retryable=True,
+                )
+            delay = self._backoff(attempt, failure.retry_after, settings)
+            attempt += 1
+            self.stats.retries += 1
+            logger.debug(
+                "%s: retry %d/%d in %.2f s after: %s",
+                self.identity,
+                attempt,
+                settings.max_retries,
+                delay,
+                failure,
+            )
+            await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int, retry_after: float | None, settings: _Settings) -> float:
         if retry_after is not None:
             return min(retry_after, settings.backoff_max)
         cap = min(settings.backoff_max, settings.backoff_base * 2.0**attempt)
+        assert self._rng is not None  # set by _validate
         return self._rng.uniform(0.0, cap)
 
     async def _throttle(self, cost: float) -> tuple[float, float]:
@@ -588,31 +502,53 @@ class OpenAICompatibleBackend:
         key = os.environ.get(self.api_key_env) or None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         async with state.semaphore:
-            _, drawn_tokens = await self._throttle(cost)
-            self.stats.requests_sent += 1
-            try:
-                response = await state.client.post(settings.url, json=body, headers=headers)
-            except httpx.TimeoutException as exc:
-                self._refund_output(drawn_tokens, output_allowance)
-                raise _Retryable(
-                    f"timed out after {settings.timeout:g} s ({type(exc).__name__})"
-                ) from None
-            except httpx.UnsupportedProtocol as exc:
-                raise BackendError(
-                    f"{_OWNER} cannot send to {settings.display_url}: "
-                    f"{_redact(str(exc), key)}"
-                ) from None
-            except (httpx.TransportError, httpx.DecodingError) as exc:
-                self._refund_output(drawn_tokens, output_allowance)
-                raise _Retryable(
-                    f"connection failed ({type(exc).__name__}: {_redact(str(exc), key)})"
-                ) from None
-            except httpx.RequestError as exc:
-                raise BackendError(
-                    f"{_OWNER} request to {settings.display_url} failed "
-                    f"({type(exc).__name__}: {_redact(str(exc), key)})"
-                ) from None
+            response, drawn_tokens = await self._send(
+                state.client, settings, body, headers, key, cost, output_allowance
+            )
         return self._parse(response, settings, key, drawn_tokens, cost, output_allowance)
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        settings: _Settings,
+        body: dict[str, Any],
+        headers: dict[str, str],
+        key: str | None,
+        cost: int,
+        output_allowance: int,
+    ) -> tuple[httpx.Response, float]:
+        _, drawn_tokens = await self._throttle(cost)
+        self.stats.requests_sent += 1
+        # Errors are raised outside the ``except`` blocks, so they carry no
+        # ``__context__``: httpx's exceptions hold the request, headers included.
+        error: Exception | None = None
+        try:
+            response = await client.post(settings.url, json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            error = _Retryable(f"timed out after {settings.timeout:g} s ({type(exc).__name__})")
+        except httpx.UnsupportedProtocol as exc:
+            error = BackendError(
+                f"{_OWNER} cannot send to {settings.display_url}: {_redact(str(exc), key)}"
+            )
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            error = _Retryable(
+                f"connection failed ({type(exc).__name__}: {_redact(str(exc), key)})"
+            )
+        except httpx.RequestError as exc:
+            error = BackendError(
+                f"{_OWNER} request to {settings.display_url} failed "
+                f"({type(exc).__name__}: {_redact(str(exc), key)})"
+            )
+        except RuntimeError:
+            if not client.is_closed:
+                raise
+            # aclose() ran while this request waited; the next attempt opens a new client.
+            error = _Retryable("the HTTP client was closed while the request waited")
+        if error is not None:
+            if isinstance(error, _Retryable):
+                self._refund_output(drawn_tokens, output_allowance)
+            raise error
+        return response, drawn_tokens
 
     def _refund_output(self, drawn_tokens: float, output_allowance: int) -> None:
         if self._tpm is not None and drawn_tokens:
@@ -632,7 +568,7 @@ class OpenAICompatibleBackend:
             self._refund_output(drawn_tokens, output_allowance)
             detail = _redact(_error_detail(response), key)
             if status in RETRYABLE_STATUSES:
-                retry_after = _retry_after(response)
+                retry_after = retry_after_seconds(response)
                 raise _Retryable(f"HTTP {status}: {detail}", status=status, retry_after=retry_after)
             raise BackendError(
                 f"{_OWNER} got HTTP {status} from {settings.display_url}: {detail}",
@@ -641,10 +577,10 @@ class OpenAICompatibleBackend:
         try:
             data = response.json()
         except ValueError:
+            data = _NOT_JSON
+        if data is _NOT_JSON:
             start = _redact(" ".join(response.text[:80].split()), key)
-            raise _Retryable(
-                f"malformed reply (HTTP {status}, not JSON: {start!r})", status=status
-            ) from None
+            raise _Retryable(f"malformed reply (HTTP {status}, not JSON: {start!r})", status=status)
         choices = data.get("choices") if isinstance(data, dict) else None
         first = choices[0] if isinstance(choices, list) and choices else None
         message = first.get("message") if isinstance(first, dict) else None
@@ -682,17 +618,6 @@ class OpenAICompatibleBackend:
             finish_reason=finish_reason,
             model=model if isinstance(model, str) else None,
         )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """The wait a response asks for: ``retry-after-ms`` (OpenAI) or ``Retry-After``."""
-    millis = response.headers.get("retry-after-ms")
-    if millis is not None:
-        with contextlib.suppress(ValueError):
-            value = float(millis) / 1000.0
-            if math.isfinite(value):
-                return max(0.0, value)
-    return parse_retry_after(response.headers.get("retry-after"))
 
 
 def _redact(text: str, key: str | None) -> str:
