@@ -156,7 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--stratify", default=None, help="random selector: stratify by this column")
     sel.add_argument("--score-column", default=None, help="column selector: the numeric column")
     sel.add_argument(
-        "--min-score", type=float, default=None, help="column/quality: keep score >= this"
+        "--min-score",
+        type=float,
+        default=None,
+        help="column/quality: keep score >= this (quality: 4.5 unless -k or --max-score)",
     )
     sel.add_argument(
         "--max-score", type=float, default=None, help="column/quality: keep score <= this"
@@ -238,10 +241,13 @@ def _build_selector(args: argparse.Namespace):
             raise CliError("--selector random needs -k")
         return RandomSelector(k=args.k, random_state=args.seed, stratify=args.stratify)
     if args.selector == "quality":
+        min_score = args.min_score
+        if args.k is None and min_score is None and args.max_score is None:
+            min_score = 4.5  # AlpaGasus's threshold
         return _quality_selector(
             args,
             k=args.k,
-            min_score=args.min_score,
+            min_score=min_score,
             max_score=args.max_score,
             ties=args.ties or "random",
             seed=args.seed,
