@@ -354,7 +354,6 @@ def _rating_line(r: dict[str, Any]) -> str:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from .io import save_data
-    from .selectors import LengthSelector
 
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():
@@ -371,15 +370,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         column, values = "quality_score", ratings.scores
         _info("judge: " + _rating_line(ratings.summary()), args.quiet)
     else:
-        selector = LengthSelector(
-            k=None,
-            unit=args.unit,
-            format=_format_arg(args),
-            turns=args.turns,
-            on_invalid="nan",
-            num_proc=args.num_proc,
-            show_progress=not args.quiet,
-        )
+        selector = _length_scorer(args)
         dataset = _load(args)
         column, values = "response_length", selector.score(dataset)
     if column in dataset.column_names:
@@ -393,11 +384,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_stats(args: argparse.Namespace) -> int:
+def _length_scorer(args: argparse.Namespace):
+    """A LengthSelector that only scores (unmeasurable rows give NaN)."""
     from .selectors import LengthSelector
 
-    dataset = _load(args)
-    selector = LengthSelector(
+    return LengthSelector(
         k=None,
         unit=args.unit,
         format=_format_arg(args),
@@ -406,6 +397,11 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         num_proc=args.num_proc,
         show_progress=not args.quiet,
     )
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    dataset = _load(args)
+    selector = _length_scorer(args)
     lengths = selector.score(dataset)
     finite = lengths[~np.isnan(lengths)]
     unit = selector.unit if isinstance(selector.unit, str) else repr(selector.unit)

@@ -137,41 +137,40 @@ class _SetCombinator(_Composite):
             return [s.run(dataset).ranked for s in self.selectors]
         return [s.rank_indices(dataset) for s in self.selectors]
 
-
-class Union(_SetCombinator):
-    """Rows chosen by any operand; with ``k``, a round robin over their rankings."""
+    def _order(self, ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The eligible rows and their order, from each operand's rank of each row."""
+        raise NotImplementedError
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         n = len(dataset)
         orders = self._orders(dataset)
         ranks = np.stack([_ranks(o, n) for o in orders])
-        best = ranks.min(axis=0)
-        first_operand = ranks.argmin(axis=0)
-        rows = np.flatnonzero(best < n)
-        order = rows[np.lexsort((rows, first_operand[rows], best[rows]))]
+        rows, order = self._order(ranks, n)
         return RankResult(
             order=order,
             n_eligible=int(rows.size),
             extra={"operand_sizes": [int(o.size) for o in orders]},
         )
+
+
+class Union(_SetCombinator):
+    """Rows chosen by any operand; with ``k``, a round robin over their rankings."""
+
+    def _order(self, ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        best = ranks.min(axis=0)
+        first_operand = ranks.argmin(axis=0)
+        rows = np.flatnonzero(best < n)
+        return rows, rows[np.lexsort((rows, first_operand[rows], best[rows]))]
 
 
 class Intersection(_SetCombinator):
     """Rows chosen by every operand; with ``k``, ranked by their worst rank."""
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        n = len(dataset)
-        orders = self._orders(dataset)
-        ranks = np.stack([_ranks(o, n) for o in orders])
+    def _order(self, ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         worst = ranks.max(axis=0)
         total = ranks.sum(axis=0)
         rows = np.flatnonzero(worst < n)
-        order = rows[np.lexsort((rows, total[rows], worst[rows]))]
-        return RankResult(
-            order=order,
-            n_eligible=int(rows.size),
-            extra={"operand_sizes": [int(o.size) for o in orders]},
-        )
+        return rows, rows[np.lexsort((rows, total[rows], worst[rows]))]
 
 
 class PerSource(_Composite):
