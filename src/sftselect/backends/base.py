@@ -90,14 +90,33 @@ class ChatRequest:
         }
 
     def cache_key(self, backend_identity: str) -> str:
-        """SHA-256 of the backend identity and the request content."""
-        blob = json.dumps(
-            {"backend": backend_identity, "request": self.key_material()},
-            sort_keys=True,
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """SHA-256 of the backend identity and the request content.
+
+        Every string is fed to the hash with its length in front, so no two
+        different requests can produce the same byte stream.
+        """
+        h = hashlib.sha256(b"sftselect-request-v1")
+
+        def feed(text: str) -> None:
+            data = text.encode("utf-8")
+            h.update(len(data).to_bytes(8, "little"))
+            h.update(data)
+
+        feed(backend_identity)
+        feed(str(len(self.messages)))
+        for role, content in self.messages:
+            feed(role)
+            feed(content)
+        params = [
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            list(self.stop),
+            self.seed,
+            [list(kv) for kv in self.extra],
+        ]
+        feed(json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str))
+        return h.hexdigest()
 
 
 @dataclass(frozen=True)

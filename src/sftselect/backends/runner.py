@@ -65,6 +65,9 @@ class RunResult:
     errors: list[BaseException | None]
     report: RunReport
 
+    def __repr__(self) -> str:  # short: asyncio may format the result of its main task
+        return f"RunResult({len(self.replies)} replies; {self.report.summary()})"
+
 
 def _backend_retries(backend: Any) -> int | None:
     stats = getattr(backend, "stats", None)
