@@ -4,7 +4,9 @@ the reply cache and the concurrent runner they share."""
 from .base import BackendError, ChatBackend, ChatReply, ChatRequest
 from .cache import MemoryCache, ReplyCache
 from .callable import CallableBackend
+from .openai_compat import OpenAICompatibleBackend
 from .runner import RunReport, RunResult, arun_requests, run_requests
+from .transformers_chat import TransformersChatBackend
 
 __all__ = [
     "BackendError",
@@ -13,9 +15,11 @@ __all__ = [
     "ChatReply",
     "ChatRequest",
     "MemoryCache",
+    "OpenAICompatibleBackend",
     "ReplyCache",
     "RunReport",
     "RunResult",
+    "TransformersChatBackend",
     "arun_requests",
     "run_requests",
 ]
