@@ -25,6 +25,8 @@ from sftselect import (
 )
 from sftselect._validation import resolve_k
 from sftselect.backends import CallableBackend
+from sftselect.embedding import HashingEmbedder
+from sftselect.selectors.diversity import DiversitySelector
 from sftselect.selectors.quality import QualitySelector
 
 
@@ -82,6 +84,12 @@ CASES: list[Case] = [
     Case(
         "quality-threshold",
         lambda k, s: QualitySelector(FAKE_JUDGE, k, min_score=2.0, ties="stable"),
+    ),
+    Case(
+        "diversity",
+        lambda k, s: DiversitySelector(
+            k, embedder=HashingEmbedder(16), n_clusters=4, random_state=s
+        ),
     ),
     Case(
         "per-source",

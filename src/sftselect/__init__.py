@@ -19,12 +19,20 @@ from .exceptions import (
 from .formats import Format, detect_format
 from .io import load_data, save_data
 from .sample import load_sample
-from .selectors import ColumnScoreSelector, LengthSelector, RandomSelector, ScoreSelector
+from .selectors import (
+    ColumnScoreSelector,
+    DiversitySelector,
+    LengthSelector,
+    QualitySelector,
+    RandomSelector,
+    ScoreSelector,
+)
 
 __all__ = [
     "Chain",
     "ColumnScoreSelector",
     "DataFormatError",
+    "DiversitySelector",
     "Format",
     "Intersection",
     "InvalidParameterError",
@@ -33,6 +41,7 @@ __all__ = [
     "MissingColumnError",
     "MissingExtraError",
     "PerSource",
+    "QualitySelector",
     "RandomSelector",
     "ScoreSelector",
     "Selection",

@@ -1,0 +1,123 @@
+"""An on-disk cache of embeddings: one ``.npy`` file per key in a folder.
+
+The key is the SHA-256 of the embedder's ``identity`` (which names the model,
+layer, pooling, normalisation, truncation and dtype) and of the exact texts
+embedded (so it covers the text field, the format and the dataset's content:
+two datasets whose embedded texts are equal share an entry, and editing a
+column that is not embedded does not invalidate it). Files are written to a
+temporary name and renamed, so a crash never leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .base import as_matrix, example_texts
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ..formats import Format
+
+__all__ = ["EmbeddingCache", "embed_dataset", "texts_sha256"]
+
+
+def texts_sha256(texts: list[str]) -> str:
+    """SHA-256 of a list of texts (length-prefixed, so boundaries count)."""
+    h = hashlib.sha256()
+    for t in texts:
+        b = t.encode("utf-8", "surrogatepass")
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """A folder of ``<key>.npy`` files; see the module docstring."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def key(self, identity: str, texts: list[str]) -> str:
+        h = hashlib.sha256(identity.encode("utf-8"))
+        h.update(b"\0")
+        h.update(texts_sha256(texts).encode())
+        return h.hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}.npy"
+
+    def load(self, key: str) -> np.ndarray | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        return np.load(path, allow_pickle=False)
+
+    def save(self, key: str, array: np.ndarray) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        final = self.path(key)
+        tmp = final.with_name(f"{final.stem}.tmp-{os.getpid()}.npy")
+        try:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def get_or_compute(
+        self, identity: str, texts: list[str], compute: Callable[[], Any]
+    ) -> np.ndarray:
+        """The cached array for (identity, texts), computing and storing it if absent."""
+        key = self.key(identity, texts)
+        hit = self.load(key)
+        if hit is not None and hit.shape[0] == len(texts):
+            return hit
+        array = as_matrix(compute(), len(texts), "EmbeddingCache")
+        self.save(key, array)
+        return array
+
+
+def embed_dataset(
+    embedder: Any,
+    dataset: Dataset,
+    *,
+    text: str = "instruction_input",
+    format: str | Format | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    owner: str = "embed_dataset",
+) -> np.ndarray:
+    """Float32 ``[len(dataset), d]`` vectors of ``dataset`` under ``embedder``.
+
+    An embedder with an ``embed_dataset(dataset)`` method (such as
+    :class:`~sftselect.embedding.base.PrecomputedEmbeddings`) is asked directly
+    and never cached; otherwise the ``text`` field of each row
+    (:func:`~sftselect.embedding.base.example_texts`) is embedded, through the
+    cache in ``cache_dir`` when one is given. Empty datasets never reach the
+    embedder.
+    """
+    if hasattr(embedder, "embed_dataset"):
+        return embedder.embed_dataset(dataset)
+    if not hasattr(embedder, "embed") or not isinstance(getattr(embedder, "identity", None), str):
+        from .._validation import param_error
+
+        raise param_error(
+            owner,
+            "embedder",
+            "an Embedder (an 'identity' str and an 'embed(texts)' method) or PrecomputedEmbeddings",
+            embedder,
+        )
+    texts = example_texts(dataset, text, format, owner=owner)
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    if cache_dir is None:
+        return as_matrix(embedder.embed(texts), len(texts), owner)
+    return EmbeddingCache(cache_dir).get_or_compute(
+        embedder.identity, texts, lambda: embedder.embed(texts)
+    )

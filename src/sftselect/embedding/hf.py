@@ -1,0 +1,264 @@
+"""HFEmbedder: sentence vectors from a transformers model's hidden states.
+
+Works for encoders (e.g. ``sentence-transformers/all-MiniLM-L6-v2``: mean
+pooling, then ``normalize=True``, reproduces its sentence embeddings) and for
+decoder LMs (a LLaMA checkpoint under ``AutoModel`` gives the base model's
+hidden states; the paper's diversity baseline average-pools LLaMA-2 states).
+
+How a batch is built: texts are tokenized once without padding (truncated to
+``max_length`` tokens), sorted by token count (longest first) so each batch
+pads little, padded **on the right** by this class (whatever the tokenizer's
+``padding_side``), run under ``torch.inference_mode()``, pooled, and put back
+in input order. Right padding keeps each real token's position ids and, for a
+causal model, its attention unchanged, so a padded row equals the same text
+run alone (up to float rounding). Pooling is computed in float32:
+
+* ``"mean"`` -- the mean over the real (attention-masked) tokens;
+* ``"last"`` -- the last real token (the usual choice for causal LMs);
+* ``"cls"`` -- the first token.
+
+A text that tokenizes to no tokens at all (an empty text under a tokenizer
+that adds no special tokens) gets a zero vector.
+
+``layer`` indexes ``output_hidden_states`` (0: the embedding layer, -1: the
+last layer, which for LLaMA-type models is after the final norm, i.e.
+``last_hidden_state``). The model is loaded on first use, never in
+``__init__``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_positive_int, param_error
+from ..exceptions import MissingExtraError
+
+__all__ = ["POOLINGS", "HFEmbedder"]
+
+POOLINGS: tuple[str, ...] = ("mean", "last", "cls")
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            "HFEmbedder needs torch and transformers: pip install 'sftselect[embed]'."
+        ) from None
+    return torch
+
+
+class HFEmbedder:
+    """Embed texts with a transformers model; see the module docstring.
+
+    Parameters
+    ----------
+    model : str, path or a loaded ``PreTrainedModel``
+        What ``AutoModel.from_pretrained`` loads, or a model already loaded.
+    tokenizer : str, path, tokenizer or None
+        None loads the tokenizer from ``model`` (required when ``model`` is an object).
+    layer : int, default -1
+        Which hidden state to pool (an index into ``output_hidden_states``).
+    pooling : {"mean", "last", "cls"}, default "mean"
+    normalize : bool, default False
+        L2-normalise each vector.
+    max_length : int, default 512
+        Tokens kept per text (longer texts are truncated).
+    batch_size : int, default 32
+    device : str or None
+        None picks cuda, then mps, then cpu.
+    dtype : str, torch.dtype or None
+        None: bfloat16 on CUDA with bf16 support (else float16), float16 on
+        MPS, float32 on CPU. The output is always float32.
+    identity : str or None
+        Names the model in the cache key (default: the path or the model's
+        ``name_or_path``); layer, pooling, normalisation, max_length and dtype
+        are always appended.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        tokenizer: Any = None,
+        layer: int = -1,
+        pooling: str = "mean",
+        normalize: bool = False,
+        max_length: int = 512,
+        batch_size: int = 32,
+        device: str | None = None,
+        dtype: Any = None,
+        identity: str | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        check_choice(pooling, "pooling", owner, POOLINGS)
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise param_error(owner, "layer", "an int", layer)
+        if not isinstance(normalize, bool):
+            raise param_error(owner, "normalize", "a bool", normalize)
+        check_positive_int(max_length, "max_length", owner)
+        check_positive_int(batch_size, "batch_size", owner)
+        if (
+            tokenizer is None
+            and not isinstance(model, (str, bytes))
+            and not hasattr(model, "__fspath__")
+        ):
+            raise param_error(owner, "tokenizer", "given when model is a loaded model", tokenizer)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.layer = int(layer)
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = int(max_length)
+        self.batch_size = int(batch_size)
+        self.device = device
+        self.dtype = dtype
+        self._identity = identity
+        self._loaded: tuple[Any, Any] | None = None
+
+    # -- device and dtype ---------------------------------------------------
+    def _device(self) -> str:
+        if self.device is not None:
+            return str(self.device)
+        torch = _torch()
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+
+    def _dtype(self) -> Any:
+        torch = _torch()
+        if self.dtype is not None:
+            if isinstance(self.dtype, str):
+                dt = getattr(torch, self.dtype, None)
+                if not isinstance(dt, torch.dtype):
+                    raise param_error(type(self).__name__, "dtype", "a torch dtype", self.dtype)
+                return dt
+            return self.dtype
+        device = self._device()
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.startswith("mps"):
+            return torch.float16
+        return torch.float32
+
+    @property
+    def identity(self) -> str:
+        """What produced the vectors: model, layer, pooling, normalize, max_length, dtype."""
+        name = self._identity
+        if name is None:
+            if isinstance(self.model, (str, bytes)) or hasattr(self.model, "__fspath__"):
+                name = str(self.model)
+            else:
+                name = getattr(self.model, "name_or_path", None) or type(self.model).__name__
+        dtype = str(self._dtype()).replace("torch.", "")
+        return (
+            f"hf:{name}|layer={self.layer}|pooling={self.pooling}|normalize={self.normalize}"
+            f"|max_length={self.max_length}|dtype={dtype}"
+        )
+
+    # -- loading --------------------------------------------------------------
+    def _load(self) -> tuple[Any, Any]:
+        if self._loaded is not None:
+            return self._loaded
+        _torch()
+        try:
+            from transformers import AutoModel, AutoTokenizer
+        except ImportError:  # pragma: no cover
+            raise MissingExtraError(
+                "HFEmbedder needs transformers: pip install 'sftselect[embed]'."
+            ) from None
+        tok = self.tokenizer
+        if tok is None or isinstance(tok, str) or hasattr(tok, "__fspath__"):
+            tok = AutoTokenizer.from_pretrained(str(tok if tok is not None else self.model))
+        device, dtype = self._device(), self._dtype()
+        if isinstance(self.model, str) or hasattr(self.model, "__fspath__"):
+            model = AutoModel.from_pretrained(str(self.model), dtype=dtype)
+            model.to(device)
+        else:
+            model = self.model
+        model.eval()
+        self._loaded = (model, tok)
+        return self._loaded
+
+    # -- embedding ------------------------------------------------------------
+    def _token_ids(self, tok: Any, texts: list[str]) -> list[list[int]]:
+        enc = tok(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_attention_mask=False,
+        )
+        return [list(ids) for ids in enc["input_ids"]]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Float32 ``[len(texts), d]`` vectors, in the order of ``texts``."""
+        torch = _torch()
+        texts = [str(t) for t in texts]
+        model, tok = self._load()
+        ids = self._token_ids(tok, texts)
+        lengths = np.array([len(x) for x in ids], dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        order = order[lengths[order] > 0]  # texts with no tokens get a zero vector
+        pad_id = tok.pad_token_id
+        if pad_id is None:
+            pad_id = tok.eos_token_id if tok.eos_token_id is not None else 0
+        device = next(model.parameters()).device
+        out = np.zeros((len(texts), int(getattr(model.config, "hidden_size", 0))), np.float32)
+        with torch.inference_mode():
+            for start in range(0, order.size, self.batch_size):
+                rows = order[start : start + self.batch_size]
+                width = int(lengths[rows].max())
+                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for i, r in enumerate(rows.tolist()):
+                    n_tok = len(ids[r])
+                    if n_tok:
+                        input_ids[i, :n_tok] = torch.tensor(ids[r], dtype=torch.long)
+                        mask[i, :n_tok] = 1
+                input_ids, mask = input_ids.to(device), mask.to(device)
+                pooled = self._forward_pool(model, input_ids, mask)
+                if out.shape[1] != pooled.shape[1]:
+                    out = np.zeros((len(texts), pooled.shape[1]), np.float32)
+                out[rows] = pooled
+        if self.normalize:
+            norms = np.linalg.norm(out, axis=1, keepdims=True)
+            out = out / np.maximum(norms, 1e-12)
+        return out.astype(np.float32, copy=False)
+
+    def _forward_pool(self, model: Any, input_ids: Any, mask: Any) -> np.ndarray:
+        torch = _torch()
+        want_all = self.layer != -1
+        outputs = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=want_all)
+        if want_all:
+            states = outputs.hidden_states
+            if not -len(states) <= self.layer < len(states):
+                raise param_error(
+                    type(self).__name__,
+                    "layer",
+                    f"an int in [{-len(states)}, {len(states) - 1}] for this model",
+                    self.layer,
+                )
+            hidden = states[self.layer]
+        else:
+            hidden = outputs.last_hidden_state
+        hidden = hidden.float()
+        if self.pooling == "mean":
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            summed = (hidden * m).sum(dim=1)
+            pooled = summed / m.sum(dim=1).clamp(min=1.0)
+        elif self.pooling == "last":
+            last = (mask.sum(dim=1) - 1).clamp(min=0)
+            pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        else:
+            pooled = hidden[:, 0]
+        return pooled.cpu().numpy().astype(np.float32, copy=False)
+
+    def __repr__(self) -> str:
+        return f"HFEmbedder({self.identity!r})"
