@@ -384,7 +384,7 @@ def cached_costs(planner: Any, dataset: Any, requests: list, cache_path: str) ->
     replies = [found.get(k) for k in keys]
     out: dict[str, float] = {}
     out["read fields + build requests (_plan)"] = best_of(lambda: planner.requests(dataset), 3)
-    out["cache keys (SHA-256 of sorted JSON)"] = best_of(
+    out["cache keys (length-prefixed SHA-256)"] = best_of(
         lambda: [r.cache_key(identity) for r in requests], 3
     )
     out["ReplyCache.get_many (all keys)"] = best_of(lambda: cache.get_many(keys), 3)

@@ -151,8 +151,9 @@ class LengthSelector(ScoreSelector):
             return Scored(scores)
         bad = np.zeros(len(view.texts), dtype=bool)
         if self.drop_empty:
-            stripped = pc.utf8_trim_whitespace(view.texts)
-            bad |= pc.equal(pc.utf8_length(stripped), 0).to_numpy(zero_copy_only=False)
+            # Empty, or only whitespace; no trimmed copy of the column is made.
+            blank = pc.or_(pc.equal(pc.binary_length(view.texts), 0), pc.utf8_is_space(view.texts))
+            bad |= blank.to_numpy(zero_copy_only=False)
         if self.drop_echo and view.prompts is not None:
             same = pc.equal(_normalised(view.texts), _normalised(view.prompts))
             bad |= pc.fill_null(same, False).to_numpy(zero_copy_only=False)
