@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["eligible_mask", "top_order"]
+__all__ = ["eligible_mask", "interleave_groups", "top_order"]
 
 
 def eligible_mask(
@@ -73,3 +73,30 @@ def top_order(
     if limit is not None:
         order = order[:limit]
     return order.astype(np.int64, copy=False)
+
+
+def interleave_groups(labels: np.ndarray, within_order: np.ndarray, allocation: str) -> np.ndarray:
+    """Rows ordered so every prefix is apportioned among the groups of ``labels``.
+
+    ``labels`` holds a group number (0..G-1) per row; ``within_order`` is a
+    permutation of the rows whose relative order inside each group is the order
+    that group's rows are taken. ``allocation="proportional"`` gives the
+    ``j``-th row of a group of size ``n_g`` the priority ``(2j + 1) / n_g``
+    (the Sainte-Laguë divisor method); ``"equal"`` the priority ``j`` (round
+    robin). Ties go to the lower group number. Divisor methods are
+    house-monotone: a longer prefix never takes rows away from a group, and a
+    group that runs out simply drops out.
+    """
+    n = labels.size
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    grouped = within_order[np.argsort(labels[within_order], kind="stable")]
+    sizes = np.bincount(labels)
+    group = labels[grouped]
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    j = np.arange(n) - starts[group]
+    if allocation == "proportional":
+        priority = (2.0 * j + 1.0) / sizes[group]
+    else:
+        priority = j.astype(np.float64)
+    return grouped[np.lexsort((group, priority))].astype(np.int64)

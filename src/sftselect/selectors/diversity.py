@@ -47,6 +47,7 @@ from ..base import RankResult, Selector
 from ..clustering import BACKENDS, kmeans
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
+from ..ranking import interleave_groups
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -62,24 +63,8 @@ WITHIN = ("random", "centroid")
 def interleave_clusters(
     labels: np.ndarray, within_order: np.ndarray, allocation: str
 ) -> np.ndarray:
-    """Rows ordered so every prefix is apportioned among clusters.
-
-    ``within_order`` is a permutation of the rows whose relative order inside
-    each cluster is the order rows leave that cluster; see the module doc.
-    """
-    n = labels.size
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    grouped = within_order[np.argsort(labels[within_order], kind="stable")]
-    sizes = np.bincount(labels)
-    cluster = labels[grouped]
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    j = np.arange(n) - starts[cluster]
-    if allocation == "proportional":
-        priority = (2.0 * j + 1.0) / sizes[cluster]
-    else:
-        priority = j.astype(np.float64)
-    return grouped[np.lexsort((cluster, priority))].astype(np.int64)
+    """Rows ordered so every prefix is apportioned among clusters (see the module doc)."""
+    return interleave_groups(labels, within_order, allocation)
 
 
 class DiversitySelector(Selector):

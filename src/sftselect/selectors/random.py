@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from .._validation import check_choice, check_columns
 from ..base import RankResult, Selector
+from ..ranking import interleave_groups
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -53,21 +54,7 @@ def interleave_strata(
 
     Rows within a stratum are in a seeded random order; see the module doc.
     """
-    n = codes.size
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
-    shuffled = rng.permutation(n)
-    # Group the shuffled rows by stratum, keeping their shuffled order.
-    grouped = shuffled[np.argsort(codes[shuffled], kind="stable")]
-    sizes = np.bincount(codes)
-    stratum = codes[grouped]
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    j = np.arange(n) - starts[stratum]  # rank of each row within its stratum
-    if allocation == "proportional":
-        priority = (2.0 * j + 1.0) / sizes[stratum]
-    else:
-        priority = j.astype(np.float64)
-    return grouped[np.lexsort((stratum, priority))].astype(np.int64)
+    return interleave_groups(codes, rng.permutation(codes.size), allocation)
 
 
 class RandomSelector(Selector):
