@@ -309,3 +309,15 @@ def test_provenance_content_hash_depends_on_rows_not_storage():
         .provenance()["input"]["content_sha256"]
     )
     assert h1 == h2 != h3 and len(h1) == 64
+
+
+def test_progress_bar_measures_the_same_lengths(monkeypatch, capsys):
+    """show_progress=True measures in slices with a bar on stderr, and the lengths are unchanged."""
+    import sftselect.selectors.length as length_module
+
+    monkeypatch.setattr(length_module, "_PROGRESS_STEP", 7)
+    ds = alpaca([f"Sentence {i}. And another one, Dr. Who?" * (i % 5 + 1) for i in range(40)])
+    quiet = LengthSelector(unit="nltk_words").score(ds)
+    shown = LengthSelector(unit="nltk_words", show_progress=True).score(ds)
+    assert shown.tolist() == quiet.tolist()
+    assert "measuring (nltk_words)" in capsys.readouterr().err

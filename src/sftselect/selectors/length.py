@@ -38,6 +38,31 @@ def _normalised(arr: Any) -> Any:
     return pc.utf8_trim(arr, characters=" .!?:;")
 
 
+#: Texts per progress-bar step (at least; a step is at most 1% of the texts otherwise).
+_PROGRESS_STEP = 20_000
+
+
+def _measure(unit: Any, texts: Any, num_proc: int, batch_size: int, progress: bool) -> np.ndarray:
+    """``unit.measure`` over ``texts``, in slices with a progress bar when asked.
+
+    Character and word counts are vectorised and take well under a second per
+    million rows, so they never show a bar.
+    """
+    n = len(texts)
+    if not progress or n <= _PROGRESS_STEP or unit.name in ("chars", "words"):
+        return unit.measure(texts, num_proc=num_proc, batch_size=batch_size)
+    from tqdm.auto import tqdm
+
+    step = max(_PROGRESS_STEP, n // 100)
+    parts = []
+    with tqdm(total=n, desc=f"measuring ({unit.name})", unit="text") as bar:
+        for start in range(0, n, step):
+            part = texts.slice(start, step)
+            parts.append(unit.measure(part, num_proc=num_proc, batch_size=batch_size))
+            bar.update(len(part))
+    return np.concatenate(parts).astype(np.int64, copy=False)
+
+
 class LengthSelector(ScoreSelector):
     """Select the ``k`` rows with the longest responses.
 
@@ -130,7 +155,7 @@ class LengthSelector(ScoreSelector):
         num_proc = check_positive_int(self.num_proc, "num_proc", owner)
         batch_size = check_positive_int(self.batch_size, "batch_size", owner)
         view = self._view(dataset)
-        lengths = unit.measure(view.texts, num_proc=num_proc, batch_size=batch_size)
+        lengths = _measure(unit, view.texts, num_proc, batch_size, bool(self.show_progress))
         scores = aggregate_turns(lengths, view, self.turns)
         if scores.shape != (len(dataset),):
             raise RuntimeError(
