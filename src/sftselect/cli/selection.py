@@ -1,53 +1,18 @@
-"""The ``sftselect`` command line.
-
-``sftselect select INPUT -o OUTPUT --selector length -k 1000`` writes the
-selected rows (same columns, the output's file type) and ``OUTPUT.provenance.json``.
-``sftselect stats INPUT`` prints the response-length distribution and writes a
-histogram PNG.
-
-Bad input exits with status 2 and a one-line message on stderr, never a
-traceback, and never a half-written output.
-"""
+"""``sftselect select``, ``score`` and ``stats``: choose rows, score every
+row, describe the length distribution."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._version import __version__
-from .exceptions import SftSelectError
+from ._common import CliError, add_backend_options, backend_from_args, info, parse_k
 
-__all__ = ["build_parser", "main"]
-
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
-
-
-def _parse_k(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"k must be a positive int or a fraction in (0, 1]; got {text!r}"
-            ) from None
-
-
-def _info(message: str, quiet: bool) -> None:
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
+__all__ = ["register"]
 
 
 def _add_length_options(p: argparse.ArgumentParser) -> None:
@@ -78,46 +43,8 @@ def _add_length_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="train", help="split to read from a hub name or DatasetDict")
 
 
-def _add_judge_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("LLM judge (--selector quality)")
-    g.add_argument(
-        "--base-url",
-        default="https://api.openai.com/v1",
-        help="OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, ...)",
-    )
-    g.add_argument("--model", default=None, help="the judge model name")
-    g.add_argument(
-        "--api-key-env",
-        default="OPENAI_API_KEY",
-        help="environment variable holding the API key (never printed or stored)",
-    )
-    g.add_argument(
-        "--cache",
-        default=".sftselect/replies.sqlite",
-        help="SQLite reply cache: a re-run sends nothing already answered",
-    )
-    g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
-    g.add_argument("--max-concurrency", type=int, default=64)
-    g.add_argument("--rpm", type=float, default=None, help="client-side requests-per-minute limit")
-    g.add_argument("--tpm", type=float, default=None, help="client-side tokens-per-minute limit")
-    g.add_argument(
-        "--max-tokens", type=int, default=None, help="judge reply length (default: the prompt's)"
-    )
-    g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
-    g.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="count requests and prompt tokens, estimate the cost, send nothing",
-    )
-    g.add_argument("--usd-per-1m-input", type=float, default=None, help="price, for --dry-run")
-    g.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sftselect", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--version", action="version", version=f"sftselect {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``select``, ``score`` and ``stats`` to the ``sftselect`` parser."""
 
     sel = sub.add_parser("select", help="select a subset and write it with its provenance")
     sel.add_argument("input", help=".json, .jsonl, .parquet, a saved Dataset folder, or a hub name")
@@ -129,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sel.add_argument(
         "-k",
-        type=_parse_k,
+        type=parse_k,
         default=None,
         help="rows to keep: a count, or a fraction in (0, 1] (length selector: "
         "1000 unless --min-length/--max-length decide)",
@@ -166,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sel.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sel)
+    sel.set_defaults(handler=_cmd_select)
 
     sc = sub.add_parser("score", help="write every row with its score column")
     sc.add_argument("input")
@@ -179,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sc.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sc)
+    sc.set_defaults(handler=_cmd_score)
 
     st = sub.add_parser("stats", help="print the response-length distribution, write a histogram")
     st.add_argument("input")
@@ -191,23 +120,36 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-plot", action="store_true", help="do not write the histogram")
     st.add_argument("--bins", type=int, default=50)
     st.add_argument("-q", "--quiet", action="store_true")
-    return parser
+    st.set_defaults(handler=_cmd_stats)
+
+
+def _add_judge_options(p: argparse.ArgumentParser) -> None:
+    g = add_backend_options(p, "LLM judge (--selector quality)")
+    g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
+    g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count requests and prompt tokens, estimate the cost, send nothing",
+    )
+    g.add_argument("--usd-per-1m-input", type=float, default=None, help="price, for --dry-run")
+    g.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
 
 
 def _format_arg(args: argparse.Namespace) -> Any:
     if args.response_column:
-        from .formats import Format
+        from ..formats import Format
 
         return Format.custom(args.response_column)
     return args.format
 
 
 def _load(args: argparse.Namespace):
-    from .io import load_data
+    from ..io import load_data
 
     t0 = time.perf_counter()
     dataset = load_data(args.input, split=args.split)
-    _info(
+    info(
         f"loaded {len(dataset):,} rows from {args.input} in {time.perf_counter() - t0:.1f}s",
         args.quiet,
     )
@@ -215,7 +157,7 @@ def _load(args: argparse.Namespace):
 
 
 def _build_selector(args: argparse.Namespace):
-    from .selectors import ColumnScoreSelector, LengthSelector, RandomSelector
+    from ..selectors import ColumnScoreSelector, LengthSelector, RandomSelector
 
     if args.selector == "length":
         k = args.k
@@ -267,20 +209,9 @@ def _build_selector(args: argparse.Namespace):
 def _quality_selector(
     args: argparse.Namespace, *, k: Any, min_score: Any, max_score: Any, ties: str, seed: Any
 ):
-    from .backends.openai_compat import OpenAICompatibleBackend
-    from .selectors.quality import QualitySelector
+    from ..selectors.quality import QualitySelector
 
-    if not args.model:
-        raise CliError("--selector quality needs --model (the judge model name)")
-    judge = OpenAICompatibleBackend(
-        args.model,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        max_concurrency=args.max_concurrency,
-        requests_per_minute=args.rpm,
-        tokens_per_minute=args.tpm,
-        timeout=args.timeout,
-    )
+    judge = backend_from_args(args, "--selector quality")
     return QualitySelector(
         judge,
         k,
@@ -310,8 +241,8 @@ def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from .io import save_data
-    from .provenance import file_sha256, write_json_atomic
+    from ..io import save_data
+    from ..provenance import file_sha256, write_json_atomic
 
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():
@@ -334,8 +265,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
     save_data(subset, output)
     write_json_atomic(record, prov_path)
     if "rating" in selection.extra:
-        _info("judge: " + _rating_line(selection.extra["rating"]), args.quiet)
-    _info(
+        info("judge: " + _rating_line(selection.extra["rating"]), args.quiet)
+    info(
         f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
         f"(provenance: {prov_path})",
         args.quiet,
@@ -353,7 +284,7 @@ def _rating_line(r: dict[str, Any]) -> str:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .io import save_data
+    from ..io import save_data
 
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():
@@ -368,7 +299,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             return _dry_run(args, selector, dataset)
         ratings = selector.rate(dataset)
         column, values = "quality_score", ratings.scores
-        _info("judge: " + _rating_line(ratings.summary()), args.quiet)
+        info("judge: " + _rating_line(ratings.summary()), args.quiet)
     else:
         selector = _length_scorer(args)
         dataset = _load(args)
@@ -380,13 +311,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
         scored = scored.add_column("quality_reply", ratings.replies)
         scored = scored.add_column("quality_reason", ratings.reasons)
     save_data(scored, output)
-    _info(f"wrote {len(scored):,} rows with {column!r} -> {output}", args.quiet)
+    info(f"wrote {len(scored):,} rows with {column!r} -> {output}", args.quiet)
     return 0
 
 
 def _length_scorer(args: argparse.Namespace):
     """A LengthSelector that only scores (unmeasurable rows give NaN)."""
-    from .selectors import LengthSelector
+    from ..selectors import LengthSelector
 
     return LengthSelector(
         k=None,
@@ -445,34 +376,3 @@ def _plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> No
     fig.savefig(tmp, dpi=120)
     plt.close(fig)
     tmp.replace(path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sftselect`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handlers = {"select": _cmd_select, "stats": _cmd_stats, "score": _cmd_score}
-    try:
-        return handlers[args.command](args)
-    except KeyboardInterrupt:
-        print("sftselect: interrupted", file=sys.stderr)
-        return 130
-    except (
-        SftSelectError,
-        CliError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
-        TypeError,
-        ValueError,
-        KeyError,
-    ) as exc:
-        if os.environ.get("SFTSELECT_DEBUG"):
-            raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"sftselect {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

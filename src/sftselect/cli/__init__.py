@@ -1,0 +1,69 @@
+"""The ``sftselect`` command line.
+
+``sftselect select INPUT -o OUTPUT --selector length -k 1000`` writes the
+selected rows (same columns, the output's file type) and ``OUTPUT.provenance.json``.
+``sftselect stats INPUT`` prints the response-length distribution and writes a
+histogram PNG.
+
+Each subcommand lives in a module of this package with a ``register(sub)``
+function that adds its parser and sets ``handler``. Bad input exits with
+status 2 and a one-line message on stderr, never a traceback, and never a
+half-written output (``SFTSELECT_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..exceptions import SftSelectError
+from . import selection
+from ._common import EXIT_USAGE, CliError
+
+__all__ = ["build_parser", "main"]
+
+#: Modules whose ``register(sub)`` adds subcommands, in the order of ``--help``.
+COMMAND_MODULES = (selection,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sftselect`` parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="sftselect", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"sftselect {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sftselect`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("sftselect: interrupted", file=sys.stderr)
+        return 130
+    except (
+        SftSelectError,
+        CliError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        TypeError,
+        ValueError,
+        KeyError,
+    ) as exc:
+        if os.environ.get("SFTSELECT_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sftselect {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover  (python -m sftselect.cli runs __main__.py)
+    sys.exit(main())

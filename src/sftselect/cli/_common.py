@@ -1,0 +1,81 @@
+"""What every ``sftselect`` subcommand shares: the error type, messages on
+stderr, and the options that build an OpenAI-compatible chat backend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["EXIT_USAGE", "CliError", "add_backend_options", "backend_from_args", "info", "parse_k"]
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def parse_k(text: str) -> int | float:
+    """``-k``: a row count (``1000``) or a fraction of the pool (``0.02``)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"k must be a positive int or a fraction in (0, 1]; got {text!r}"
+            ) from None
+
+
+def info(message: str, quiet: bool) -> None:
+    """A progress line on stderr, unless ``-q``."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
+    """The endpoint, model, key, cache and rate-limit options of an LLM judge."""
+    g = p.add_argument_group(title)
+    g.add_argument(
+        "--base-url",
+        default="https://api.openai.com/v1",
+        help="OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, ...)",
+    )
+    g.add_argument("--model", default=None, help="the judge model name")
+    g.add_argument(
+        "--api-key-env",
+        default="OPENAI_API_KEY",
+        help="environment variable holding the API key (never printed or stored)",
+    )
+    g.add_argument(
+        "--cache",
+        default=".sftselect/replies.sqlite",
+        help="SQLite reply cache: a re-run sends nothing already answered",
+    )
+    g.add_argument("--max-concurrency", type=int, default=64)
+    g.add_argument("--rpm", type=float, default=None, help="client-side requests-per-minute limit")
+    g.add_argument("--tpm", type=float, default=None, help="client-side tokens-per-minute limit")
+    g.add_argument(
+        "--max-tokens", type=int, default=None, help="judge reply length (default: the prompt's)"
+    )
+    g.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
+    return g
+
+
+def backend_from_args(args: argparse.Namespace, what: str) -> Any:
+    """An :class:`~sftselect.backends.OpenAICompatibleBackend` from the options above."""
+    from ..backends.openai_compat import OpenAICompatibleBackend
+
+    if not args.model:
+        raise CliError(f"{what} needs --model (the judge model name)")
+    return OpenAICompatibleBackend(
+        args.model,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        max_concurrency=args.max_concurrency,
+        requests_per_minute=args.rpm,
+        tokens_per_minute=args.tpm,
+        timeout=args.timeout,
+    )
