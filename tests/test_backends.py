@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftselect.backends import (
     BackendError,
@@ -17,6 +20,7 @@ from sftselect.backends import (
     ReplyCache,
     run_requests,
 )
+from sftselect.backends.base import request_keys
 
 
 class Counting:
@@ -43,6 +47,61 @@ def test_cache_key_depends_on_backend_and_decoding():
     assert r1.cache_key("m1") != r1.cache_key("m2")
     assert r1.cache_key("m1") != ChatRequest.user("hi", temperature=0.7).cache_key("m1")
     assert r1.cache_key("m1") != ChatRequest.user("hi", system="be brief").cache_key("m1")
+
+
+def _reference_key(request: ChatRequest, identity: str) -> str:
+    """The documented key: SHA-256 over length-prefixed UTF-8 strings."""
+    h = hashlib.sha256(b"sftselect-request-v1")
+    params = [
+        request.max_tokens,
+        request.temperature,
+        request.top_p,
+        list(request.stop),
+        request.seed,
+        [list(kv) for kv in request.extra],
+    ]
+    texts = [identity, str(len(request.messages))]
+    texts += [part for message in request.messages for part in message]
+    texts.append(json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str))
+    for text in texts:
+        data = text.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def test_cache_key_is_stable_across_versions():
+    """A key computed today equals the one stored by earlier versions (caches stay valid)."""
+    request = ChatRequest.user("hi", system="be brief", max_tokens=5)
+    assert request.cache_key("gpt-x") == (
+        "8c44bdbaea26e7e448804b11692585004276b6ae67e18c1724d385caabbce2bf"
+    )
+
+
+_messages = st.lists(
+    st.tuples(st.sampled_from(["system", "user", "assistant"]), st.text(max_size=20)),
+    max_size=3,
+).map(tuple)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.builds(
+            ChatRequest,
+            messages=_messages,
+            max_tokens=st.none() | st.integers(1, 9),
+            temperature=st.sampled_from([0.0, 0.7]),
+            stop=st.lists(st.text(max_size=3), max_size=2).map(tuple),
+        ),
+        max_size=8,
+    ),
+    st.text(min_size=1, max_size=10),
+)
+def test_batch_keys_equal_the_reference_key(requests, identity):
+    """request_keys (shared prefix hashing) gives each request its documented key."""
+    expected = [_reference_key(r, identity) for r in requests]
+    assert request_keys(requests, identity) == expected
+    assert [r.cache_key(identity) for r in requests] == expected
 
 
 def test_second_run_sends_nothing(tmp_path):

@@ -74,3 +74,35 @@ def test_first_line_number_always_wins(value, rest):
 def test_text_without_digits_never_parses(text):
     """A reply without any digit never yields a score."""
     assert parse_rating(text).value is None
+
+
+_reply_parts = st.sampled_from(
+    [
+        "",
+        " ",
+        "\t",
+        "\n",
+        "\r\n",
+        "4",
+        "4.5",
+        "-1",
+        "+3",
+        "10",
+        ".",
+        "!",
+        "/5",
+        "Score:",
+        "**",
+        "x",
+        "out of 5",
+    ]
+)
+
+
+@given(st.lists(_reply_parts, max_size=8).map("".join), st.sampled_from([(0.0, 5.0), (1.0, 10.0)]))
+def test_fast_path_agrees_with_the_general_rules(reply, scale):
+    """The bare-number fast path never changes a result of the general rules."""
+    from sftselect.scoring.rating import _parse_general
+
+    if reply.strip():
+        assert parse_rating(reply, scale) == _parse_general(reply, scale)

@@ -21,11 +21,12 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import SftSelectError
 
-__all__ = ["BackendError", "ChatBackend", "ChatReply", "ChatRequest", "Message"]
+__all__ = ["BackendError", "ChatBackend", "ChatReply", "ChatRequest", "Message", "request_keys"]
 
 #: One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``.
 Message = Mapping[str, str]
@@ -95,28 +96,60 @@ class ChatRequest:
         Every string is fed to the hash with its length in front, so no two
         different requests can produce the same byte stream.
         """
-        h = hashlib.sha256(b"sftselect-request-v1")
+        return request_keys([self], backend_identity)[0]
 
-        def feed(text: str) -> None:
-            data = text.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little"))
-            h.update(data)
 
-        feed(backend_identity)
-        feed(str(len(self.messages)))
-        for role, content in self.messages:
-            feed(role)
-            feed(content)
-        params = [
-            self.max_tokens,
-            self.temperature,
-            self.top_p,
-            list(self.stop),
-            self.seed,
-            [list(kv) for kv in self.extra],
-        ]
-        feed(json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str))
-        return h.hexdigest()
+def _framed(texts: Sequence[str]) -> bytes:
+    buf = bytearray()
+    for text in texts:
+        data = text.encode("utf-8")
+        buf += len(data).to_bytes(8, "little")
+        buf += data
+    return bytes(buf)
+
+
+def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list[str]:
+    """:meth:`ChatRequest.cache_key` of each request, computed in one pass.
+
+    Requests that share every message but the last (a rating prompt's system
+    message) share the hash state of that prefix, which is hashed once.
+    """
+    prefixes: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
+    keys = []
+    for r in requests:
+        head = r.messages[:-1]
+        state = prefixes.get((len(r.messages), head))
+        if state is None:
+            texts = [backend_identity, str(len(r.messages))]
+            for role, content in head:
+                texts.append(role)
+                texts.append(content)
+            state = hashlib.sha256(b"sftselect-request-v1" + _framed(texts))
+            prefixes[len(r.messages), head] = state
+        h = state.copy()
+        tail = [_params_json(r.max_tokens, r.temperature, r.top_p, r.stop, r.seed, r.extra)]
+        if r.messages:
+            tail[:0] = r.messages[-1]
+        h.update(_framed(tail))
+        keys.append(h.hexdigest())
+    return keys
+
+
+def _dump_params(max_tokens, temperature, top_p, stop, seed, extra) -> str:
+    params = [max_tokens, temperature, top_p, list(stop), seed, [list(kv) for kv in extra]]
+    return json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_dump_params_memo = lru_cache(maxsize=256)(_dump_params)
+
+
+def _params_json(max_tokens, temperature, top_p, stop, seed, extra) -> str:
+    """The decoding parameters as canonical JSON, memoised (a pure function of them:
+    every request of one run shares them, and this is a third of a cached run)."""
+    try:
+        return _dump_params_memo(max_tokens, temperature, top_p, stop, seed, extra)
+    except TypeError:  # an unhashable value in ``extra``
+        return _dump_params(max_tokens, temperature, top_p, stop, seed, extra)
 
 
 @dataclass(frozen=True)

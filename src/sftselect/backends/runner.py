@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .._validation import check_positive_int
-from .base import BackendError, ChatBackend, ChatReply, ChatRequest
+from .base import BackendError, ChatBackend, ChatReply, ChatRequest, request_keys
 
 __all__ = ["ReplyStore", "RunReport", "RunResult", "arun_requests", "run_requests"]
 
@@ -91,7 +91,7 @@ async def arun_requests(
         raise TypeError(f"{backend!r} is not a chat backend: it needs a non-empty 'identity' str.")
     t0 = time.perf_counter()
     retries_before = _backend_retries(backend)
-    keys = [r.cache_key(identity) for r in requests]
+    keys = request_keys(requests, identity)
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
         first.setdefault(key, i)

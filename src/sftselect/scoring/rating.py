@@ -48,6 +48,11 @@ _PROSE_PATTERNS = [
 ]
 
 
+# The common reply, "4.5\n<explanation>": a bare number alone on the first line.
+# The general rules below give the same answer for it; this only skips them.
+_BARE_FIRST_LINE = re.compile(r"[ \t\r\n]*([-+]?\d+(?:\.\d+)?)[ \t]*[.!]?[ \t]*(?:\r?\n|$)")
+
+
 @dataclass(frozen=True)
 class ParsedRating:
     """A parsed reply: ``value`` (None when unparsable) and why."""
@@ -69,6 +74,14 @@ def parse_rating(reply: str | None, scale: tuple[float, float] = (0.0, 5.0)) -> 
     """Parse one judge reply into a score on ``scale`` (see the module docstring)."""
     if reply is None or not reply.strip():
         return ParsedRating(None, "empty reply")
+    m = _BARE_FIRST_LINE.match(reply)
+    if m:
+        return _check(float(m.group(1)), None, scale, "first line")
+    return _parse_general(reply, scale)
+
+
+def _parse_general(reply: str, scale: tuple[float, float]) -> ParsedRating:
+    """Every rule of the module docstring, for a non-empty reply."""
     lines = [ln for ln in reply.strip().splitlines() if ln.strip()]
     first = _EMPH.sub("", lines[0]).strip()
     for pattern in _FIRST_LINE_PATTERNS:

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from .._validation import check_choice, check_non_negative_int, check_positive_int, param_error
-from ..backends.base import ChatReply, ChatRequest
+from ..backends.base import ChatReply, ChatRequest, request_keys
 from ..backends.cache import MemoryCache, ReplyCache
 from ..backends.runner import RunReport, run_requests
 from ..exceptions import JudgeParseError, JudgeRequestError
@@ -219,9 +219,25 @@ class QualitySelector(ScoreSelector):
         decoding = self._decoding(prompt)
         instructions, inputs, responses, missing = self._fields(dataset)
         rows = np.setdiff1d(np.arange(len(dataset)), missing)
+        head = (("system", prompt.system),) if prompt.system else ()
+        fill = prompt.user.format
+        max_tokens, temperature, top_p = (
+            decoding["max_tokens"],
+            decoding["temperature"],
+            decoding["top_p"],
+        )
         requests = [
-            ChatRequest.from_messages(
-                prompt.messages(instructions[i], inputs[i], responses[i]), **decoding
+            ChatRequest(
+                messages=(
+                    *head,
+                    (
+                        "user",
+                        fill(instruction=instructions[i], input=inputs[i], response=responses[i]),
+                    ),
+                ),
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
             )
             for i in rows.tolist()
         ]
@@ -362,7 +378,7 @@ class QualitySelector(ScoreSelector):
         """
         requests = self.requests(dataset)
         identity = self.judge.identity
-        by_key = {r.cache_key(identity): r for r in requests}
+        by_key = dict(zip(request_keys(requests, identity), requests))
         hits = set(self._store().get_many(list(by_key)))
         counter, label = _token_counter(count_tokens)
         prompt_tokens = sum(
