@@ -92,6 +92,19 @@ class Chain(_Composite):
     2,000 longest rows. A chain's ranking is its last stage's selection, most
     preferred first; a fractional ``k`` of a stage is a fraction of the rows
     that stage receives.
+
+    Examples
+    --------
+    >>> from datasets import Dataset
+    >>> from sftselect import Chain, ColumnScoreSelector, LengthSelector
+    >>> pool = Dataset.from_dict({
+    ...     "instruction": ["q"] * 4,
+    ...     "output": ["a b c d e f", "a b", "a b c d", "a b c"],
+    ...     "score": [3.0, 5.0, 4.5, 5.0],
+    ... })
+    >>> rule = Chain(ColumnScoreSelector("score", min_score=4.5), LengthSelector(k=2))
+    >>> rule.select_indices(pool).tolist()    # the 2 longest among rows rated >= 4.5
+    [2, 3]
     """
 
     def __init__(self, *selectors: Selector) -> None:
@@ -154,7 +167,16 @@ class _SetCombinator(_Composite):
 
 
 class Union(_SetCombinator):
-    """Rows chosen by any operand; with ``k``, a round robin over their rankings."""
+    """Rows chosen by any operand; with ``k``, a round robin over their rankings.
+
+    Examples
+    --------
+    >>> from datasets import Dataset
+    >>> from sftselect import LengthSelector, Union
+    >>> pool = Dataset.from_dict({"instruction": ["q"] * 4, "output": ["a", "a b c", "a b", "a b c d"]})
+    >>> Union(LengthSelector(k=1), LengthSelector(k=1, largest=False)).select_indices(pool).tolist()
+    [0, 3]
+    """
 
     def _order(self, ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         best = ranks.min(axis=0)
@@ -189,6 +211,18 @@ class PerSource(_Composite):
 
     The ranking interleaves the sources' selections in proportion to what each
     selected (row ``j`` of source ``s`` at priority ``(j + 0.5) / size_s``).
+
+    Examples
+    --------
+    >>> from datasets import Dataset
+    >>> from sftselect import LengthSelector, PerSource
+    >>> pool = Dataset.from_dict({
+    ...     "instruction": ["q"] * 6,
+    ...     "output": ["x", "x x x", "x x", "y y y y", "y", "y y"],
+    ...     "source": ["a", "a", "a", "b", "b", "b"],
+    ... })
+    >>> PerSource("source", {"a": 2, "b": 1}, base=LengthSelector()).select_indices(pool).tolist()
+    [1, 2, 3]
     """
 
     def __init__(self, column: str, quotas: Mapping[Any, int | float], base: Selector) -> None:

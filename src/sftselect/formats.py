@@ -3,15 +3,14 @@
 Four formats are detected from the column names (in this order), and any of
 them, or a custom one, can be named explicitly:
 
-========== =============================================== ====================
-name       columns                                         response
-========== =============================================== ====================
-alpaca     ``instruction``, ``input`` (optional), ``output`` ``output``
-dolly      ``instruction``, ``context`` (optional),        ``response``
-           ``response``
-sharegpt   ``conversations``: list of ``{from, value}``    assistant turns
-openai     ``messages``: list of ``{role, content}``       assistant turns
-========== =============================================== ====================
+========== ===================================================== ===============
+name       columns                                               response
+========== ===================================================== ===============
+alpaca     ``instruction``, ``input`` (optional), ``output``     ``output``
+dolly      ``instruction``, ``context`` (optional), ``response`` ``response``
+sharegpt   ``conversations``: list of ``{from, value}``          assistant turns
+openai     ``messages``: list of ``{role, content}``             assistant turns
+========== ===================================================== ===============
 
 Assistant turns are those whose role is one of ``ASSISTANT_ROLES`` ("gpt",
 "assistant", "chatgpt", "bard", "bing", "model"). Which assistant turns count

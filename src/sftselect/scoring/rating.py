@@ -71,7 +71,15 @@ def _check(value: float, denom: str | None, scale: tuple[float, float], how: str
 
 
 def parse_rating(reply: str | None, scale: tuple[float, float] = (0.0, 5.0)) -> ParsedRating:
-    """Parse one judge reply into a score on ``scale`` (see the module docstring)."""
+    """Parse one judge reply into a score on ``scale`` (see the module docstring).
+
+    Examples
+    --------
+    >>> parse_rating("Score: 4.5\\nThe answer is accurate.")
+    ParsedRating(value=4.5, reason='first line')
+    >>> parse_rating("A fine answer.").value is None
+    True
+    """
     if reply is None or not reply.strip():
         return ParsedRating(None, "empty reply")
     m = _BARE_FIRST_LINE.match(reply)

@@ -102,6 +102,23 @@ class LengthSelector(ScoreSelector):
         Seed for ``ties="random"``.
     show_progress : bool, default False
         Show a progress bar while a tokenizer unit runs.
+
+    Examples
+    --------
+    >>> from datasets import Dataset
+    >>> from sftselect import LengthSelector
+    >>> pool = Dataset.from_dict({
+    ...     "instruction": ["Name a colour.", "Explain rain.", "Say hi.", "Define AI."],
+    ...     "input": ["", "", "", ""],
+    ...     "output": ["Blue.", "Water vapour cools, condenses into drops, and falls.", "Hi!",
+    ...                "Artificial intelligence is software that learns from data."],
+    ... })
+    >>> LengthSelector(k=2).select_indices(pool).tolist()
+    [1, 3]
+    >>> LengthSelector(k=2).select(pool)["output"][0]
+    'Water vapour cools, condenses into drops, and falls.'
+    >>> LengthSelector(k=1, unit="chars", largest=False).select_indices(pool).tolist()
+    [2]
     """
 
     _bound_names = ("min_length", "max_length")

@@ -70,6 +70,19 @@ class RandomSelector(Selector):
         A column whose values define strata; see the module docstring.
     allocation : {"proportional", "equal"}
         How the rows are shared among strata (only with ``stratify``).
+
+    Examples
+    --------
+    >>> from datasets import Dataset
+    >>> from sftselect import RandomSelector
+    >>> pool = Dataset.from_dict({"output": [f"answer {i}" for i in range(10)],
+    ...                           "source": ["a"] * 5 + ["b"] * 5})
+    >>> picked = RandomSelector(k=4, random_state=0).select_indices(pool)
+    >>> len(picked), bool((picked == RandomSelector(k=4, random_state=0).select_indices(pool)).all())
+    (4, True)
+    >>> strata = RandomSelector(k=4, random_state=0, stratify="source").select(pool)["source"]
+    >>> sorted(strata)
+    ['a', 'a', 'b', 'b']
     """
 
     _uses_random_state = True
