@@ -15,10 +15,12 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
+from .._validation import param_error
 from .base import ChatReply, ChatRequest
 
-__all__ = ["MemoryCache", "ReplyCache"]
+__all__ = ["MemoryCache", "ReplyCache", "as_reply_store"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -194,3 +196,15 @@ class MemoryCache:
 
     def close(self) -> None:
         pass
+
+
+def as_reply_store(cache: Any, owner: str) -> Any:
+    """The reply store a ``cache`` parameter names: None -> a fresh :class:`MemoryCache`,
+    a path -> a :class:`ReplyCache` on that file, a store (``get_many`` + ``put``) -> itself."""
+    if cache is None:
+        return MemoryCache()
+    if isinstance(cache, (str, os.PathLike)):
+        return ReplyCache(cache)
+    if hasattr(cache, "get_many") and hasattr(cache, "put"):
+        return cache
+    raise param_error(owner, "cache", "a ReplyCache, a MemoryCache, a path or None", cache)

@@ -17,16 +17,15 @@ is counted and reported, and is never selected (or raises, on request).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_choice, check_non_negative_int, check_positive_int, param_error
+from .._validation import check_choice, check_non_negative_int, check_positive_int
 from ..backends.base import ChatReply, ChatRequest, request_keys
-from ..backends.cache import MemoryCache, ReplyCache
+from ..backends.cache import as_reply_store
 from ..backends.runner import RunReport, run_requests
 from ..exceptions import JudgeParseError, JudgeRequestError
 from ..formats import Format, resolve_format, response_view
@@ -248,15 +247,7 @@ class QualitySelector(ScoreSelector):
         return self._plan(dataset)[1]
 
     def _store(self) -> Any:
-        if self.cache is None:
-            return MemoryCache()
-        if isinstance(self.cache, (str, os.PathLike)):
-            return ReplyCache(self.cache)
-        if hasattr(self.cache, "get_many") and hasattr(self.cache, "put"):
-            return self.cache
-        raise param_error(
-            type(self).__name__, "cache", "a ReplyCache, a MemoryCache, a path or None", self.cache
-        )
+        return as_reply_store(self.cache, type(self).__name__)
 
     # -- rating --------------------------------------------------------------
     def rate(self, dataset: Dataset) -> Ratings:

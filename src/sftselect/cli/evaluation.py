@@ -1,0 +1,118 @@
+"""``sftselect judge`` and ``sftselect report``: pairwise LLM-as-judge
+evaluation in both answer orders, and its Markdown table and W/T/L figure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._common import add_backend_options, backend_from_args, info
+
+__all__ = ["register"]
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from ..evaluate import judge_pairs, load_pairs
+
+    pairs = load_pairs(
+        args.answers_a,
+        args.answers_b,
+        format=args.input_format,
+        prompt_field=args.prompt_field,
+        answer_a_field=args.answer_a_field,
+        answer_b_field=args.answer_b_field,
+        model_a=args.model_a,
+        model_b=args.model_b,
+    )
+    info(
+        f"judging {len(pairs):,} pairs ({pairs.model_a} vs {pairs.model_b}) in both orders: "
+        f"{2 * len(pairs):,} requests, protocol {args.protocol}",
+        args.quiet,
+    )
+    backend = backend_from_args(args, "sftselect judge")
+    result = judge_pairs(
+        pairs,
+        backend,
+        protocol=args.protocol,
+        cache=args.cache,
+        max_concurrency=args.max_concurrency,
+        max_tokens=args.max_tokens,
+        n_bootstrap=args.n_bootstrap,
+        confidence=args.confidence,
+        random_state=args.seed,
+        on_request_error=args.on_request_error,
+        show_progress=not args.quiet,
+    )
+    out = result.save(args.output)
+    info(f"run: {result.report.summary()}", args.quiet)
+    o = result.summary["overall"]
+    info(
+        f"wrote {out}: W/T/L {o['win']}/{o['tie']}/{o['lose']}, win score {o['win_score']}, "
+        f"parse failures {o['parse_failures']}",
+        args.quiet,
+    )
+    if not args.quiet:
+        sys.stdout.write(result.markdown())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..evaluate import load_result, markdown_table, plot_wtl
+
+    doc = load_result(args.result)
+    table = markdown_table(doc)
+    sys.stdout.write(table)
+    if args.markdown:
+        Path(args.markdown).write_text(table, encoding="utf-8")
+    figure = Path(args.figure) if args.figure else Path(args.result).with_suffix(".png")
+    plot_wtl(doc, figure)
+    info(f"wrote {figure}", args.quiet)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``judge`` and ``report`` to the ``sftselect`` parser."""
+    from ..evaluate.inputs import FORMATS
+    from ..evaluate.protocols import protocol_names
+
+    j = sub.add_parser(
+        "judge", help="pairwise LLM-as-judge of two models' answers, both answer orders"
+    )
+    j.add_argument(
+        "--answers-a",
+        required=True,
+        help="model A's answers (sftselect.generate JSONL, AlpacaEval model_outputs.json), "
+        "or one file of prompts with two answers",
+    )
+    j.add_argument(
+        "--answers-b", default=None, help="model B's answers (omit for a one-file pairs input)"
+    )
+    j.add_argument("-o", "--output", required=True, help="result JSON (judgments and summary)")
+    j.add_argument("--protocol", choices=protocol_names(), default="paper")
+    j.add_argument("--input-format", choices=list(FORMATS), default="auto")
+    j.add_argument("--prompt-field", default="prompt", help="pairs file: the prompt field")
+    j.add_argument("--answer-a-field", default="answer_a", help="pairs file: A's answer field")
+    j.add_argument("--answer-b-field", default="answer_b", help="pairs file: B's answer field")
+    j.add_argument("--model-a", default=None, help="name of side A (default: from the file)")
+    j.add_argument("--model-b", default=None, help="name of side B (default: from the file)")
+    j.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
+    j.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval coverage")
+    j.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded in the result)")
+    j.add_argument(
+        "--on-request-error",
+        choices=["raise", "omit"],
+        default="raise",
+        help="a request failing after retries: exit with an error (replies kept in the cache) "
+        "or leave its pair out, counted",
+    )
+    j.add_argument("-q", "--quiet", action="store_true")
+    add_backend_options(j, "judge backend")
+    j.set_defaults(handler=_judge)
+
+    r = sub.add_parser("report", help="Markdown table and W/T/L figure of a judge result")
+    r.add_argument("result", help="a result JSON written by `sftselect judge`")
+    r.add_argument("--figure", default=None, help="PNG path (default: RESULT with .png)")
+    r.add_argument("--markdown", default=None, help="also write the table to this file")
+    r.add_argument("-q", "--quiet", action="store_true")
+    r.set_defaults(handler=_report)

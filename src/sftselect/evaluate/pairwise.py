@@ -1,0 +1,406 @@
+"""Pairwise LLM-as-judge: every prompt judged in both answer orders.
+
+.. code-block:: python
+
+    from sftselect.backends import OpenAICompatibleBackend
+    from sftselect.evaluate import load_pairs, judge_pairs
+
+    pairs = load_pairs("longest_1k.jsonl", "alpaca_52k.jsonl")       # sftselect.generate output
+    judge = OpenAICompatibleBackend("gpt-4o")
+    result = judge_pairs(pairs, judge, protocol="paper", cache="judge.sqlite")
+    result.summary["overall"]["win_score"]
+    result.save("longest-vs-full.json")
+
+For pair ``i`` the judge gets two requests: A's answer shown first (order
+``ab``), then B's (order ``ba``). Each reply is parsed strictly
+(:mod:`sftselect.evaluate.parse`) into model A's outcome for that order, and the
+two outcomes are combined by the paper's rule and by FastChat's
+(:mod:`sftselect.evaluate.combine`). Requests go through the shared backends
+layer (:func:`sftselect.backends.run_requests`): concurrent, identical requests
+sent once, every reply cached as it arrives, so a re-run sends nothing and a
+killed run resumes.
+
+A pair with an unparsable reply in either order is left out of W/T/L and
+counted under ``parse_failures``; a pair with a failed request is left out and
+counted under ``request_failures`` (or the run raises, by default, after every
+other reply has been cached).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_positive_int, param_error
+from .._version import __version__
+from ..backends.base import ChatRequest
+from ..backends.cache import as_reply_store
+from ..backends.runner import RunReport, run_requests
+from ..exceptions import JudgeRequestError
+from .combine import OUTCOME_NAMES, combine_fastchat, combine_paper, outcome_of_verdict
+from .inputs import Pairs
+from .parse import parse_reply
+from .protocols import PairwiseProtocol, pairwise_protocol
+from .summary import summarize
+
+__all__ = ["RESULT_FORMAT", "PairwiseResult", "judge_pairs", "pairwise", "plan_requests"]
+
+#: The ``format`` tag of a saved result file.
+RESULT_FORMAT = "sftselect-pairwise-v1"
+_ORDERS = ("ab", "ba")
+
+
+@dataclass
+class PairwiseResult:
+    """Everything a pairwise run produced.
+
+    Attributes
+    ----------
+    pairs : Pairs
+        What was judged.
+    protocol : PairwiseProtocol
+    judge : str
+        The backend's ``identity``.
+    judgments : list of dict
+        One record per pair: both raw replies, the parsed verdicts, scores and
+        reasons per order, A's outcome per order and combined, and a ``status``
+        (``"scored"``, ``"parse_failure"`` or ``"request_failure"``).
+    summary : dict
+        ``{"overall": ..., "by_testset": {...}}`` (:mod:`sftselect.evaluate.summary`).
+    report : RunReport
+        Requests, cache hits, sent, failures, tokens and seconds of the run.
+    decoding : dict
+        ``max_tokens``, ``temperature``, ``top_p`` as sent.
+    bootstrap : dict
+        ``n_resamples``, ``confidence`` and the ``seed`` of the intervals.
+    """
+
+    pairs: Pairs
+    protocol: PairwiseProtocol
+    judge: str
+    judgments: list[dict[str, Any]]
+    summary: dict[str, Any]
+    report: RunReport
+    decoding: dict[str, Any]
+    bootstrap: dict[str, Any]
+
+    def __repr__(self) -> str:
+        o = self.summary["overall"]
+        return (
+            f"PairwiseResult({self.pairs.model_a} vs {self.pairs.model_b}, {o['pairs']} pairs, "
+            f"W/T/L {o['win']}/{o['tie']}/{o['lose']}, win score {o['win_score']}, "
+            f"parse failures {o['parse_failures']})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document :meth:`save` writes (and ``sftselect report`` reads)."""
+        return {
+            "format": RESULT_FORMAT,
+            "sftselect_version": __version__,
+            "model_a": self.pairs.model_a,
+            "model_b": self.pairs.model_b,
+            "judge": self.judge,
+            "protocol": self.protocol.describe(),
+            "decoding": dict(self.decoding),
+            "bootstrap": dict(self.bootstrap),
+            "inputs": dict(self.pairs.sources),
+            "summary": self.summary,
+            "run": self.report.as_dict(),
+            "judgments": self.judgments,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`to_dict` as JSON, atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(self.to_dict(), fh, indent=1, ensure_ascii=False)
+                fh.write("\n")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+    def markdown(self) -> str:
+        """The summary as a Markdown table (:func:`sftselect.evaluate.report.markdown_table`)."""
+        from .report import markdown_table
+
+        return markdown_table(self.to_dict())
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Stacked win/tie/lose bars per test set as a PNG (:func:`~.report.plot_wtl`)."""
+        from .report import plot_wtl
+
+        return plot_wtl(self.to_dict(), path)
+
+
+def plan_requests(
+    pairs: Pairs,
+    protocol: str | PairwiseProtocol = "paper",
+    *,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> list[ChatRequest]:
+    """The requests a run sends: for pair ``i``, order ``ab`` at ``2 i``, ``ba`` at ``2 i + 1``."""
+    proto = pairwise_protocol(protocol)
+    requests = []
+    for prompt, a, b in zip(pairs.prompts, pairs.answers_a, pairs.answers_b):
+        requests.append(proto.request(prompt, a, b, max_tokens=max_tokens, temperature=temperature))
+        requests.append(proto.request(prompt, b, a, max_tokens=max_tokens, temperature=temperature))
+    return requests
+
+
+def _resolve_seed(random_state: Any, owner: str) -> int:
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy)  # fresh, and recorded with the result
+    if (
+        isinstance(random_state, numbers.Integral)
+        and not isinstance(random_state, bool)
+        and random_state >= 0
+    ):
+        return int(random_state)
+    raise param_error(owner, "random_state", "a non-negative int or None", random_state)
+
+
+def _check_options(
+    max_tokens: Any, temperature: Any, n_bootstrap: Any, confidence: Any, owner: str
+) -> None:
+    if max_tokens is not None:
+        check_positive_int(max_tokens, "max_tokens", owner)
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
+        raise param_error(owner, "temperature", "a non-negative number or None", temperature)
+    if (
+        isinstance(n_bootstrap, bool)
+        or not isinstance(n_bootstrap, numbers.Integral)
+        or n_bootstrap < 0
+    ):
+        raise param_error(owner, "n_bootstrap", "a non-negative int (0: no intervals)", n_bootstrap)
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, numbers.Real)
+        or not 0.0 < float(confidence) < 1.0
+    ):
+        raise param_error(owner, "confidence", "a number in (0, 1)", confidence)
+
+
+def _judgment(
+    i: int, pairs: Pairs, proto: PairwiseProtocol, replies: Sequence[Any], errors: Sequence[Any]
+) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "index": i,
+        "testset": pairs.testsets[i],
+        "id": pairs.ids[i],
+        "prompt": pairs.prompts[i],
+        "answer_a": pairs.answers_a[i],
+        "answer_b": pairs.answers_b[i],
+    }
+    outcomes: dict[str, int | None] = {}
+    failed = parse_failed = False
+    for k, order in enumerate(_ORDERS):
+        reply, error = replies[2 * i + k], errors[2 * i + k]
+        rec[f"reply_{order}"] = reply.text if reply is not None else None
+        if reply is None:
+            failed = True
+            rec[f"verdict_{order}"] = rec[f"scores_{order}"] = None
+            rec[f"reason_{order}"] = f"request failed: {type(error).__name__}: {error}"
+            outcomes[order] = None
+            continue
+        parsed = parse_reply(reply.text, proto.output, proto.scale)
+        rec[f"verdict_{order}"] = parsed.verdict
+        rec[f"scores_{order}"] = list(parsed.scores) if parsed.scores is not None else None
+        rec[f"reason_{order}"] = parsed.reason
+        if parsed.verdict is None:
+            parse_failed = True
+            outcomes[order] = None
+        else:
+            outcomes[order] = outcome_of_verdict(parsed.verdict, order)
+    for order in _ORDERS:
+        o = outcomes[order]
+        rec[f"outcome_{order}"] = OUTCOME_NAMES[o] if o is not None else None
+    if failed:
+        rec["status"] = "request_failure"
+    elif parse_failed:
+        rec["status"] = "parse_failure"
+    else:
+        rec["status"] = "scored"
+    o_ab, o_ba = outcomes["ab"], outcomes["ba"]
+    if rec["status"] == "scored" and o_ab is not None and o_ba is not None:
+        rec["outcome"] = OUTCOME_NAMES[combine_paper(o_ab, o_ba)]
+        rec["outcome_fastchat"] = OUTCOME_NAMES[combine_fastchat(o_ab, o_ba)]
+    else:
+        rec["outcome"] = rec["outcome_fastchat"] = None
+    return rec
+
+
+def judge_pairs(
+    pairs: Pairs,
+    judge: Any,
+    *,
+    protocol: str | PairwiseProtocol = "paper",
+    cache: Any = None,
+    max_concurrency: int = 64,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+    on_request_error: str = "raise",
+    show_progress: bool = False,
+) -> PairwiseResult:
+    """Judge every pair in both orders and summarize.
+
+    Parameters
+    ----------
+    pairs : Pairs
+        From :func:`~sftselect.evaluate.load_pairs` or :meth:`Pairs.from_lists`.
+    judge : chat backend
+        Anything with ``identity`` and ``async chat(request)``
+        (:mod:`sftselect.backends`).
+    protocol : str or PairwiseProtocol, default "paper"
+        ``"paper"``, ``"fastchat-pair-v2"``, ``"length-debiased"`` or your own.
+    cache : ReplyCache, MemoryCache, path or None
+        Where replies are kept; a path opens a SQLite :class:`ReplyCache`
+        (a re-run sends nothing; a killed run resumes). None: memory, this
+        call only.
+    max_concurrency : int, default 64
+        Requests in flight at once (the backend may bound them further).
+    max_tokens, temperature : int, float or None
+        Decoding overrides; None keeps the protocol's.
+    n_bootstrap : int, default 1000
+        Bootstrap resamples for the win-score intervals (0: none).
+    confidence : float, default 0.95
+        The intervals' coverage.
+    random_state : int or None, default 0
+        The bootstrap seed, recorded with the result; None draws a fresh one
+        (and records it).
+    on_request_error : {"raise", "omit"}, default "raise"
+        A request that fails after the backend's retries raises
+        :class:`~sftselect.exceptions.JudgeRequestError` once the run is over
+        (the replies received are cached, so running again resumes), or its
+        pair is left out and counted under ``request_failures``.
+    show_progress : bool, default False
+
+    Returns
+    -------
+    PairwiseResult
+    """
+    owner = "judge_pairs"
+    if not isinstance(pairs, Pairs):
+        raise param_error(
+            owner, "pairs", "a Pairs (see load_pairs, Pairs.from_lists)", type(pairs).__name__
+        )
+    if len(pairs) == 0:
+        raise param_error(owner, "pairs", "at least one pair", "0 pairs")
+    proto = pairwise_protocol(protocol)
+    check_choice(on_request_error, "on_request_error", owner, ("raise", "omit"))
+    concurrency = check_positive_int(max_concurrency, "max_concurrency", owner)
+    _check_options(max_tokens, temperature, n_bootstrap, confidence, owner)
+    seed = _resolve_seed(random_state, owner)
+    requests = plan_requests(pairs, proto, max_tokens=max_tokens, temperature=temperature)
+    result = run_requests(
+        judge,
+        requests,
+        cache=as_reply_store(cache, owner),
+        max_concurrency=concurrency,
+        progress=bool(show_progress),
+        desc="judging",
+    )
+    judgments = [
+        _judgment(i, pairs, proto, result.replies, result.errors) for i in range(len(pairs))
+    ]
+    failed = sum(j["status"] == "request_failure" for j in judgments)
+    if failed and on_request_error == "raise":
+        raise JudgeRequestError(
+            f"{result.report.failures} of {result.report.unique} judge requests failed after "
+            f"retries, leaving {failed} of {len(pairs)} pairs unjudged (first: "
+            f"{result.report.first_errors[:1]}); {result.report.succeeded} replies were cached, "
+            "so running again resumes. Use on_request_error='omit' to summarize without them."
+        )
+    summary = summarize(
+        judgments, pairs, n_bootstrap=int(n_bootstrap), confidence=float(confidence), seed=seed
+    )
+    first = requests[0]
+    return PairwiseResult(
+        pairs=pairs,
+        protocol=proto,
+        judge=judge.identity,
+        judgments=judgments,
+        summary=summary,
+        report=result.report,
+        decoding={
+            "max_tokens": first.max_tokens,
+            "temperature": first.temperature,
+            "top_p": first.top_p,
+        },
+        bootstrap={"n_resamples": int(n_bootstrap), "confidence": float(confidence), "seed": seed},
+    )
+
+
+def pairwise(
+    prompts: Sequence[str],
+    answers_a: Sequence[str],
+    answers_b: Sequence[str],
+    *,
+    judge: Any,
+    protocol: str | PairwiseProtocol = "paper",
+    testsets: Sequence[str] | str | None = None,
+    ids: Sequence[str | int] | None = None,
+    model_a: str = "A",
+    model_b: str = "B",
+    cache: Any = None,
+    max_concurrency: int = 64,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    random_state: int | None = 0,
+    on_request_error: str = "raise",
+    show_progress: bool = False,
+) -> PairwiseResult:
+    """Judge ``answers_a[i]`` against ``answers_b[i]`` for each ``prompts[i]``, both orders.
+
+    The lists are checked and frozen with :meth:`Pairs.from_lists` (``testsets``
+    may be one name for all rows; ``ids`` default to the row numbers); every
+    other parameter is :func:`judge_pairs`'s.
+    """
+    pairs = Pairs.from_lists(
+        prompts,
+        answers_a,
+        answers_b,
+        testsets=testsets,
+        ids=ids,
+        model_a=model_a,
+        model_b=model_b,
+        sources={"format": "lists"},
+        owner="pairwise",
+    )
+    return judge_pairs(
+        pairs,
+        judge,
+        protocol=protocol,
+        cache=cache,
+        max_concurrency=max_concurrency,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        random_state=random_state,
+        on_request_error=on_request_error,
+        show_progress=show_progress,
+    )
