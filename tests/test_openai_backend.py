@@ -332,7 +332,7 @@ def test_usable_across_two_asyncio_runs() -> None:
         second = chat_one(backend, ChatRequest.user("two"))
     assert (first.text, second.text) == ("echo: one", "echo: two")
     assert len(old_states) == 1
-    assert old_states[0].client.is_closed
+    assert all(c.is_closed for c in old_states[0].clients)
     assert len(backend._states) == 1
 
 
