@@ -20,13 +20,13 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..exceptions import SftSelectError
-from . import evaluation, selection
+from . import evaluation, selection, training
 from ._common import EXIT_USAGE, CliError
 
 __all__ = ["build_parser", "main"]
 
 #: Modules whose ``register(sub)`` adds subcommands, in the order of ``--help``.
-COMMAND_MODULES = (selection, evaluation)
+COMMAND_MODULES = (selection, evaluation, training)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,156 @@
+"""``sftselect train`` and ``sftselect generate``: fine-tune on a selected subset,
+then answer a packaged test set."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from ._common import info
+
+__all__ = ["register"]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..io import load_data
+    from ..train import get_preset, train
+    from ..train.config import with_changes
+
+    config = with_changes(
+        get_preset(args.preset, "sftselect train"),
+        {
+            "template": args.template,
+            "max_length": args.max_length,
+            "packing": True if args.packing else None,
+            "epochs": args.epochs,
+            "max_steps": args.max_steps,
+            "learning_rate": args.learning_rate,
+            "weight_decay": args.weight_decay,
+            "warmup_steps": args.warmup_steps,
+            "batch_size": args.batch_size,
+            "micro_batch_size": args.micro_batch_size,
+            "neftune_alpha": args.neftune_alpha,
+            "seed": args.seed,
+            "use_cpu": True if args.cpu else None,
+        },
+    )
+    switches: dict[str, Any] = {}
+    if args.no_neftune:
+        switches["neftune_alpha"] = None
+    if args.bf16 is not None:
+        switches["bf16"] = args.bf16 == "on"
+    if args.gradient_checkpointing is not None:
+        switches["gradient_checkpointing"] = args.gradient_checkpointing == "on"
+    config = replace(config, **switches)
+    data = load_data(args.data, split=args.split)
+    info(f"training on {len(data)} rows from {args.data} -> {args.output}", args.quiet)
+    result = train(
+        args.model,
+        data,
+        args.output,
+        config=config,
+        format=args.format,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
+    )
+    first = f"{result.losses[0]:.4f}" if result.losses else "n/a"
+    last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
+    info(
+        f"{result.steps} steps in {result.train_seconds:.1f}s, loss {first} -> {last}, "
+        f"{result.tokens_per_second:.0f} tokens/s; {result.stats.truncated} truncated, "
+        f"{result.stats.dropped} dropped; log: {result.output_dir / 'training_log.json'}",
+        args.quiet,
+    )
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from ..generate import generate
+
+    report = generate(
+        args.model,
+        args.testset,
+        args.output,
+        template=args.template,
+        model_name=args.model_name,
+        gguf_file=args.gguf_file,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        limit=args.limit,
+    )
+    info(
+        f"{report.written} answers written, {report.skipped} already there, "
+        f"{report.seconds:.1f}s ({report.tokens_per_second:.1f} tokens/s), "
+        f"template {report.template} -> {report.output}",
+        args.quiet,
+    )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}")
+    return value
+
+
+def register(sub: Any) -> None:
+    """Add ``train`` and ``generate`` to the ``sftselect`` parser."""
+    from ..templates import TEMPLATES
+    from ..testsets import NAMES
+    from ..train.config import PRESETS
+
+    tr = sub.add_parser("train", help="fine-tune a causal LM on a (selected) dataset")
+    tr.add_argument("--model", required=True, help="model folder, hub name or .gguf file")
+    tr.add_argument("--data", required=True, help=".json, .jsonl, .parquet or a saved Dataset")
+    tr.add_argument("--output", required=True, help="folder for the model, tokenizer and log")
+    tr.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    tr.add_argument("--template", choices=sorted(TEMPLATES), default=None)
+    tr.add_argument("--format", choices=["alpaca", "dolly", "sharegpt", "openai"], default=None)
+    tr.add_argument("--split", default="train")
+    tr.add_argument("--max-length", type=_positive_int, default=None)
+    tr.add_argument("--packing", action="store_true", help="pack examples into full rows")
+    tr.add_argument("--epochs", type=float, default=None)
+    tr.add_argument("--max-steps", type=_positive_int, default=None)
+    tr.add_argument("--learning-rate", type=float, default=None)
+    tr.add_argument("--weight-decay", type=float, default=None)
+    tr.add_argument("--warmup-steps", type=int, default=None)
+    tr.add_argument("--batch-size", type=_positive_int, default=None, help="effective batch")
+    tr.add_argument("--micro-batch-size", type=_positive_int, default=None)
+    tr.add_argument("--neftune-alpha", type=float, default=None)
+    tr.add_argument("--no-neftune", action="store_true", help="turn NEFTune off")
+    tr.add_argument("--bf16", choices=["on", "off"], default=None)
+    tr.add_argument("--gradient-checkpointing", choices=["on", "off"], default=None)
+    tr.add_argument("--seed", type=int, default=None)
+    tr.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
+    tr.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    tr.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    tr.add_argument("-q", "--quiet", action="store_true")
+    tr.set_defaults(handler=_train)
+
+    ge = sub.add_parser("generate", help="answer a packaged test set (resumable JSONL)")
+    ge.add_argument("--model", required=True, help="model folder, hub name or .gguf file")
+    ge.add_argument("--testset", required=True, choices=list(NAMES))
+    ge.add_argument("-o", "--output", required=True, help="answers file (.jsonl), appended to")
+    ge.add_argument("--template", choices=sorted(TEMPLATES), default=None)
+    ge.add_argument("--model-name", default=None, help="the 'model' field of the rows")
+    ge.add_argument("--limit", type=_positive_int, default=None)
+    ge.add_argument("--max-new-tokens", type=_positive_int, default=512)
+    ge.add_argument("--batch-size", type=_positive_int, default=8)
+    ge.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
+    ge.add_argument("--top-p", type=float, default=1.0)
+    ge.add_argument("--seed", type=int, default=None)
+    ge.add_argument("--gguf-file", default=None)
+    ge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
+    ge.add_argument("--device", default=None)
+    ge.add_argument("-q", "--quiet", action="store_true")
+    ge.set_defaults(handler=_generate)

@@ -1,0 +1,245 @@
+"""``train``: supervised fine-tuning of a causal LM on a selected subset.
+
+The loop is transformers' :class:`~transformers.Trainer` (the one the paper's
+FastChat script used), fed with our own examples and collator: the loss is the
+mean cross-entropy over assistant tokens only, across the whole optimizer
+step (transformers normalises by the number of labelled tokens across the
+gradient-accumulation micro-batches). The model is saved with its tokenizer
+and ``training_log.json``: the settings, the template, the token counts,
+truncations, the loss at every logged step and the throughput.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._validation import param_error
+from ..exceptions import DataFormatError
+from ..formats import Format, check_dataset
+from ..templates import get_template
+from .config import TrainConfig
+from .examples import EncodeStats, conversations, encode_dataset
+from .loading import import_torch, load_model, load_tokenizer, pad_id
+from .packing import PackedCollator, PadCollator, pack
+
+__all__ = ["LOG_NAME", "TrainResult", "train"]
+
+_OWNER = "train"
+#: The training log written beside the model.
+LOG_NAME = "training_log.json"
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes
+    ----------
+    output_dir : pathlib.Path
+        Where the model, tokenizer and log were written.
+    losses : list of float
+        The training loss at each logged step.
+    steps : int
+        Optimizer steps run.
+    stats : EncodeStats
+        Token counts, truncations and drops.
+    train_seconds : float
+        Wall time of the training loop.
+    tokens_per_second : float
+        Real (non-padding) tokens processed per second, over all epochs.
+    log : dict
+        The JSON training log.
+    """
+
+    output_dir: Path
+    losses: list[float]
+    steps: int
+    stats: EncodeStats
+    train_seconds: float
+    tokens_per_second: float
+    log: dict[str, Any] = field(repr=False)
+
+
+def _loss_callback(base: type, sink: list[dict[str, Any]]) -> Any:
+    class LossLog(base):  # type: ignore[misc, valid-type]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
+            if logs and "loss" in logs:
+                sink.append(
+                    {
+                        "step": int(state.global_step),
+                        "epoch": float(logs.get("epoch", state.epoch or 0.0)),
+                        "loss": float(logs["loss"]),
+                        "learning_rate": float(logs.get("learning_rate", 0.0)),
+                    }
+                )
+
+    return LossLog()
+
+
+def train(
+    model: Any,
+    dataset: Any,
+    output_dir: str | os.PathLike[str],
+    *,
+    config: TrainConfig | None = None,
+    tokenizer: Any = None,
+    format: str | Format | None = None,
+    gguf_file: str | None = None,
+    dtype: str | None = None,
+) -> TrainResult:
+    """Fine-tune ``model`` on ``dataset`` and save it to ``output_dir``.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or PreTrainedModel
+        A folder, hub name or ``.gguf`` file (loaded here), or a loaded model.
+    dataset : datasets.Dataset
+        Training rows in any format the core understands (alpaca, dolly,
+        sharegpt, openai, custom), e.g. ``selector.select(pool)``.
+    output_dir : str or os.PathLike
+        Where the model, tokenizer and ``training_log.json`` go (created).
+    config : TrainConfig or None
+        Settings (None: ``TrainConfig()``); see :func:`~sftselect.train.long_is_more`.
+    tokenizer : tokenizer, path or None
+        None loads it from ``model``'s path.
+    format : str, Format or None
+        The data format (None: detected).
+    gguf_file : str or None
+        A GGUF file name inside the ``model`` folder.
+    dtype : {"float32", "bfloat16", "float16"} or None
+        Weights' dtype when loading (None: float32; mixed precision is ``config.bf16``).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InvalidParameterError
+        A setting out of range (naming it).
+    DataFormatError
+        A row that cannot be read or rendered (naming the row), or no example
+        left after truncation.
+    """
+    check_dataset(dataset, _OWNER)
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise param_error(_OWNER, "config", "a TrainConfig or None", config)
+    accumulation = config.validate()
+    if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
+        raise param_error(_OWNER, "output_dir", "a non-empty path", output_dir)
+    torch, transformers = import_torch(_OWNER)
+    template = get_template(config.template, _OWNER)
+    tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
+    convs = conversations(dataset, format)
+    examples, stats = encode_dataset(template, tok, convs, config.max_length)
+    if not examples:
+        raise DataFormatError(
+            f"No example left: all {stats.examples} rows have a first prompt of "
+            f"{config.max_length} tokens or more (max_length). Raise max_length."
+        )
+    pad = pad_id(tok, _OWNER)
+    if config.packing:
+        train_rows: list[Any] = pack(examples, config.max_length)
+        collator: Any = PackedCollator(pad)
+    else:
+        train_rows = examples
+        collator = PadCollator(pad)
+
+    net = load_model(model, gguf_file, dtype, _OWNER)
+    net.config.use_cache = False  # training: no KV cache (packing needs it off too)
+    out = Path(output_dir)
+    import inspect
+
+    known = inspect.signature(transformers.TrainingArguments).parameters
+    checkpointing = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in known
+        else "gradient_checkpointing"
+    )
+    args = transformers.TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=float(config.epochs),
+        max_steps=config.max_steps if config.max_steps is not None else -1,
+        per_device_train_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=accumulation,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay,
+        adam_beta1=config.adam_beta1,
+        adam_beta2=config.adam_beta2,
+        adam_epsilon=config.adam_epsilon,
+        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
+        bf16=config.bf16,
+        **{checkpointing: config.gradient_checkpointing},
+        neftune_noise_alpha=config.neftune_alpha,
+        optim=config.optim,
+        seed=config.seed,
+        logging_steps=config.logging_steps,
+        use_cpu=config.use_cpu,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    history: list[dict[str, Any]] = []
+    trainer = transformers.Trainer(
+        model=net,
+        args=args,
+        train_dataset=train_rows,
+        data_collator=collator,
+        processing_class=tok,
+        callbacks=[_loss_callback(transformers.TrainerCallback, history)],
+    )
+    start = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - start
+    steps = int(output.global_step)
+    epochs_run = float(trainer.state.epoch or 0.0)
+    real_tokens = stats.tokens * epochs_run
+    net.config.use_cache = True
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.save_model(str(out))
+    tok.save_pretrained(str(out))
+    log = {
+        "sftselect_training_log": 1,
+        "template": template.name,
+        "config": config.to_dict(),
+        "model": os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(net).__name__,
+        "gradient_accumulation_steps": accumulation,
+        "examples": stats.examples,
+        "kept": stats.kept,
+        "rows": len(train_rows),
+        "tokens": stats.tokens,
+        "trained_tokens": stats.trained_tokens,
+        "truncated": stats.truncated,
+        "truncated_tokens": stats.truncated_tokens,
+        "dropped": stats.dropped,
+        "dropped_rows": stats.dropped_rows,
+        "steps": steps,
+        "epochs": epochs_run,
+        "train_seconds": seconds,
+        "tokens_per_second": real_tokens / seconds if seconds > 0 else 0.0,
+        "device": str(trainer.args.device),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "losses": history,
+    }
+    (out / LOG_NAME).write_text(json.dumps(log, indent=2), encoding="utf-8")
+    return TrainResult(
+        output_dir=out,
+        losses=[h["loss"] for h in history],
+        steps=steps,
+        stats=stats,
+        train_seconds=seconds,
+        tokens_per_second=log["tokens_per_second"],
+        log=log,
+    )

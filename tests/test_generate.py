@@ -1,0 +1,180 @@
+"""Generation: real test prompts answered, new tokens only, batching exact, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from datasets import Dataset  # noqa: E402
+
+from sftselect.cli import main  # noqa: E402
+from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
+from sftselect.generate import OUTPUT_FIELDS, generate, read_answers  # noqa: E402
+from sftselect.templates import VICUNA_V1_1  # noqa: E402
+from sftselect.testsets import PAPER_TESTSETS, load  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    path = SHARED / "tokenizers" / "llama2_tokenizer.model"
+    if not path.is_file():
+        pytest.skip(f"no tokenizer at {path}")
+    folder = tmp_path_factory.mktemp("tok")
+    shutil.copy(path, folder / "tokenizer.model")
+    return transformers.LlamaTokenizer.from_pretrained(str(folder))
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    """A seeded, randomly initialised 2-layer LLaMA (float32, CPU)."""
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tok),
+        max_position_embeddings=1024,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="module")
+def model_dir(model, tok, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_real_test_prompts_get_non_empty_answers(model, tok, tmp_path):
+    """Two real prompts of each paper test set get non-empty answers with exactly the output fields."""
+    out = tmp_path / "a.jsonl"
+    for name in PAPER_TESTSETS:
+        report = generate(model, name, out, tokenizer=tok, limit=2, max_new_tokens=6, batch_size=2)
+        assert report.written == 2 and report.template == "vicuna_v1.1"
+    rows = read_answers(out)
+    assert len(rows) == 10
+    for row in rows:
+        assert tuple(sorted(row)) == tuple(sorted(OUTPUT_FIELDS))
+        assert row["answer"].strip() and row["model"] == "LlamaForCausalLM"
+    assert {(r["testset"], r["id"]) for r in rows} >= {("lima", "lima_0"), ("vicuna", "vicuna_1")}
+
+
+def test_answers_are_the_new_tokens_and_batching_changes_nothing(model, tok, tmp_path):
+    """Batched, left-padded answers equal an unpadded one-prompt generate decoded from new ids."""
+    prompts = load("vicuna", limit=5)
+    a = generate(
+        model, prompts, tmp_path / "b.jsonl", tokenizer=tok, max_new_tokens=8, batch_size=5
+    )
+    generate(model, prompts, tmp_path / "s.jsonl", tokenizer=tok, max_new_tokens=8, batch_size=1)
+    batched = {r["id"]: r["answer"] for r in read_answers(tmp_path / "b.jsonl")}
+    single = {r["id"]: r["answer"] for r in read_answers(tmp_path / "s.jsonl")}
+    assert batched == single and a.written == 5
+    row = prompts[0]
+    text = VICUNA_V1_1.render(
+        [{"role": "user", "content": row["prompt"]}], tok, add_generation_prompt=True
+    ).text
+    ids = torch.tensor([[tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]])
+    with torch.no_grad():
+        ref = model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+    new = ref[0, ids.shape[1] :].tolist()
+    if tok.eos_token_id in new:
+        new = new[: new.index(tok.eos_token_id)]
+    assert batched[row["id"]] == tok.decode(new, skip_special_tokens=True).strip()
+
+
+def test_resume_skips_answered_prompts_and_repairs_a_cut_line(model, tok, tmp_path):
+    """A restarted run answers only the missing prompts, after dropping a half-written last line."""
+    out = tmp_path / "r.jsonl"
+    first = generate(model, "koala", out, tokenizer=tok, limit=3, max_new_tokens=4)
+    with out.open("a") as fh:
+        fh.write('{"id": "koala_9", "testset": "ko')  # a crash mid-line
+    second = generate(model, "koala", out, tokenizer=tok, limit=5, max_new_tokens=4)
+    rows = read_answers(out)
+    assert (first.written, second.written, second.skipped) == (3, 2, 3)
+    assert sorted(r["id"] for r in rows) == [f"koala_{i}" for i in range(5)]
+    again = generate(model, "koala", out, tokenizer=tok, limit=5, max_new_tokens=4)
+    assert (again.written, again.skipped) == (0, 5)
+
+
+def test_bad_inputs_raise_naming_the_problem(model, tok, tmp_path):
+    """A Dataset without 'prompt', or a non-positive batch size, raises a clear error."""
+    with pytest.raises(
+        DataFormatError, match=r"needs columns 'id' and 'prompt'; missing \['prompt'\]"
+    ):
+        generate(model, Dataset.from_list([{"id": "1"}]), tmp_path / "x.jsonl", tokenizer=tok)
+    with pytest.raises(InvalidParameterError, match=r"'batch_size' parameter of generate"):
+        generate(model, "vicuna", tmp_path / "x.jsonl", tokenizer=tok, batch_size=0)
+
+
+def test_cli_train_then_generate(model_dir, tmp_path, capsys):
+    """`sftselect train` writes a model and loss log; `sftselect generate` answers with its template."""
+    data = tmp_path / "d.json"
+    records = [
+        {"instruction": f"Say {w}.", "input": "", "output": f"{w} {w} {w}."}
+        for w in ("red", "green", "blue", "white")
+    ]
+    data.write_text(json.dumps(records))
+    out = tmp_path / "trained"
+    status = main(
+        [
+            "train",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--output",
+            str(out),
+            "--template",
+            "alpaca",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "64",
+            "--learning-rate",
+            "1e-3",
+            "--cpu",
+            "-q",
+        ]
+    )
+    assert status == 0
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["template"] == "alpaca" and len(log["losses"]) == 2
+    answers = tmp_path / "a.jsonl"
+    status = main(
+        [
+            "generate",
+            "--model",
+            str(out),
+            "--testset",
+            "wizardlm",
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "-o",
+            str(answers),
+            "-q",
+        ]
+    )
+    assert status == 0
+    rows = read_answers(answers)
+    assert [r["testset"] for r in rows] == ["wizardlm", "wizardlm"] and rows[0][
+        "model"
+    ] == "trained"
