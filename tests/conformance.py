@@ -26,7 +26,9 @@ from sftselect import (
 from sftselect._validation import resolve_k
 from sftselect.backends import CallableBackend
 from sftselect.embedding import HashingEmbedder
+from sftselect.selectors.dedup import RepresentationFilter
 from sftselect.selectors.diversity import DiversitySelector
+from sftselect.selectors.kcenter import KCenterSelector
 from sftselect.selectors.quality import QualitySelector
 
 
@@ -89,6 +91,26 @@ CASES: list[Case] = [
         "diversity",
         lambda k, s: DiversitySelector(
             k, embedder=HashingEmbedder(16), n_clusters=4, random_state=s
+        ),
+    ),
+    Case(
+        "representation-filter",
+        lambda k, s: RepresentationFilter(k, embedder=HashingEmbedder(16), max_similarity=0.9),
+    ),
+    Case(
+        "representation-filter-by-score",
+        lambda k, s: RepresentationFilter(
+            k, embedder=HashingEmbedder(16), max_similarity=0.5, order="score", text="example"
+        ),
+    ),
+    Case(
+        "kcenter-cosine",
+        lambda k, s: KCenterSelector(k, embedder=HashingEmbedder(16), random_state=s),
+    ),
+    Case(
+        "kcenter-euclidean",
+        lambda k, s: KCenterSelector(
+            k, embedder=HashingEmbedder(16), metric="euclidean", random_state=s
         ),
     ),
     Case(

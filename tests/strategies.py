@@ -107,3 +107,14 @@ def openai_datasets(draw: Any, min_size: int = 1, max_size: int = 20) -> Dataset
 
 ks = st.one_of(st.integers(1, 60), st.floats(0.01, 1.0))
 seeds = st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def vector_sets(draw: Any, max_rows: int = 40, max_dim: int = 6) -> Any:
+    """Float32 matrices ``[n, d]`` of small integers (duplicates, zero rows and ties included)."""
+    import numpy as np
+
+    n = draw(st.integers(1, max_rows))
+    d = draw(st.integers(1, max_dim))
+    values = draw(st.lists(st.integers(-3, 3), min_size=n * d, max_size=n * d))
+    return np.array(values, dtype=np.float32).reshape(n, d)

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conformance import Case, check_selector, run_quietly
 from sftselect import InvalidParameterError, KTooLargeWarning
-from sftselect.clustering import kmeans, n_distinct_rows
+from sftselect.clustering import clusters_used, kmeans, n_distinct_rows
 from sftselect.embedding import HashingEmbedder, PrecomputedEmbeddings
 from sftselect.selectors.diversity import DiversitySelector, interleave_clusters
 from strategies import _to_dataset, alpaca_datasets, ks, seeds
@@ -250,3 +250,23 @@ def test_contract_edge_cases(case, small_alpaca):
     with warnings.catch_warnings():
         warnings.simplefilter("error", KTooLargeWarning)
         assert case.make(1, 0).select_indices(small_alpaca).size == 1
+
+
+def test_show_progress_reports_kmeans_and_keeps_the_selection(capsys):
+    """show_progress=True prints a k-means line on stderr and selects the same rows."""
+    X, _ = blobs([20, 20])
+    quiet = make(6, X, n_clusters=2).select_indices(rows(40))
+    assert capsys.readouterr().err == ""
+    loud = make(6, X, n_clusters=2, show_progress=True).select_indices(rows(40))
+    assert "k-means" in capsys.readouterr().err and np.array_equal(quiet, loud)
+
+
+def test_clusters_used_equals_the_clamp_rule():
+    """clusters_used is min(n_clusters, distinct rows), whether or not the head suffices."""
+    rng = np.random.default_rng(0)
+    distinct = rng.normal(size=(3000, 4)).astype(np.float32)
+    few = np.repeat(distinct[:5], 600, axis=0)
+    late = np.concatenate([np.repeat(distinct[:3], 500, axis=0), distinct[:1500]])
+    for X in (distinct, few, late):
+        for c in (2, 10, 100, 2000):
+            assert clusters_used(X, c) == min(c, n_distinct_rows(X))

@@ -217,3 +217,13 @@ def test_llama_layers_differ_and_out_of_range_raises(tiny_llama, offline):
     assert not np.allclose(a, b)
     with pytest.raises(ValueError, match="'layer' parameter"):
         HFEmbedder(model, tokenizer=tok, layer=7).embed(TEXTS[:2])
+
+
+def test_progress_bar_changes_nothing_but_stderr(tiny_llama, offline, capsys):
+    """show_progress=True gives the same vectors and draws an 'embedding' bar on stderr."""
+    folder, _, _ = tiny_llama
+    quiet = HFEmbedder(str(folder), batch_size=2, device="cpu").embed(TEXTS)
+    assert capsys.readouterr().err == ""
+    loud = HFEmbedder(str(folder), batch_size=2, device="cpu", show_progress=True).embed(TEXTS)
+    assert "embedding" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet, loud)

@@ -22,9 +22,11 @@ from .sample import load_sample
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
+    KCenterSelector,
     LengthSelector,
     QualitySelector,
     RandomSelector,
+    RepresentationFilter,
     ScoreSelector,
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "Format",
     "Intersection",
     "InvalidParameterError",
+    "KCenterSelector",
     "KTooLargeWarning",
     "LengthSelector",
     "MissingColumnError",
@@ -43,6 +46,7 @@ __all__ = [
     "PerSource",
     "QualitySelector",
     "RandomSelector",
+    "RepresentationFilter",
     "ScoreSelector",
     "Selection",
     "Selector",

@@ -35,7 +35,7 @@ import numpy as np
 from ._validation import check_choice, param_error
 from .exceptions import MissingExtraError
 
-__all__ = ["BACKENDS", "MINIBATCH_THRESHOLD", "kmeans", "n_distinct_rows"]
+__all__ = ["BACKENDS", "MINIBATCH_THRESHOLD", "clusters_used", "kmeans", "n_distinct_rows"]
 
 BACKENDS: tuple[str, ...] = ("auto", "sklearn", "minibatch", "faiss")
 
@@ -52,6 +52,19 @@ def n_distinct_rows(X: np.ndarray) -> int:
         return 1
     void = Xc.view(np.dtype((np.void, Xc.dtype.itemsize * Xc.shape[1]))).ravel()
     return int(np.unique(void).size)
+
+
+def clusters_used(X: np.ndarray, n_clusters: int) -> int:
+    """``min(n_clusters, n_distinct_rows(X))``, reading as few rows as it needs.
+
+    Counting distinct rows copies and sorts the data (about 3x its size at the
+    peak), so the first ``max(4 * n_clusters, 1024)`` rows are tried first: when
+    they already hold ``n_clusters`` distinct rows, the rest is never read.
+    """
+    head = max(4 * int(n_clusters), 1024)
+    if X.shape[0] > head and n_distinct_rows(X[:head]) >= n_clusters:
+        return int(n_clusters)
+    return min(int(n_clusters), n_distinct_rows(X))
 
 
 def _canonical(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +96,7 @@ def kmeans(
     n = X.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, X.shape[1]), dtype=np.float32)
-    C = min(int(n_clusters), n_distinct_rows(X))
+    C = clusters_used(X, int(n_clusters))
     if C == 1:
         return np.zeros(n, dtype=np.int64), X.mean(axis=0, keepdims=True)
     if backend == "auto":

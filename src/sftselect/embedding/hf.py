@@ -36,7 +36,7 @@ import numpy as np
 from .._validation import check_choice, check_positive_int, param_error
 from ..exceptions import MissingExtraError
 
-__all__ = ["POOLINGS", "HFEmbedder"]
+__all__ = ["POOLINGS", "HFEmbedder", "right_padded"]
 
 POOLINGS: tuple[str, ...] = ("mean", "last", "cls")
 
@@ -49,6 +49,33 @@ def _torch() -> Any:
             "HFEmbedder needs torch and transformers: pip install 'sftselect[embed]'."
         ) from None
     return torch
+
+
+def _quiet_load(auto: Any, path: str, dtype: Any, *, quiet: bool) -> Any:
+    """``auto.from_pretrained(path)``; without transformers' loading bar when ``quiet``."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    if quiet and was_on:
+        hf_logging.disable_progress_bar()
+    try:
+        return auto.from_pretrained(path, dtype=dtype)
+    finally:
+        if quiet and was_on:
+            hf_logging.enable_progress_bar()
+
+
+def right_padded(ids: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """``(input_ids, attention_mask)`` long tensors of token lists padded on the right."""
+    torch = _torch()
+    width = max((len(x) for x in ids), default=0)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        if row:
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+    return input_ids, mask
 
 
 class HFEmbedder:
@@ -77,6 +104,8 @@ class HFEmbedder:
         Names the model in the cache key (default: the path or the model's
         ``name_or_path``); layer, pooling, normalisation, max_length and dtype
         are always appended.
+    show_progress : bool, default False
+        A progress bar (tqdm) over the texts embedded.
     """
 
     def __init__(
@@ -92,6 +121,7 @@ class HFEmbedder:
         device: str | None = None,
         dtype: Any = None,
         identity: str | None = None,
+        show_progress: bool = False,
     ) -> None:
         owner = type(self).__name__
         check_choice(pooling, "pooling", owner, POOLINGS)
@@ -117,6 +147,7 @@ class HFEmbedder:
         self.device = device
         self.dtype = dtype
         self._identity = identity
+        self.show_progress = show_progress
         self._loaded: tuple[Any, Any] | None = None
 
     # -- device and dtype ---------------------------------------------------
@@ -178,7 +209,7 @@ class HFEmbedder:
             tok = AutoTokenizer.from_pretrained(str(tok if tok is not None else self.model))
         device, dtype = self._device(), self._dtype()
         if isinstance(self.model, str) or hasattr(self.model, "__fspath__"):
-            model = AutoModel.from_pretrained(str(self.model), dtype=dtype)
+            model = _quiet_load(AutoModel, str(self.model), dtype, quiet=not self.show_progress)
             model.to(device)
         else:
             model = self.model
@@ -211,22 +242,26 @@ class HFEmbedder:
             pad_id = tok.eos_token_id if tok.eos_token_id is not None else 0
         device = next(model.parameters()).device
         out = np.zeros((len(texts), int(getattr(model.config, "hidden_size", 0))), np.float32)
-        with torch.inference_mode():
-            for start in range(0, order.size, self.batch_size):
-                rows = order[start : start + self.batch_size]
-                width = int(lengths[rows].max())
-                input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(rows), width), dtype=torch.long)
-                for i, r in enumerate(rows.tolist()):
-                    n_tok = len(ids[r])
-                    if n_tok:
-                        input_ids[i, :n_tok] = torch.tensor(ids[r], dtype=torch.long)
-                        mask[i, :n_tok] = 1
-                input_ids, mask = input_ids.to(device), mask.to(device)
-                pooled = self._forward_pool(model, input_ids, mask)
-                if out.shape[1] != pooled.shape[1]:
-                    out = np.zeros((len(texts), pooled.shape[1]), np.float32)
-                out[rows] = pooled
+        bar = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(order.size), desc="embedding", unit="text")
+        try:
+            with torch.inference_mode():
+                for start in range(0, order.size, self.batch_size):
+                    rows = order[start : start + self.batch_size]
+                    input_ids, mask = right_padded([ids[r] for r in rows.tolist()], pad_id)
+                    input_ids, mask = input_ids.to(device), mask.to(device)
+                    pooled = self._forward_pool(model, input_ids, mask)
+                    if out.shape[1] != pooled.shape[1]:
+                        out = np.zeros((len(texts), pooled.shape[1]), np.float32)
+                    out[rows] = pooled
+                    if bar is not None:
+                        bar.update(len(rows))
+        finally:
+            if bar is not None:
+                bar.close()
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out = out / np.maximum(norms, 1e-12)

@@ -1,6 +1,8 @@
-"""The selectors: length, LLM-judge quality, embedding diversity, random, any score."""
+"""The selectors: length, LLM-judge quality, embedding diversity and coverage, random, any score."""
 
+from .dedup import RepresentationFilter
 from .diversity import DiversitySelector
+from .kcenter import KCenterSelector
 from .length import LengthSelector
 from .quality import QualitySelector
 from .random import RandomSelector
@@ -9,8 +11,10 @@ from .score import ColumnScoreSelector, ScoreSelector
 __all__ = [
     "ColumnScoreSelector",
     "DiversitySelector",
+    "KCenterSelector",
     "LengthSelector",
     "QualitySelector",
     "RandomSelector",
+    "RepresentationFilter",
     "ScoreSelector",
 ]

@@ -93,6 +93,9 @@ class DiversitySelector(Selector):
         The data format; None detects it.
     random_state : int, numpy Generator or None
         Seeds K-means and the order inside clusters.
+    show_progress : bool, default False
+        A progress line for the K-means step (its elapsed time); embedding
+        progress is the embedder's (``HFEmbedder(show_progress=True)``).
     """
 
     _uses_random_state = True
@@ -110,6 +113,7 @@ class DiversitySelector(Selector):
         cache_dir: str | os.PathLike[str] | None = None,
         format: str | Format | None = None,
         random_state: Any = None,
+        show_progress: bool = False,
     ) -> None:
         self.k = k
         self.embedder = embedder
@@ -121,6 +125,7 @@ class DiversitySelector(Selector):
         self.cache_dir = cache_dir
         self.format = format
         self.random_state = random_state
+        self.show_progress = show_progress
 
     def _check_params(self) -> None:
         owner = type(self).__name__
@@ -144,9 +149,23 @@ class DiversitySelector(Selector):
             owner=type(self).__name__,
         )
         seed = int(rng.integers(0, 2**31 - 1))
-        labels, centroids = kmeans(
-            X, int(self.n_clusters), random_state=seed, backend=self.kmeans_backend
-        )
+        bar = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            desc = (
+                f"k-means ({self.kmeans_backend}, {self.n_clusters} clusters, {X.shape[0]:,} rows)"
+            )
+            bar = tqdm(total=1, desc=desc, unit="fit")
+        try:
+            labels, centroids = kmeans(
+                X, int(self.n_clusters), random_state=seed, backend=self.kmeans_backend
+            )
+            if bar is not None:
+                bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
         return X, labels, centroids
 
     def cluster(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:

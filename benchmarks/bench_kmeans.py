@@ -1,0 +1,204 @@
+"""Benchmark the K-means backends of ``sftselect.clustering.kmeans``: time and peak memory.
+
+Run from the repository root::
+
+    python benchmarks/bench_kmeans.py                 # 50,000 x 768 float32, 100 clusters
+    python benchmarks/bench_kmeans.py --rows 10000    # smaller
+
+Each backend (``sklearn``, ``minibatch``, ``faiss`` when installed, and the
+default ``auto``) runs in its own fresh subprocess, so native allocations
+(BLAS, OpenMP, FAISS), which ``tracemalloc`` cannot see, are measured: the
+child builds the data, resets its resident-set high-water mark
+(``/proc/self/clear_refs``) and, where the kernel does not allow that, polls
+``VmRSS`` every 5 ms in a thread; it runs ``kmeans`` once and reports the wall
+time, the peak RSS and the peak growth over the data alone. The data: a seeded mixture of 100 Gaussian
+blobs in 768 dimensions (float32), so the inertia of each backend's clustering
+can be compared with the others. Target: the default backend finishes in under
+60 s on the 2-core machine. Exit status 0 whatever the timings (a report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+BACKENDS = ("sklearn", "minibatch", "faiss", "auto")
+TARGET_S = 60.0
+
+
+def make_data(rows: int, dim: int, blobs: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((blobs, dim), dtype=np.float32)
+    X = centres[rng.integers(0, blobs, rows)]
+    X += np.float32(0.6) * rng.standard_normal((rows, dim), dtype=np.float32)
+    return X
+
+
+class RssSampler:
+    """Polls VmRSS every few milliseconds in a thread; ``peak`` is the largest seen."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import threading
+
+        self.interval = interval
+        self.peak = _vm("VmRSS")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _vm("VmRSS"))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _vm("VmRSS"))
+
+
+def _vm(field: str) -> int:
+    """A ``VmXXX`` line of /proc/self/status, in bytes (0 if unavailable)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one backend once and print a JSON line with time and memory."""
+    import numpy as np
+
+    from sftselect.clustering import kmeans
+
+    X = make_data(args.rows, args.dim, args.blobs, args.seed)
+    base = _vm("VmRSS")
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # reset VmHWM to the current RSS, where the kernel allows it
+    except OSError:
+        pass
+    hwm_reset = _vm("VmHWM") <= _vm("VmRSS") + (16 << 20)
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    with RssSampler() as sampler:
+        labels, centroids = kmeans(X, args.clusters, random_state=args.seed, backend=args.backend)
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    # The kernel's high-water mark when it could be reset; else RSS polled every 5 ms.
+    hwm = max(_vm("VmHWM"), sampler.peak) if hwm_reset else sampler.peak
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    inertia = float(((X - centroids[labels]) ** 2).sum(dtype=np.float64))
+    print(
+        json.dumps(
+            {
+                "backend": args.backend,
+                "seconds": wall,
+                "cpu_seconds": cpu,
+                "clusters": int(centroids.shape[0]),
+                "inertia": inertia,
+                "data_bytes": int(X.nbytes),
+                "rss_before": base,
+                "peak_rss": hwm,
+                "peak_extra": hwm - base,
+                "peak_source": "VmHWM" if hwm_reset else "VmRSS polled every 5 ms",
+                "child_maxrss": maxrss,
+            }
+        )
+    )
+
+
+def run_backend(args: argparse.Namespace, backend: str) -> dict | None:
+    cmd = [sys.executable, __file__, "--child", "--backend", backend]
+    for name in ("rows", "dim", "clusters", "blobs", "seed"):
+        cmd += [f"--{name}", str(getattr(args, name))]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"  {backend}: failed ({tail})")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=50_000)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--clusters", type=int, default=100)
+    ap.add_argument("--blobs", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", default=None, help="only this backend (the child uses it too)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    from sftselect.clustering import MINIBATCH_THRESHOLD
+
+    try:
+        import faiss  # noqa: F401
+
+        have_faiss = True
+    except ImportError:
+        have_faiss = False
+    mib = 1024 * 1024
+    load = os.getloadavg()[0]
+    print(
+        f"K-means on {args.rows:,} x {args.dim} float32, {args.clusters} clusters "
+        f"({args.blobs} Gaussian blobs, seed {args.seed}); {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}; 1-min load average {load:.2f} at the start"
+        + (" -- measured under load (other jobs share the CPUs)" if load > 0.7 else "")
+    )
+    print(
+        f"default backend 'auto': sklearn KMeans below {MINIBATCH_THRESHOLD:,} rows, "
+        "MiniBatchKMeans from there"
+    )
+    results = []
+    for backend in [args.backend] if args.backend else BACKENDS:
+        if backend == "faiss" and not have_faiss:
+            print("  faiss: not installed (pip install faiss-cpu), skipped")
+            continue
+        r = run_backend(args, backend)
+        if r is not None:
+            results.append(r)
+            extra = f"{r['peak_extra'] / mib:,.0f} MiB"
+            print(
+                f"  {backend:9s} {r['seconds']:7.2f} s wall ({r['cpu_seconds']:.1f} s CPU)  "
+                f"peak RSS {r['peak_rss'] / mib:,.0f} MiB, peak extra over the data {extra} "
+                f"(data {r['data_bytes'] / mib:,.0f} MiB; {r['peak_source']})  "
+                f"inertia {r['inertia']:.4e}"
+            )
+    load_end = os.getloadavg()[0]
+    print(f"1-min load average at the end: {load_end:.2f}")
+    by = {r["backend"]: r for r in results}
+    if "sklearn" in by:
+        for r in results:
+            print(
+                f"  {r['backend']:9s} time {r['seconds'] / by['sklearn']['seconds']:.2f}x sklearn, "
+                f"inertia {r['inertia'] / by['sklearn']['inertia']:.4f}x sklearn"
+            )
+    if "auto" in by:
+        verdict = "PASS" if by["auto"]["seconds"] < TARGET_S else "FAIL"
+        print(
+            f"default ('auto') {by['auto']['seconds']:.1f} s, target < {TARGET_S:.0f} s: {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""RepresentationFilter: DEITA's greedy filter on embedding similarity.
+
+DEITA (Liu et al., 2024, "What Makes Good Data for Alignment?") sorts the pool
+by a score (complexity x quality) and walks it best first, keeping an example
+only if it is not too similar to any example already kept. Here:
+
+* the walk order is the dataset's order (``order=None``), a numeric column,
+  highest first (``order="score"``), or any selector's ranking
+  (``order=LengthSelector()`` walks the longest responses first); rows the order
+  does not rank are never walked;
+* a row is kept when its largest cosine similarity to the rows kept before it
+  is **strictly below** ``max_similarity`` (the first row walked is always
+  kept). DEITA's code (``IterativeFilter.filter``) drops a row when a similarity
+  is ``> threshold``, i.e. keeps it at equality; ``max_similarity =
+  numpy.nextafter(threshold, 2)`` gives that rule exactly. DEITA's default
+  threshold is 0.9 with ``batch_size=1``; with a larger batch it also compares
+  rows of a batch with rows of the same batch that it has rejected, which this
+  filter never does (it is the exact row-by-row rule for any block size);
+* with ``k`` the walk stops once ``k`` rows are kept (DEITA's ``data_size``);
+  with ``k=None`` the whole walk decides.
+
+The ranking is the kept rows in walk order, so ``select_indices`` with ``k`` is
+the first ``k`` rows kept. ``n_eligible`` counts the rows kept by the walk; when
+the walk stopped at ``k`` it is a lower bound (``extra["complete"]`` is False).
+Similarities are computed in float32 (as DEITA's torch code does) and compared
+exactly with ``max_similarity``: two equal vectors may come out at 0.99999994,
+so ``max_similarity=1.0`` does not reliably drop exact duplicates (use 0.9999).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import check_choice, param_error
+from ..base import RankResult, Selector
+from ..embedding.base import TEXT_FIELDS
+from ..embedding.cache import embed_dataset
+from .coverage import similarity_filter_order
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ..formats import Format
+
+__all__ = ["RepresentationFilter"]
+
+
+class RepresentationFilter(Selector):
+    """Keep rows whose cosine similarity to every row kept before is below ``max_similarity``.
+
+    Parameters
+    ----------
+    k : int, float or None, default None
+        Stop once this many rows are kept (a fraction of the rows is rounded up);
+        None keeps every row the walk keeps.
+    embedder : Embedder or PrecomputedEmbeddings
+        Turns rows into vectors.
+    max_similarity : float in (-1, 1], default 0.9
+        A row is kept only if its largest cosine similarity to the kept rows is
+        strictly below this; lower values keep fewer, more distinct rows.
+    order : None, str or Selector, default None
+        The walk order: the dataset's order, a numeric column (highest first,
+        ties by row, nulls never walked), or a selector's ``rank_indices``.
+    text : {"instruction", "instruction_input", "response", "example"}
+    cache_dir : str, path or None
+        A folder caching embeddings across runs.
+    format : str, Format or None
+    show_progress : bool, default False
+        A progress bar over the rows walked.
+    """
+
+    _k_optional = True
+
+    def __init__(
+        self,
+        k: int | float | None = None,
+        *,
+        embedder: Any,
+        max_similarity: float = 0.9,
+        order: Any = None,
+        text: str = "instruction_input",
+        cache_dir: str | os.PathLike[str] | None = None,
+        format: str | Format | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        self.k = k
+        self.embedder = embedder
+        self.max_similarity = max_similarity
+        self.order = order
+        self.text = text
+        self.cache_dir = cache_dir
+        self.format = format
+        self.show_progress = show_progress
+
+    def _check_params(self) -> float:
+        owner = type(self).__name__
+        check_choice(self.text, "text", owner, TEXT_FIELDS)
+        ms = self.max_similarity
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, numbers.Real)
+            or math.isnan(ms)
+            or not -1.0 < ms <= 1.0
+        ):
+            raise param_error(owner, "max_similarity", "a float in (-1, 1]", ms)
+        if self.order is not None and not isinstance(self.order, (str, Selector)):
+            raise param_error(
+                owner,
+                "order",
+                "None, a column name or a Selector giving the walk order",
+                self.order,
+            )
+        return float(ms)
+
+    def _walk(self, dataset: Dataset) -> np.ndarray:
+        if self.order is None:
+            return np.arange(len(dataset), dtype=np.int64)
+        if isinstance(self.order, str):
+            from .score import ColumnScoreSelector
+
+            return ColumnScoreSelector(self.order, k=1.0).rank_indices(dataset)
+        return self.order.rank_indices(dataset)
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        max_similarity = self._check_params()
+        if len(dataset) == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        walk = self._walk(dataset)
+        X = embed_dataset(
+            self.embedder,
+            dataset,
+            text=self.text,
+            format=self.format,
+            cache_dir=self.cache_dir,
+            owner=type(self).__name__,
+        )
+        bar = None
+        if self.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=int(walk.size), desc="similarity filter", unit="row")
+        try:
+            kept, walked = similarity_filter_order(
+                X, walk, max_similarity, limit=limit, progress=None if bar is None else bar.update
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        extra = {
+            "embedder": getattr(self.embedder, "identity", repr(self.embedder)),
+            "walked": walked,
+            "walk_length": int(walk.size),
+            "kept": int(kept.size),
+            "complete": walked == walk.size,
+        }
+        return RankResult(order=kept, n_eligible=int(kept.size), extra=extra)
