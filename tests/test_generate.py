@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,36 +19,22 @@ from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa:
 from sftselect.generate import OUTPUT_FIELDS, generate, read_answers  # noqa: E402
 from sftselect.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.testsets import PAPER_TESTSETS, load  # noqa: E402
+from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    path = SHARED / "tokenizers" / "llama2_tokenizer.model"
-    if not path.is_file():
-        pytest.skip(f"no tokenizer at {path}")
-    folder = tmp_path_factory.mktemp("tok")
-    shutil.copy(path, folder / "tokenizer.model")
-    return transformers.LlamaTokenizer.from_pretrained(str(folder))
+    if not LLAMA2_TOKENIZER.is_file():
+        pytest.skip(f"no tokenizer at {LLAMA2_TOKENIZER}")
+    return llama2_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
 def model(tok):
     """A seeded, randomly initialised 2-layer LLaMA (float32, CPU)."""
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tok),
-        max_position_embeddings=1024,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama(tok, context=1024).eval()
 
 
 @pytest.fixture(scope="module")

