@@ -466,3 +466,21 @@ def test_hashed_faults_deterministic() -> None:
         assert server.count_for(requests[0].message_dicts()) == counts["prompt 0"]
     assert faulted[0] == faulted[1]
     assert 4 <= len(faulted[0]) <= 20
+
+
+def test_backend_pickles_and_the_copy_sends() -> None:
+    """A pickled backend (for worker processes) keeps its settings and sends on its own client."""
+    import pickle
+
+    with LoopbackServer() as server:
+        backend = make_backend(server)
+        chat_one(backend, ChatRequest.user("before"))
+        copy = pickle.loads(pickle.dumps(backend))
+        assert (copy.model, copy.base_url, copy.identity) == (
+            backend.model,
+            backend.base_url,
+            backend.identity,
+        )
+        assert (
+            copy._states == {} and chat_one(copy, ChatRequest.user("after")).text == "echo: after"
+        )

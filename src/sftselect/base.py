@@ -69,7 +69,7 @@ class Selection:
     scores: np.ndarray | None
     seed: Any
     fingerprint: str | None
-    dataset: Dataset = field(repr=False, compare=False)
+    dataset: Dataset | None = field(repr=False, compare=False)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def provenance(self, *, content_hash: bool = True) -> dict[str, Any]:
@@ -170,6 +170,30 @@ class Selector(abc.ABC):
         rng, seed = self._resolve_seed()
         limit = None if k is None else min(resolve_k(k, n), n)
         result = self._rank(dataset, rng, limit)
+        return self._selection(
+            result,
+            n=n,
+            k=k,
+            seed=seed,
+            fingerprint=getattr(dataset, "_fingerprint", None),
+            dataset=dataset,
+            stacklevel=4,
+        )
+
+    def _selection(
+        self,
+        result: RankResult,
+        *,
+        n: int,
+        k: int | float | None,
+        seed: Any,
+        fingerprint: str | None,
+        dataset: Dataset | None,
+        stacklevel: int,
+    ) -> Selection:
+        """The :class:`Selection` of a ranking over ``n`` rows: ``k`` resolved (with a
+        :class:`KTooLargeWarning` when fewer rows are eligible), positions sorted.
+        Shared by :meth:`run` and the distributed runner."""
         order = np.asarray(result.order, dtype=np.int64)
         if k is None:
             chosen = order
@@ -182,12 +206,11 @@ class Selector(abc.ABC):
                     f"dataset has only {result.n_eligible} {where}; returning "
                     f"{min(wanted, result.n_eligible)}.",
                     KTooLargeWarning,
-                    stacklevel=3,
+                    stacklevel=stacklevel,
                 )
             chosen = order[:wanted]
-        indices = np.sort(chosen)
         return Selection(
-            indices=indices,
+            indices=np.sort(chosen),
             ranked=chosen,
             n_input=n,
             n_eligible=result.n_eligible,
@@ -195,7 +218,7 @@ class Selector(abc.ABC):
             selector=self,
             scores=result.scores,
             seed=seed if self._uses_random_state else None,
-            fingerprint=getattr(dataset, "_fingerprint", None),
+            fingerprint=fingerprint,
             dataset=dataset,
             extra=dict(result.extra),
         )

@@ -86,7 +86,11 @@ def build_provenance(selection: Selection, *, content_hash: bool = True) -> dict
         "input": {
             "rows": selection.n_input,
             "fingerprint": selection.fingerprint,
-            "content_sha256": content_sha256(selection.dataset) if content_hash else None,
+            "content_sha256": (
+                content_sha256(selection.dataset)
+                if content_hash and selection.dataset is not None
+                else None
+            ),
         },
         "n_eligible": selection.n_eligible,
         "n_selected": int(selection.indices.size),

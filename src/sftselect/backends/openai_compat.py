@@ -308,6 +308,22 @@ class OpenAICompatibleBackend:
             f"max_retries={self.max_retries!r}, identity={self.identity!r})"
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The parameters and counters; clients, locks and rate buckets stay behind
+        (a copy in another process opens its own, as on first use)."""
+        state = self.__dict__.copy()
+        for name in ("_lock", "_states", "_rpm", "_tpm", "_rng"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._rng = None
+        self._lock = threading.Lock()
+        self._states = {}
+        self._rpm = None
+        self._tpm = None
+
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> OpenAICompatibleBackend:

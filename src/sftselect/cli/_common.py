@@ -7,7 +7,15 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["EXIT_USAGE", "CliError", "add_backend_options", "backend_from_args", "info", "parse_k"]
+__all__ = [
+    "EXIT_USAGE",
+    "CliError",
+    "add_backend_options",
+    "backend_from_args",
+    "info",
+    "parse_k",
+    "rating_line",
+]
 
 EXIT_USAGE = 2
 
@@ -78,4 +86,14 @@ def backend_from_args(args: argparse.Namespace, what: str) -> Any:
         requests_per_minute=args.rpm,
         tokens_per_minute=args.tpm,
         timeout=args.timeout,
+    )
+
+
+def rating_line(r: dict[str, Any]) -> str:
+    """One line from a rating report: requests, cache hits, retries, failures, tokens."""
+    retries = "" if r.get("retries") is None else f", {r['retries']} retries"
+    return (
+        f"{r['sent']} requests sent, {r['cache_hits']} cache hits{retries}, "
+        f"{r['parse_failures']} unparsable, {r['request_failures']} failed; "
+        f"tokens in {r['input_tokens']:,} out {r['output_tokens']:,}"
     )

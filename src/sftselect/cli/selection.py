@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import CliError, add_backend_options, backend_from_args, info, parse_k
+from ._common import CliError, add_backend_options, backend_from_args, info, parse_k, rating_line
+from .distributed import add_engine_options, run_on_ray
 
 __all__ = ["register"]
 
@@ -104,6 +105,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sel.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sel)
+    add_engine_options(sel)
     _add_embed_options(sel)
     sel.set_defaults(handler=_cmd_select)
 
@@ -394,9 +396,17 @@ def _cmd_select(args: argparse.Namespace) -> int:
         raise CliError("the output path is the input path; choose another output")
     embedded = args.selector in EMBED_SELECTORS
     if embedded:
+        if args.engine == "ray":
+            raise CliError(
+                f"--engine ray runs the length, random, column and quality selectors; "
+                f"--selector {args.selector} runs on this machine (drop --engine ray), or "
+                "from Python with sftselect.distributed.run"
+            )
         _check_embed_args(args)
     else:
         selector = _build_selector(args)
+        if args.engine == "ray":
+            return run_on_ray(args, selector)
     dataset = _load(args)
     if args.selector == "quality" and args.dry_run:
         return _dry_run(args, selector, dataset)
@@ -427,22 +437,13 @@ def _cmd_select(args: argparse.Namespace) -> int:
         _plot_embedding(X, labels, selection.indices, Path(args.plot), _plot_title(args, X))
         info(f"plot: {args.plot}", args.quiet)
     if "rating" in selection.extra:
-        info("judge: " + _rating_line(selection.extra["rating"]), args.quiet)
+        info("judge: " + rating_line(selection.extra["rating"]), args.quiet)
     info(
         f"selected {len(subset):,} of {len(dataset):,} rows in {elapsed:.1f}s -> {output} "
         f"(provenance: {prov_path})",
         args.quiet,
     )
     return 0
-
-
-def _rating_line(r: dict[str, Any]) -> str:
-    retries = "" if r.get("retries") is None else f", {r['retries']} retries"
-    return (
-        f"{r['sent']} requests sent, {r['cache_hits']} cache hits{retries}, "
-        f"{r['parse_failures']} unparsable, {r['request_failures']} failed; "
-        f"tokens in {r['input_tokens']:,} out {r['output_tokens']:,}"
-    )
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -461,7 +462,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             return _dry_run(args, selector, dataset)
         ratings = selector.rate(dataset)
         column, values = "quality_score", ratings.scores
-        info("judge: " + _rating_line(ratings.summary()), args.quiet)
+        info("judge: " + rating_line(ratings.summary()), args.quiet)
     else:
         selector = _length_scorer(args)
         dataset = _load(args)

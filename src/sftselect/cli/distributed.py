@@ -1,0 +1,94 @@
+"""``sftselect select --engine ray [--address ADDR]``: the same selection on Ray.
+
+Wired into ``select`` by :mod:`sftselect.cli.selection`: :func:`add_engine_options`
+adds the options, and :func:`run_on_ray` replaces the single-machine run when
+``--engine ray`` is given. Parquet and JSON Lines inputs are read in parallel
+by the cluster (:func:`sftselect.distributed.read`); the output and its
+provenance file are those of a single-machine run, with an ``engine`` entry
+saying what ran where. Ray is imported only when ``--engine ray`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import CliError, info, rating_line
+
+__all__ = ["ENGINES", "add_engine_options", "run_on_ray"]
+
+ENGINES = ("local", "ray")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Add ``--engine``, ``--address`` and ``--workers`` to a subcommand's parser."""
+    g = parser.add_argument_group("engine")
+    g.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="where to run: this process (local, default) or a Ray cluster (ray; "
+        'needs pip install "sftselect[ray]")',
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="--engine ray: the cluster's address (auto, HOST:6379 or ray://HOST:10001; "
+        "default: start a local Ray instance)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="--engine ray: concurrent workers (rating and embedding actors, default 2; "
+        "length tasks, default: as many as Ray schedules)",
+    )
+    return g
+
+
+def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
+    """Run ``selector`` on Ray for ``sftselect select`` and write the output; the exit status.
+
+    Expects the ``select`` options (``input``, ``output``, ``split``, ``quiet``,
+    and ``dry_run`` when the judge options are present) and those of
+    :func:`add_engine_options`.
+    """
+    from ..distributed import connect, read, run
+    from ..provenance import file_sha256
+
+    output = Path(args.output)
+    if output.resolve() == Path(args.input).resolve():
+        raise CliError("the output path is the input path; choose another output")
+    if getattr(args, "dry_run", False):
+        raise CliError("--dry-run counts requests on this machine; drop --engine ray")
+    if args.workers is not None and args.workers <= 0:
+        raise CliError(f"--workers must be a positive int; got {args.workers}")
+    started = connect(args.address)
+    try:
+        t0 = time.perf_counter()
+        dataset = read(args.input, split=getattr(args, "split", "train"))
+        result = run(selector, dataset, workers=args.workers, show_progress=not args.quiet)
+        elapsed = time.perf_counter() - t0
+        record = result.provenance()
+        record["input"]["path"] = str(args.input)
+        if Path(args.input).exists():
+            record["input"]["sha256"] = file_sha256(args.input)
+        record["seconds"] = round(elapsed, 3)
+        result.write(output, provenance=record)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    if "rating" in result.extra:
+        info("judge: " + rating_line(result.extra["rating"]), args.quiet)
+    prov_path = output.with_name(output.name + ".provenance.json")
+    info(
+        f"selected {result.indices.size:,} of {result.selection.n_input:,} rows in "
+        f"{elapsed:.1f}s -> {output} (provenance: {prov_path})",
+        args.quiet,
+    )
+    info(result.summary.describe(), args.quiet)
+    return 0

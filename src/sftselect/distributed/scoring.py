@@ -1,0 +1,311 @@
+"""Score-based selectors on Ray: scores per block, candidates per block, one merge.
+
+Each block of the indexed dataset (see :mod:`.indexing`) goes through the
+selector's own scoring code (``_score_with_rules`` on a ``datasets.Dataset``
+of the block, exactly what :meth:`ScoreSelector._rank` calls on one machine)
+and the same eligibility rule (``min <= score <= max``, the selector's extra
+rule, NaN never eligible). A block returns, per row, its position, score and
+eligibility, and whether it is one of the block's top-k candidates
+(:func:`.topk.block_candidates`); the driver merges the candidates
+(:func:`.topk.merge_candidates`).
+
+Only selectors whose score of a row depends on that row alone can be split
+this way: :class:`~sftselect.selectors.length.LengthSelector`,
+:class:`~sftselect.selectors.score.ColumnScoreSelector` and
+:class:`~sftselect.selectors.quality.QualitySelector` (and their subclasses).
+
+The driver keeps one float64 score and one eligibility flag per row (9 bytes
+a row), as the single-machine selector does, so the :class:`Selection` carries
+every score and the provenance record's score summary is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+from .._validation import check_choice, check_positive_int, param_error
+from ..backends.cache import ReplyCache
+from ..exceptions import DataFormatError
+from ..ranking import eligible_mask
+from ..selectors.score import TIE_RULES, ScoreSelector
+from .indexing import ROW_COLUMN, row_positions
+from .portable import PortableSelector
+from .topk import block_candidates, merge_candidates
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
+
+__all__ = ["ScoreRun", "is_row_local", "rank_by_score"]
+
+#: CPUs reserved by one rating actor: it waits on HTTP, so a fraction, leaving the
+#: cluster's CPUs to the read tasks that feed it.
+RATING_ACTOR_CPUS = 0.25
+
+#: Rows per batch for cheap scores (lengths, a column) and for LLM-judge ratings.
+SCORE_BATCH_ROWS = 100_000
+RATING_BATCH_ROWS = 256
+
+_ROW_IN_MESSAGE = re.compile(r"^Row (\d+)\b")
+
+
+def is_row_local(selector: Any) -> bool:
+    """Whether the selector's score of a row depends on that row alone."""
+    from ..selectors.length import LengthSelector
+    from ..selectors.quality import QualitySelector
+    from ..selectors.score import ColumnScoreSelector
+
+    return isinstance(selector, (LengthSelector, ColumnScoreSelector, QualitySelector))
+
+
+@dataclass
+class ScoreRun:
+    """What the scoring stage gave the driver."""
+
+    order: np.ndarray
+    scores: np.ndarray
+    n_eligible: int
+    extra: dict[str, Any]
+    n_blocks: int
+    n_candidates: int
+    seconds_scoring: float
+    seconds_merge: float
+    workers: str
+    stage_notes: list[str] = field(default_factory=list)
+
+
+# -- on the workers ---------------------------------------------------------------
+
+
+def score_block(
+    selector: ScoreSelector,
+    table: pa.Table,
+    *,
+    lo: float | None,
+    hi: float | None,
+    limit: int | None,
+) -> pa.Table:
+    """Score one block: position, score, eligibility, candidacy, and diagnostics."""
+    from datasets import Dataset
+
+    rows = row_positions(table)
+    data = Dataset(table.drop_columns([ROW_COLUMN]))
+    try:
+        scored = selector._score_with_rules(data)
+    except DataFormatError as exc:  # name the row by its position in the pool
+        message = str(exc)
+        match = _ROW_IN_MESSAGE.match(message)
+        if match is not None and int(match.group(1)) < rows.size:
+            message = f"Row {int(rows[int(match.group(1))])}" + message[match.end() :]
+        raise DataFormatError(message) from None
+    scores = np.asarray(scored.scores, dtype=np.float64)
+    mask = eligible_mask(scores, lo, hi)
+    extra: dict[str, Any] = dict(scored.extra)
+    if scored.eligible is not None:
+        extra["n_excluded_by_rule"] = int(np.count_nonzero(mask & ~scored.eligible))
+        mask &= scored.eligible
+    extra["n_unscorable"] = int(np.count_nonzero(np.isnan(scores)))
+    candidate = np.zeros(rows.size, dtype=bool)
+    candidate[block_candidates(scores, mask, largest=selector.largest, limit=limit)] = True
+    notes = [None] * rows.size
+    if rows.size:
+        notes[0] = json.dumps(extra, default=str)
+    return pa.table(
+        {
+            ROW_COLUMN: pa.array(rows, pa.int64()),
+            "score": pa.array(scores, pa.float64()),
+            "eligible": pa.array(mask),
+            "candidate": pa.array(candidate),
+            "diagnostics": pa.array(notes, pa.string()),
+        }
+    )
+
+
+def _score_batch(
+    table: pa.Table,
+    *,
+    spec: PortableSelector,
+    lo: float | None,
+    hi: float | None,
+    limit: int | None,
+) -> pa.Table:
+    return score_block(spec.build(), table, lo=lo, hi=hi, limit=limit)  # type: ignore[arg-type]
+
+
+class ScoringActor:
+    """One Ray actor: the selector (and its judge, HTTP clients, cache) built once."""
+
+    def __init__(
+        self, spec: PortableSelector, lo: float | None, hi: float | None, limit: int | None
+    ) -> None:
+        self.selector = spec.build()
+        self.lo, self.hi, self.limit = lo, hi, limit
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return score_block(self.selector, table, lo=self.lo, hi=self.hi, limit=self.limit)  # type: ignore[arg-type]
+
+
+# -- on the driver ----------------------------------------------------------------
+
+
+def merge_diagnostics(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-block diagnostics combined: counts summed, lists joined (first five), labels kept."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            if key not in out:
+                out[key] = value
+                continue
+            have = out[key]
+            if isinstance(have, dict) and isinstance(value, dict):
+                out[key] = merge_diagnostics([have, value])
+            elif have is None or value is None:
+                out[key] = (
+                    None if (have is None and value is None) else (have if value is None else value)
+                )
+            elif isinstance(have, bool) or isinstance(value, bool):
+                out[key] = have
+            elif isinstance(have, (int, float)) and isinstance(value, (int, float)):
+                out[key] = have + value
+            elif isinstance(have, list) and isinstance(value, list):
+                out[key] = (have + value)[:5]
+    return out
+
+
+def _check_quality_cache(selector: Any) -> None:
+    from ..selectors.quality import QualitySelector
+
+    if not isinstance(selector, QualitySelector):
+        return
+    cache = selector.cache
+    if not isinstance(cache, (str, os.PathLike, ReplyCache)):
+        raise param_error(
+            type(selector).__name__,
+            "cache",
+            "a path or a ReplyCache on Ray (one SQLite file that every rating worker "
+            "shares, so a restarted job does not pay twice)",
+            cache,
+        )
+
+
+def rank_by_score(
+    selector: ScoreSelector,
+    dataset: Dataset,
+    rng: np.random.Generator,
+    limit: int | None,
+    *,
+    batch_size: int | None,
+    workers: int | None,
+    node_id: str,
+) -> ScoreRun:
+    """Score every row on the cluster and rank the eligible rows, best first."""
+    owner = type(selector).__name__
+    check_choice(selector.ties, "ties", owner, TIE_RULES)
+    if not isinstance(selector.largest, bool):
+        raise param_error(owner, "largest", "a bool", selector.largest)
+    lo, hi = selector._bounds()
+    _check_quality_cache(selector)
+    from ..selectors.quality import QualitySelector
+
+    rating = isinstance(selector, QualitySelector)
+    overrides: dict[str, Any] = {"show_progress": False}
+    if hasattr(selector, "num_proc"):
+        overrides["num_proc"] = 1  # one process per Ray task; Ray provides the parallelism
+    spec = PortableSelector.of(selector, overrides)
+    if batch_size is None:
+        batch_size = RATING_BATCH_ROWS if rating else SCORE_BATCH_ROWS
+    batch_size = check_positive_int(batch_size, "batch_size", "sftselect.distributed.run")
+    t0 = time.perf_counter()
+    from ray.data import ActorPoolStrategy, TaskPoolStrategy
+
+    if rating:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
+        scored = dataset.map_batches(
+            ScoringActor,
+            fn_constructor_args=(spec, lo, hi, limit),
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=n_workers),
+            num_cpus=RATING_ACTOR_CPUS,
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+        )
+        where = (
+            f"{n_workers} rating actors on the driver's node (one shared SQLite cache, "
+            f"at most {selector.max_concurrency} requests in flight each)"
+        )
+    else:
+        scored = dataset.map_batches(
+            _score_batch,
+            fn_kwargs={"spec": spec, "lo": lo, "hi": hi, "limit": limit},
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=TaskPoolStrategy(size=workers),
+        )
+        where = "Ray tasks on every node" if workers is None else f"at most {workers} Ray tasks"
+    rows_parts, score_parts, elig_parts, cand_parts, notes = [], [], [], [], []
+    n_blocks = 0
+    for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+        rows = block.column(ROW_COLUMN).to_numpy()
+        rows_parts.append(rows)
+        score_parts.append(block.column("score").to_numpy())
+        elig_parts.append(block.column("eligible").to_numpy(zero_copy_only=False))
+        cand_parts.append(rows[block.column("candidate").to_numpy(zero_copy_only=False)])
+        batch_notes = [json.loads(s) for s in block.column("diagnostics").drop_null().to_pylist()]
+        n_blocks += len(batch_notes)  # one note per scored batch
+        notes.extend(batch_notes)
+    seconds_scoring = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, np.int64)
+    n = rows.size
+    check_positions(rows)
+    scores = np.empty(n, dtype=np.float64)
+    eligible = np.empty(n, dtype=bool)
+    if n:
+        scores[rows] = np.concatenate(score_parts)
+        eligible[rows] = np.concatenate(elig_parts)
+    candidates = np.sort(np.concatenate(cand_parts)) if cand_parts else np.zeros(0, np.int64)
+    order = merge_candidates(
+        candidates,
+        scores[candidates],
+        largest=selector.largest,
+        ties=selector.ties,
+        limit=limit,
+        eligible=eligible,
+        rng=rng,
+    )
+    extra = merge_diagnostics(notes)
+    extra.setdefault("n_unscorable", int(np.count_nonzero(np.isnan(scores))))
+    return ScoreRun(
+        order=order,
+        scores=scores,
+        n_eligible=int(np.count_nonzero(eligible)),
+        extra=extra,
+        n_blocks=n_blocks,
+        n_candidates=int(candidates.size),
+        seconds_scoring=seconds_scoring,
+        seconds_merge=time.perf_counter() - t1,
+        workers=where,
+    )
+
+
+def check_positions(rows: np.ndarray) -> None:
+    """Raise unless ``rows`` holds each of 0..n-1 exactly once (in any order)."""
+    n = rows.size
+    if n == 0:
+        return
+    seen = np.bincount(rows[(rows >= 0) & (rows < n)], minlength=n) if rows.min() >= 0 else None
+    if seen is None or rows.max() >= n or (seen != 1).any():
+        raise DataFormatError(
+            f"The {ROW_COLUMN!r} column must hold each position 0..{n - 1} exactly once; "
+            "build the Ray Dataset with sftselect.distributed.read, read_parquet, read_jsonl, "
+            "from_huggingface or with_row_index."
+        )
