@@ -373,6 +373,7 @@ def fresh_costs(planner: Any, requests: list, tmp: str) -> dict[str, float]:
 
 def cached_costs(planner: Any, dataset: Any, requests: list, cache_path: str) -> dict[str, float]:
     """What a fully cached run spends its time on (best of 3, seconds)."""
+    from sftselect.backends.base import request_keys
     from sftselect.backends.cache import ReplyCache
     from sftselect.backends.runner import RunReport, RunResult
     from sftselect.scoring.rating import parse_rating
@@ -385,7 +386,7 @@ def cached_costs(planner: Any, dataset: Any, requests: list, cache_path: str) ->
     out: dict[str, float] = {}
     out["read fields + build requests (_plan)"] = best_of(lambda: planner.requests(dataset), 3)
     out["cache keys (length-prefixed SHA-256)"] = best_of(
-        lambda: [r.cache_key(identity) for r in requests], 3
+        lambda: request_keys(requests, identity), 3
     )
     out["ReplyCache.get_many (all keys)"] = best_of(lambda: cache.get_many(keys), 3)
     cache.close()

@@ -112,26 +112,43 @@ def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list
     """:meth:`ChatRequest.cache_key` of each request, computed in one pass.
 
     Requests that share every message but the last (a rating prompt's system
-    message) share the hash state of that prefix, which is hashed once.
+    message) share the hash state of that prefix, hashed once; the framed role
+    and decoding parameters are built once per distinct value.
     """
     prefixes: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
+    tails: dict[tuple, bytes] = {}  # decoding parameters -> their framed JSON
+    roles: dict[str, bytes] = {}  # role -> its framed bytes
     keys = []
+    append = keys.append
     for r in requests:
-        head = r.messages[:-1]
-        state = prefixes.get((len(r.messages), head))
+        messages = r.messages
+        head = messages[:-1]
+        state = prefixes.get((len(messages), head))
         if state is None:
-            texts = [backend_identity, str(len(r.messages))]
+            texts = [backend_identity, str(len(messages))]
             for role, content in head:
                 texts.append(role)
                 texts.append(content)
             state = hashlib.sha256(b"sftselect-request-v1" + _framed(texts))
-            prefixes[len(r.messages), head] = state
+            prefixes[len(messages), head] = state
         h = state.copy()
-        tail = [_params_json(r.max_tokens, r.temperature, r.top_p, r.stop, r.seed, r.extra)]
-        if r.messages:
-            tail[:0] = r.messages[-1]
-        h.update(_framed(tail))
-        keys.append(h.hexdigest())
+        params = (r.max_tokens, r.temperature, r.top_p, r.stop, r.seed, r.extra)
+        try:
+            tail = tails.get(params)
+        except TypeError:  # an unhashable value in ``extra``: framed every time
+            tail = _framed([_params_json(*params)])
+        if tail is None:
+            tail = tails[params] = _framed([_params_json(*params)])
+        if messages:
+            role, content = messages[-1]
+            role_bytes = roles.get(role)
+            if role_bytes is None:
+                role_bytes = roles[role] = _framed([role])
+            data = content.encode("utf-8")
+            h.update(b"".join((role_bytes, len(data).to_bytes(8, "little"), data, tail)))
+        else:
+            h.update(tail)
+        append(h.hexdigest())
     return keys
 
 
