@@ -162,7 +162,10 @@ def _seeded(torch: Any, seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
+    # manual_seed seeds every device: fork the CUDA generator too, so the
+    # caller's global random state is left as it was.
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(int(seed))
         yield
 
