@@ -66,3 +66,19 @@ def test_composite_clone_keeps_operands():
     """A composite's clone keeps its operands and overrides its own k."""
     u = Union(LengthSelector(1), RandomSelector(1), k=2).clone(k=4)
     assert u.k == 4 and len(u.selectors) == 2
+
+
+def test_importing_the_library_loads_no_heavy_optional_dependency():
+    """Importing sftselect and every submodule imports none of torch, transformers, Ray, sklearn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sftselect, sftselect.cli, sftselect.evaluate, sftselect.train, "
+        "sftselect.generate, sftselect.testsets, sftselect.templates, sftselect.distributed, "
+        "sftselect.embedding, sftselect.backends\n"
+        "heavy = ('torch', 'transformers', 'ray', 'sklearn', 'faiss', 'tiktoken')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
