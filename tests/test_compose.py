@@ -83,6 +83,20 @@ def test_per_source_quotas(ds):
     assert details["a"] == {"rows": 3, "quota": 2, "selected": 2}
 
 
+def test_per_source_with_a_chain_sets_the_quota_on_its_last_stage(ds):
+    """PerSource over a Chain takes each quota with the chain's last stage."""
+    rated = ColumnScoreSelector("score", min_score=2.0)  # rows 0, 1, 2, 3
+    p = PerSource("source", {"a": 1, "b": 1}, rated >> LengthSelector(unit="words"))
+    # source a: rows 0, 2 rated >= 2 -> longest 2 ; source b: rows 1, 3 -> longest 3
+    assert p.select_indices(ds).tolist() == [2, 3]
+
+
+def test_per_source_refuses_a_base_it_cannot_give_a_quota(ds):
+    """A base with no k and no last stage (an empty Chain) is an error naming 'base'."""
+    with pytest.raises(InvalidParameterError, match="'base' parameter of PerSource"):
+        PerSource("source", {"a": 1}, Chain()).select_indices(ds)
+
+
 def test_per_source_warns_about_missing_and_small_sources(ds):
     """A quota for an absent source, or larger than the source, warns."""
     with pytest.warns(KTooLargeWarning):

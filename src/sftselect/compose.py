@@ -276,7 +276,7 @@ class PerSource(_Composite):
                 report[str(src)] = {"rows": 0, "quota": resolve_k(quota, 0), "selected": 0}
                 continue
             rows = np.flatnonzero(codes == index_of[src])
-            selection = self.base.clone(k=quota).run(dataset.select(rows))
+            selection = _with_k(self.base, quota).run(dataset.select(rows))
             chosen = rows[selection.ranked]
             parts.append(chosen)
             priorities.append((np.arange(chosen.size) + 0.5) / max(chosen.size, 1))
@@ -293,3 +293,19 @@ class PerSource(_Composite):
         else:
             order = np.empty(0, dtype=np.int64)
         return RankResult(order=order, n_eligible=int(order.size), extra={"sources": report})
+
+
+def _with_k(selector: Selector, k: int | float) -> Selector:
+    """``selector`` asked for ``k`` rows: its ``k`` replaced, or, for a :class:`Chain`
+    (which has no ``k`` of its own), the ``k`` of its last stage."""
+    if "k" in selector._param_names():
+        return selector.clone(k=k)
+    if isinstance(selector, Chain) and selector.selectors:
+        *head, last = selector.selectors
+        return Chain(*head, _with_k(last, k))
+    raise param_error(
+        "PerSource",
+        "base",
+        "a selector with a 'k' parameter, or a Chain whose last stage has one",
+        selector,
+    )
