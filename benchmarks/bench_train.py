@@ -12,29 +12,57 @@ LLaMA of --hidden width; float32; torch threads as set by --threads):
    loop doing the same work: the same encoded examples, padded the same way,
    forward, backward, gradient clipping at 1.0, AdamW, linear schedule.
    Target: the bare loop's tokens/s at most 1.1x the helper's.
-2. Packing: ``train(..., packing=True)`` against ``packing=False`` over the
-   same examples for one epoch; real (non-padding) tokens per second.
-   Target: at least 1.5x.
+2. Packing: one epoch over the same examples, real (non-padding) tokens per
+   second, three ways, all through ``train()`` (the same Trainer loop):
 
-The script is a report: it prints PASS/FAIL per target and exits 0.
+   * paper: every example right-padded to ``--pad-to`` tokens (default 2048,
+     the ``long_is_more`` preset's ``max_length``), as the paper's FastChat
+     ``train.py`` does (``padding="max_length"``, pad = UNK, attention mask
+     ``input_ids != pad``, label -100 on padding). The library has no such
+     mode, so this run swaps the trainer's padding collator for
+     :class:`MaxLengthCollator` below (benchmark only; ``src/`` is untouched);
+   * dynamic: ``packing=False``, each batch padded to its longest example
+     (the library's unpacked path; the same run as ``train()`` in 1.);
+   * packing: ``packing=True``, rows of at most ``--max-length`` tokens.
+
+   Target: at least 1.5x. The issue reads "with packing on, at least 1.5x
+   more real tokens per second than without": *without* packing in this
+   library is the dynamic path, so the target is judged on packing/dynamic;
+   packing/paper is reported beside it, against the paper's script.
+
+The script is a report: it prints PASS/FAIL per target and exits 0. It prints
+the load average before each run (the machine may be shared).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import random
 import shutil
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import torch
 import transformers
 
 from sftselect.io import load_data
 from sftselect.templates import VICUNA_V1_1
-from sftselect.train import PadCollator, TrainConfig, conversations, encode_dataset, train
+from sftselect.train import (
+    IGNORE_INDEX,
+    PadCollator,
+    TrainConfig,
+    conversations,
+    encode_dataset,
+    long_is_more,
+    pack,
+    train,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -58,6 +86,55 @@ def model(tok, hidden: int, layers: int):
     )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config)
+
+
+@dataclass
+class MaxLengthCollator:
+    """The paper's padding: every example right-padded to ``length`` (FastChat ``train.py``).
+
+    FastChat's ``preprocess`` tokenizes with ``padding="max_length",
+    max_length=tokenizer.model_max_length, truncation=True`` (padding side
+    "right", pad token = UNK), sets ``attention_mask=input_ids.ne(pad_token_id)``
+    and label -100 after the conversation; the Trainer's default collator then
+    stacks these fixed-length rows. Same here, from our encoded examples (already
+    truncated, so none is longer than ``length``). ``positions`` counts the
+    positions it produced (to check that the run used it).
+    """
+
+    pad_id: int
+    length: int
+    positions: list[int] = field(default_factory=lambda: [0])
+
+    def __call__(self, batch: list[Any]) -> dict[str, Any]:
+        ids = torch.full((len(batch), self.length), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), self.length), IGNORE_INDEX, dtype=torch.long)
+        for r, ex in enumerate(batch):
+            n = len(ex.input_ids)
+            if n > self.length:
+                raise ValueError(f"example of {n} tokens > pad length {self.length}")
+            ids[r, :n] = torch.tensor(ex.input_ids, dtype=torch.long)
+            labels[r, :n] = torch.tensor(ex.labels, dtype=torch.long)
+        self.positions[0] += ids.numel()
+        return {"input_ids": ids, "labels": labels, "attention_mask": ids.ne(self.pad_id)}
+
+
+def expected_positions(lengths: list[int], batch: int, trials: int = 2000) -> float:
+    """Mean positions of one epoch in random order, each micro-batch padded to its longest."""
+    rng = random.Random(0)
+    order = list(lengths)
+    total = 0
+    for _ in range(trials):
+        rng.shuffle(order)
+        total += sum(
+            max(order[i : i + batch]) * len(order[i : i + batch])
+            for i in range(0, len(order), batch)
+        )
+    return total / trials
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
 
 
 def bare_loop(net, examples, batch: int, lr: float) -> tuple[float, int]:
@@ -90,6 +167,13 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--pad-to",
+        type=int,
+        default=long_is_more().max_length,
+        help="the paper baseline's fixed padding length (default: the long_is_more "
+        "preset's max_length, FastChat's --model_max_length 2048)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp())
@@ -99,8 +183,15 @@ def main() -> None:
     examples, stats = encode_dataset(VICUNA_V1_1, tok, conversations(rows), args.max_length)
     print(
         f"{stats.kept} examples, {stats.tokens} tokens, {stats.truncated} truncated; "
-        f"model hidden={args.hidden} layers={args.layers}; torch threads {args.threads}"
+        f"model hidden={args.hidden} layers={args.layers}; torch threads {args.threads}; "
+        f"{os.cpu_count()} CPUs; {load()}"
     )
+    why = (
+        "the long_is_more preset's max_length = FastChat's --model_max_length"
+        if args.pad_to == long_is_more().max_length
+        else f"set by --pad-to; the paper used {long_is_more().max_length}"
+    )
+    print(f"paper baseline pads every example to {args.pad_to} tokens ({why})")
     base = TrainConfig(
         max_length=args.max_length,
         epochs=1.0,
@@ -110,6 +201,7 @@ def main() -> None:
         use_cpu=True,
     )
 
+    print(f"[overhead runs] {load()}")
     # 1. overhead: same examples, same batches (the bare loop in the helper's order is
     #    approximated by one epoch over the same examples, padded per batch)
     bare_s, bare_tok = bare_loop(model(tok, args.hidden, args.layers), examples, args.batch, 1e-4)
@@ -126,6 +218,7 @@ def main() -> None:
     )
 
     # 2. packing vs padding, one epoch over the same examples
+    print(f"[packing run] {load()}")
     packed = train(
         model(tok, args.hidden, args.layers),
         rows,
@@ -134,12 +227,66 @@ def main() -> None:
         config=replace(base, packing=True),
     )
     packed_tps = stats.tokens / packed.train_seconds
-    gain = packed_tps / helper_tps
+
+    # the paper's way: the same train() call, its padding collator swapped for
+    # MaxLengthCollator (every example padded to --pad-to, as FastChat does)
+    print(f"[paper run] {load()}")
+    paper_collator: list[MaxLengthCollator] = []
+
+    def fixed(pad_id: int) -> MaxLengthCollator:
+        paper_collator.append(MaxLengthCollator(pad_id, args.pad_to))
+        return paper_collator[-1]
+
+    trainer_module = importlib.import_module("sftselect.train.trainer")
+    with mock.patch.object(trainer_module, "PadCollator", fixed):
+        paper = train(
+            model(tok, args.hidden, args.layers), rows, tmp / "c", tokenizer=tok, config=base
+        )
+    paper_positions = paper_collator[0].positions[0]
+    assert paper_positions == stats.kept * args.pad_to, paper_positions
+    paper_tps = stats.tokens / paper.train_seconds
+    print(f"[done] {load()}")
+
+    lengths = [len(e.input_ids) for e in examples]
+    dyn_positions = expected_positions(lengths, args.batch)
+    rows_packed = [len(r.input_ids) for r in pack(examples, args.max_length)]
+    pack_positions = expected_positions(rows_packed, args.batch)
+
+    def share(positions: float) -> str:
+        return f"{100 * stats.tokens / positions:5.1f}% of positions real"
+
     print(
-        f"packing     {packed_tps:9.1f} real tokens/s ({packed.train_seconds:.1f}s, "
-        f"{packed.log['rows']} rows of <= {args.max_length})"
+        f"paper       {paper_tps:9.1f} real tokens/s ({paper.train_seconds:.1f}s; every example "
+        f"padded to {args.pad_to}: {paper_positions} positions, {share(paper_positions)})"
     )
-    print(f"packing/padding = {gain:.2f}x (target >= 1.5x): {'PASS' if gain >= 1.5 else 'FAIL'}")
+    print(
+        f"dynamic     {helper_tps:9.1f} real tokens/s ({helper.train_seconds:.1f}s; each batch "
+        f"padded to its longest: ~{dyn_positions:.0f} positions expected, {share(dyn_positions)})"
+    )
+    print(
+        f"packing     {packed_tps:9.1f} real tokens/s ({packed.train_seconds:.1f}s; "
+        f"{packed.log['rows']} rows of <= {args.max_length}: ~{pack_positions:.0f} positions "
+        f"expected, {share(pack_positions)})"
+    )
+    gain = packed_tps / helper_tps
+    vs_paper = packed_tps / paper_tps
+    print(
+        f"packing/paper   = {vs_paper:5.2f}x (>= 1.5x: {'PASS' if vs_paper >= 1.5 else 'FAIL'}) "
+        "against the paper's script (padding to max_length)"
+    )
+    print(
+        f"packing/dynamic = {gain:5.2f}x (>= 1.5x: {'PASS' if gain >= 1.5 else 'FAIL'}) "
+        "against our packing=False path"
+    )
+    print(f"dynamic/paper   = {helper_tps / paper_tps:5.2f}x (no target: padding less, no packing)")
+    print(
+        "The issue's target (packing on vs. without, >= 1.5x) is judged against our own "
+        "unpacked path, i.e. packing/dynamic: "
+        f"{'PASS' if gain >= 1.5 else 'FAIL'}. Against the paper's padding to "
+        f"{args.pad_to}: {'PASS' if vs_paper >= 1.5 else 'FAIL'}; that ratio is mostly "
+        "dynamic/paper, the saving of not padding to max_length, which packing=False "
+        "already has."
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
