@@ -74,6 +74,28 @@ class ChatRequest:
         msgs.append({"role": "user", "content": content})
         return cls.from_messages(msgs, **params)
 
+    @classmethod
+    def _prebuilt(
+        cls,
+        messages: tuple[tuple[str, str], ...],
+        max_tokens: int | None,
+        temperature: float,
+        top_p: float | None,
+    ) -> ChatRequest:
+        """A request from checked parts, without the dataclass's per-field
+        ``object.__setattr__`` (the cached path of a judge run builds thousands)."""
+        request = object.__new__(cls)
+        request.__dict__.update(
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=(),
+            seed=None,
+            extra=(),
+        )
+        return request
+
     def message_dicts(self) -> list[dict[str, str]]:
         """The messages as OpenAI-style dicts."""
         return [{"role": r, "content": c} for r, c in self.messages]

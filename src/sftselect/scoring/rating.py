@@ -53,7 +53,7 @@ _PROSE_PATTERNS = [
 _BARE_FIRST_LINE = re.compile(r"[ \t\r\n]*([-+]?\d+(?:\.\d+)?)[ \t]*[.!]?[ \t]*(?:\r?\n|$)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParsedRating:
     """A parsed reply: ``value`` (None when unparsable) and why."""
 

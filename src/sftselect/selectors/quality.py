@@ -225,18 +225,19 @@ class QualitySelector(ScoreSelector):
             decoding["temperature"],
             decoding["top_p"],
         )
+        build = ChatRequest._prebuilt
         requests = [
-            ChatRequest(
-                messages=(
+            build(
+                (
                     *head,
                     (
                         "user",
                         fill(instruction=instructions[i], input=inputs[i], response=responses[i]),
                     ),
                 ),
-                max_tokens=max_tokens,
-                temperature=temperature,
-                top_p=top_p,
+                max_tokens,
+                temperature,
+                top_p,
             )
             for i in rows.tolist()
         ]
