@@ -31,7 +31,10 @@ COMMAND_MODULES = (selection, evaluation, training)
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``sftselect`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="sftselect", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="sftselect",
+        description="Select, score and describe instruction data; train, generate and judge.",
+    )
     parser.add_argument("--version", action="version", version=f"sftselect {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMAND_MODULES:
