@@ -1,5 +1,6 @@
-"""What every ``sftselect`` subcommand shares: the error type, messages on
-stderr, and the options that build an OpenAI-compatible chat backend."""
+"""What the ``sftselect`` subcommands share: the error type, messages on
+stderr, the options that build an OpenAI-compatible chat backend, and the
+data-format and length-scorer options."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ __all__ = [
     "CliError",
     "add_backend_options",
     "backend_from_args",
+    "format_arg",
     "info",
+    "length_scorer",
     "parse_k",
     "rating_line",
 ]
@@ -96,4 +99,28 @@ def rating_line(r: dict[str, Any]) -> str:
         f"{r['sent']} requests sent, {r['cache_hits']} cache hits{retries}, "
         f"{r['parse_failures']} unparsable, {r['request_failures']} failed; "
         f"tokens in {r['input_tokens']:,} out {r['output_tokens']:,}"
+    )
+
+
+def format_arg(args: argparse.Namespace) -> Any:
+    """The --format or --response-column choice, as load and selectors take it."""
+    if args.response_column:
+        from ..formats import Format
+
+        return Format.custom(args.response_column)
+    return args.format
+
+
+def length_scorer(args: argparse.Namespace):
+    """A LengthSelector that only scores (unmeasurable rows give NaN)."""
+    from ..selectors import LengthSelector
+
+    return LengthSelector(
+        k=None,
+        unit=args.unit,
+        format=format_arg(args),
+        turns=args.turns,
+        on_invalid="nan",
+        num_proc=args.num_proc,
+        show_progress=not args.quiet,
     )

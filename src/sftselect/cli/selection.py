@@ -16,13 +16,30 @@ from typing import Any
 
 import numpy as np
 
-from ._common import CliError, add_backend_options, backend_from_args, info, parse_k, rating_line
+from ._common import (
+    CliError,
+    add_backend_options,
+    backend_from_args,
+    format_arg,
+    info,
+    length_scorer,
+    parse_k,
+    rating_line,
+)
 from .distributed import add_engine_options, run_on_ray
+from .embedding import (
+    EMBED_SELECTORS,
+    add_embed_options,
+    check_embed_args,
+    embed,
+    embedding_selector,
+    plot_title,
+)
+from .plots import plot_embedding, plot_histogram
 
 __all__ = ["register"]
 
 #: Selectors that work on embeddings: K-means, k-center greedy, the DEITA-style filter.
-EMBED_SELECTORS = ("diversity", "kcenter", "dedup")
 
 
 def _add_length_options(p: argparse.ArgumentParser) -> None:
@@ -106,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sel)
     add_engine_options(sel)
-    _add_embed_options(sel)
+    add_embed_options(sel)
     sel.set_defaults(handler=_cmd_select)
 
     sc = sub.add_parser("score", help="write every row with its score column")
@@ -150,64 +167,6 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
 
 
-def _add_embed_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("embeddings (--selector diversity, kcenter, dedup)")
-    g.add_argument("--embed-model", default=None, help="transformers model folder (or hub name)")
-    g.add_argument(
-        "--embed-column", default=None, help="use this column of precomputed vectors instead"
-    )
-    g.add_argument("--embed-layer", type=int, default=-1, help="hidden layer to pool (default -1)")
-    g.add_argument("--pooling", choices=["mean", "last", "cls"], default="mean")
-    g.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
-    g.add_argument(
-        "--embed-text",
-        choices=["instruction", "instruction_input", "response", "example"],
-        default="instruction_input",
-        help="which text of a row is embedded (default: instruction_input)",
-    )
-    g.add_argument("--embed-max-length", type=int, default=512, help="tokens kept per text")
-    g.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
-    g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best found)")
-    g.add_argument(
-        "--embed-cache", default=None, help="folder caching embeddings: a re-run does not embed"
-    )
-    g.add_argument("--n-clusters", type=int, default=100, help="diversity: K-means clusters")
-    g.add_argument("--allocation", choices=["equal", "proportional"], default="equal")
-    g.add_argument("--within", choices=["random", "centroid"], default="random")
-    g.add_argument(
-        "--kmeans-backend", choices=["auto", "sklearn", "minibatch", "faiss"], default="auto"
-    )
-    g.add_argument(
-        "--cluster-column",
-        default=None,
-        help="diversity: also write each selected row's cluster label in this column",
-    )
-    g.add_argument("--metric", choices=["cosine", "euclidean"], default="cosine", help="kcenter")
-    g.add_argument(
-        "--max-similarity",
-        type=float,
-        default=0.9,
-        help="dedup: keep a row only if its cosine similarity to every kept row is below this",
-    )
-    g.add_argument(
-        "--order",
-        choices=["input", "length", "score"],
-        default="input",
-        help="dedup: walk order (input order, longest response first, or --score-column)",
-    )
-    g.add_argument(
-        "--plot", default=None, help="PNG of a 2-D PCA of the embeddings with the selection"
-    )
-
-
-def _format_arg(args: argparse.Namespace) -> Any:
-    if args.response_column:
-        from ..formats import Format
-
-        return Format.custom(args.response_column)
-    return args.format
-
-
 def _load(args: argparse.Namespace):
     from ..io import load_data
 
@@ -230,7 +189,7 @@ def _build_selector(args: argparse.Namespace):
         return LengthSelector(
             k=k,
             unit=args.unit,
-            format=_format_arg(args),
+            format=format_arg(args),
             turns=args.turns,
             min_length=args.min_length,
             max_length=args.max_length,
@@ -282,7 +241,7 @@ def _quality_selector(
         min_score=min_score,
         max_score=max_score,
         prompt=args.prompt,
-        format=_format_arg(args),
+        format=format_arg(args),
         turns=args.turns if args.turns in ("last", "first") else "last",
         cache=args.cache,
         max_concurrency=args.max_concurrency,
@@ -304,89 +263,6 @@ def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
     return 0
 
 
-def _check_embed_args(args: argparse.Namespace) -> None:
-    if (args.embed_model is None) == (args.embed_column is None):
-        raise CliError(f"--selector {args.selector} needs --embed-model or --embed-column (one)")
-    if args.selector != "dedup" and args.k is None:
-        raise CliError(f"--selector {args.selector} needs -k")
-    if args.selector == "dedup" and args.order == "score" and args.score_column is None:
-        raise CliError("--order score needs --score-column")
-    if args.cluster_column is not None and args.selector != "diversity":
-        raise CliError("--cluster-column needs --selector diversity")
-
-
-def _embed(args: argparse.Namespace, dataset: Any) -> tuple[np.ndarray, str]:
-    """The vectors of every row (through the cache when asked) and their identity."""
-    from ..embedding import HFEmbedder, PrecomputedEmbeddings, embed_dataset
-
-    t0 = time.perf_counter()
-    if args.embed_column is not None:
-        source: Any = PrecomputedEmbeddings(args.embed_column)
-    else:
-        source = HFEmbedder(
-            args.embed_model,
-            layer=args.embed_layer,
-            pooling=args.pooling,
-            normalize=args.normalize,
-            max_length=args.embed_max_length,
-            batch_size=args.batch_size,
-            device=args.device,
-            show_progress=not args.quiet,
-        )
-    X = embed_dataset(
-        source,
-        dataset,
-        text=args.embed_text,
-        format=_format_arg(args),
-        cache_dir=args.embed_cache,
-        owner=f"--selector {args.selector}",
-    )
-    info(
-        f"embedded {X.shape[0]:,} rows -> {X.shape[1]} dims in {time.perf_counter() - t0:.1f}s",
-        args.quiet,
-    )
-    return X, source.identity
-
-
-def _embedding_selector(args: argparse.Namespace, embedder: Any):
-    from ..selectors import DiversitySelector, KCenterSelector, RepresentationFilter
-
-    if args.selector == "diversity":
-        return DiversitySelector(
-            args.k,
-            embedder=embedder,
-            text=args.embed_text,
-            n_clusters=args.n_clusters,
-            allocation=args.allocation,
-            within=args.within,
-            kmeans_backend=args.kmeans_backend,
-            random_state=args.seed,
-            show_progress=not args.quiet,
-        )
-    if args.selector == "kcenter":
-        return KCenterSelector(
-            args.k,
-            embedder=embedder,
-            metric=args.metric,
-            text=args.embed_text,
-            random_state=args.seed,
-            show_progress=not args.quiet,
-        )
-    order: Any = None
-    if args.order == "length":
-        order = _length_scorer(args).clone(k=1.0)
-    elif args.order == "score":
-        order = args.score_column
-    return RepresentationFilter(
-        args.k,
-        embedder=embedder,
-        max_similarity=args.max_similarity,
-        order=order,
-        text=args.embed_text,
-        show_progress=not args.quiet,
-    )
-
-
 def _cmd_select(args: argparse.Namespace) -> int:
     from ..io import save_data
     from ..provenance import file_sha256, write_json_atomic
@@ -402,7 +278,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
                 f"--selector {args.selector} runs on this machine (drop --engine ray), or "
                 "from Python with sftselect.distributed.run"
             )
-        _check_embed_args(args)
+        check_embed_args(args)
     else:
         selector = _build_selector(args)
         if args.engine == "ray":
@@ -414,8 +290,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if embedded:
         from ..embedding import PrecomputedEmbeddings
 
-        X, identity = _embed(args, dataset)
-        selector = _embedding_selector(args, PrecomputedEmbeddings(X, identity=identity))
+        X, identity = embed(args, dataset)
+        selector = embedding_selector(args, PrecomputedEmbeddings(X, identity=identity))
     selection = selector.run(dataset)
     elapsed = time.perf_counter() - t0
     subset = dataset.select(selection.indices)
@@ -434,7 +310,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     save_data(subset, output)
     write_json_atomic(record, prov_path)
     if embedded and args.plot:
-        _plot_embedding(X, labels, selection.indices, Path(args.plot), _plot_title(args, X))
+        plot_embedding(X, labels, selection.indices, Path(args.plot), plot_title(args, X))
         info(f"plot: {args.plot}", args.quiet)
     if "rating" in selection.extra:
         info("judge: " + rating_line(selection.extra["rating"]), args.quiet)
@@ -464,7 +340,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         column, values = "quality_score", ratings.scores
         info("judge: " + rating_line(ratings.summary()), args.quiet)
     else:
-        selector = _length_scorer(args)
+        selector = length_scorer(args)
         dataset = _load(args)
         column, values = "response_length", selector.score(dataset)
     if column in dataset.column_names:
@@ -478,24 +354,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _length_scorer(args: argparse.Namespace):
-    """A LengthSelector that only scores (unmeasurable rows give NaN)."""
-    from ..selectors import LengthSelector
-
-    return LengthSelector(
-        k=None,
-        unit=args.unit,
-        format=_format_arg(args),
-        turns=args.turns,
-        on_invalid="nan",
-        num_proc=args.num_proc,
-        show_progress=not args.quiet,
-    )
-
-
 def _cmd_stats(args: argparse.Namespace) -> int:
     dataset = _load(args)
-    selector = _length_scorer(args)
+    selector = length_scorer(args)
     lengths = selector.score(dataset)
     finite = lengths[~np.isnan(lengths)]
     unit = selector.unit if isinstance(selector.unit, str) else repr(selector.unit)
@@ -513,99 +374,8 @@ def _cmd_stats(args: argparse.Namespace) -> int:
             print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * round(40 * c / width)}")
     if not args.no_plot and finite.size:
         plot = Path(args.plot) if args.plot else Path(Path(args.input).name + ".lengths.png")
-        _plot_histogram(
+        plot_histogram(
             finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})"
         )
         print(f"histogram: {plot}")
     return 0
-
-
-def _plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.hist(values, bins=bins, color="#3b6ea8")
-    ax.set_xlabel("response length")
-    ax.set_ylabel("rows")
-    ax.set_title(title)
-    ax.axvline(np.median(values), color="k", linestyle="--", linewidth=1, label="median")
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-
-
-def _plot_title(args: argparse.Namespace, X: np.ndarray) -> str:
-    what = {
-        "diversity": f"K-means, {args.n_clusters} clusters",
-        "kcenter": f"k-center greedy ({args.metric})",
-        "dedup": f"representation filter (similarity < {args.max_similarity})",
-    }[args.selector]
-    return f"{Path(args.input).name}: {X.shape[0]:,} rows, {what}"
-
-
-def pca_2d(X: np.ndarray) -> np.ndarray:
-    """The rows of ``X`` projected on their first two principal axes (signs fixed)."""
-    Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
-    if Xc.shape[1] == 0:
-        return np.zeros((X.shape[0], 2))
-    _, vecs = np.linalg.eigh(Xc.T @ Xc)
-    axes = vecs[:, ::-1][:, :2]
-    if axes.shape[1] < 2:
-        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
-    signs = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
-    return Xc @ (axes * np.where(signs == 0, 1.0, signs))
-
-
-def _plot_embedding(
-    X: np.ndarray, labels: np.ndarray | None, chosen: np.ndarray, path: Path, title: str
-) -> None:
-    """A PNG: every row in 2-D PCA (coloured by cluster when there are clusters), the selection ringed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    P = pca_2d(X)
-    fig, ax = plt.subplots(figsize=(7, 6))
-    if labels is None:
-        ax.scatter(P[:, 0], P[:, 1], s=4, c="#9aa5b1", alpha=0.5, linewidths=0, label="pool")
-    else:
-        n_clusters = int(labels.max()) + 1 if labels.size else 0
-        ax.scatter(
-            P[:, 0],
-            P[:, 1],
-            s=4,
-            c=labels % 20,
-            cmap="tab20",
-            vmin=0,
-            vmax=19,
-            alpha=0.5,
-            linewidths=0,
-            label=f"pool ({n_clusters} clusters, by colour)",
-        )
-    ax.scatter(
-        P[chosen, 0],
-        P[chosen, 1],
-        s=18,
-        facecolors="none",
-        edgecolors="k",
-        linewidths=0.7,
-        label=f"selected ({chosen.size:,})",
-    )
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)

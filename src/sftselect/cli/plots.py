@@ -1,0 +1,93 @@
+"""The PNGs the command line writes: a length histogram and a 2-D PCA picture
+of embeddings with the selection (matplotlib, Agg backend, atomic writes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["pca_2d", "plot_embedding", "plot_histogram"]
+
+
+def plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> None:
+    """A histogram of ``values`` with the median marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(values, bins=bins, color="#3b6ea8")
+    ax.set_xlabel("response length")
+    ax.set_ylabel("rows")
+    ax.set_title(title)
+    ax.axvline(np.median(values), color="k", linestyle="--", linewidth=1, label="median")
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def pca_2d(X: np.ndarray) -> np.ndarray:
+    """The rows of ``X`` projected on their first two principal axes (signs fixed)."""
+    Xc = X.astype(np.float64) - X.mean(axis=0, dtype=np.float64)
+    if Xc.shape[1] == 0:
+        return np.zeros((X.shape[0], 2))
+    _, vecs = np.linalg.eigh(Xc.T @ Xc)
+    axes = vecs[:, ::-1][:, :2]
+    if axes.shape[1] < 2:
+        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
+    signs = np.sign(axes[np.abs(axes).argmax(axis=0), [0, 1]])
+    return Xc @ (axes * np.where(signs == 0, 1.0, signs))
+
+
+def plot_embedding(
+    X: np.ndarray, labels: np.ndarray | None, chosen: np.ndarray, path: Path, title: str
+) -> None:
+    """A PNG: every row in 2-D PCA (coloured by cluster when there are clusters), the selection ringed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    P = pca_2d(X)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    if labels is None:
+        ax.scatter(P[:, 0], P[:, 1], s=4, c="#9aa5b1", alpha=0.5, linewidths=0, label="pool")
+    else:
+        n_clusters = int(labels.max()) + 1 if labels.size else 0
+        ax.scatter(
+            P[:, 0],
+            P[:, 1],
+            s=4,
+            c=labels % 20,
+            cmap="tab20",
+            vmin=0,
+            vmax=19,
+            alpha=0.5,
+            linewidths=0,
+            label=f"pool ({n_clusters} clusters, by colour)",
+        )
+    ax.scatter(
+        P[chosen, 0],
+        P[chosen, 1],
+        s=18,
+        facecolors="none",
+        edgecolors="k",
+        linewidths=0.7,
+        label=f"selected ({chosen.size:,})",
+    )
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
