@@ -27,7 +27,10 @@ measurements of this run, on the same server and the same real Alpaca records
    min_score=4.5, cache=<fresh SQLite file>, max_concurrency=64).run(rows)``:
    target at least 40x faster than the baseline.
 3. The same selection again on the same cache file: target zero requests
-   reaching the server and at least 100x faster than run 2.
+   reaching the server and at least 100x faster than run 2. (Run 2 stored its
+   plan, :mod:`sftselect.backends.plans`, so this run reads every reply with
+   one query and renders no request; the breakdown also times the rendering
+   path that a run with a missing reply takes.)
 4. Under faults (a fresh cache; the server answers 429 with ``Retry-After: 0``
    or 500 to the first attempt of a seeded ``--fault-rate`` share of prompts;
    the backend's retries on, default backoff): every record rated exactly once
@@ -375,34 +378,34 @@ def cached_costs(planner: Any, dataset: Any, requests: list, cache_path: str) ->
     """What a fully cached run spends its time on (best of 3, seconds)."""
     from sftselect.backends.base import request_keys
     from sftselect.backends.cache import ReplyCache
-    from sftselect.backends.runner import RunReport, RunResult
     from sftselect.scoring.rating import parse_rating
 
     identity = planner.judge.identity
     keys = [r.cache_key(identity) for r in requests]
-    cache = ReplyCache(cache_path)
-    found = cache.get_many(keys)
+    found = ReplyCache(cache_path).get_many(keys)
     replies = [found.get(k) for k in keys]
     out: dict[str, float] = {}
-    out["read fields + build requests (_plan)"] = best_of(lambda: planner.requests(dataset), 3)
-    out["cache keys (length-prefixed SHA-256)"] = best_of(
-        lambda: request_keys(requests, identity), 3
+    prompt, decoding, rows, fields = planner._inputs(dataset)
+    digest = planner._digest(prompt, decoding, rows, fields)
+    cache = ReplyCache(cache_path)
+    out["read the fields (_inputs)"] = best_of(lambda: planner._inputs(dataset), 3)
+    out["plan digest (Arrow buffers, SHA-256)"] = best_of(
+        lambda: planner._digest(prompt, decoding, rows, fields), 3
     )
-    out["ReplyCache.get_many (all keys)"] = best_of(lambda: cache.get_many(keys), 3)
-    cache.close()
+    out["ReplyCache.plan_replies (one join)"] = best_of(lambda: cache.plan_replies(digest), 3)
     out["parse_rating"] = best_of(
         lambda: [parse_rating(r.text, (0, 5)) for r in replies if r is not None], 3
     )
-    result = RunResult(replies=replies, errors=[None] * len(replies), report=RunReport())
-
-    async def big() -> Any:
-        return result
-
-    async def small() -> Any:
-        return None
-
-    out["asyncio.run overhead, returning None"] = best_of(lambda: asyncio.run(small()), 3)
-    out["asyncio.run returning the RunResult (*)"] = best_of(lambda: asyncio.run(big()), 3)
+    out["(rendering path) build requests (_render)"] = best_of(
+        lambda: planner._render(prompt, decoding, rows, fields), 3
+    )
+    out["(rendering path) cache keys (length-prefixed SHA-256)"] = best_of(
+        lambda: request_keys(requests, identity), 3
+    )
+    out["(rendering path) ReplyCache.get_many (all keys)"] = best_of(
+        lambda: cache.get_many(keys), 3
+    )
+    cache.close()
     return out
 
 
@@ -686,14 +689,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n_distinct:,} requests:",
                 costs,
                 n_distinct,
-            )
-            extra = (
-                costs["asyncio.run returning the RunResult (*)"]
-                - costs["asyncio.run overhead, returning None"]
-            )
-            print(
-                f"    (*) {fmt_s(extra)} more than returning None: asyncio.run's SIGINT handler "
-                "restore reprs the main task, and with it the whole RunResult (every reply)"
             )
         if args.profile:
 

@@ -5,6 +5,12 @@ identity (model and settings) and the request's content (messages, decoding
 parameters). Each reply is committed as it arrives, so a run killed at any
 point loses only the requests in flight, and a re-run sends nothing that is
 already stored. API keys are never part of a request, so never stored.
+
+Beside the replies, a store keeps *plans* (:mod:`sftselect.backends.plans`):
+a digest of a whole run's input mapped to its list of request keys, so that a
+fully cached re-run reads its replies with one query instead of rebuilding
+and hashing every request. Plans are an index: dropping them
+(:meth:`ReplyCache.clear_plans`) loses no reply.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from .base import ChatReply, ChatRequest
 
 __all__ = ["MemoryCache", "ReplyCache", "as_reply_store"]
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
     backend TEXT NOT NULL,
@@ -34,7 +41,24 @@ CREATE TABLE IF NOT EXISTS replies (
     model TEXT,
     created REAL NOT NULL
 )
-"""
+""",
+    """
+CREATE TABLE IF NOT EXISTS plans (
+    id INTEGER PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+)
+""",
+    """
+CREATE TABLE IF NOT EXISTS plan_keys (
+    plan INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (plan, pos)
+) WITHOUT ROWID
+""",
+)
 
 
 _REPLY_FIELDS = ("text", "input_tokens", "output_tokens", "finish_reason", "model")
@@ -69,7 +93,8 @@ class ReplyCache:
             conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(_SCHEMA)
+            for statement in _SCHEMA:
+                conn.execute(statement)
             conn.commit()
             self._conn, self._pid = conn, os.getpid()
         return self._conn
@@ -114,7 +139,52 @@ class ReplyCache:
         )
         db.commit()
 
+    def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
+        """The keys of plan ``digest`` and their stored replies (None where a reply
+        is missing), with one query; None if no such plan is stored."""
+        db = self._db()
+        row = db.execute("SELECT id, size FROM plans WHERE digest = ?", (digest,)).fetchone()
+        if row is None:
+            return None
+        plan_id, size = row
+        rows = db.execute(
+            "SELECT p.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model "
+            "FROM plan_keys AS p LEFT JOIN replies AS r ON r.key = p.key "
+            "WHERE p.plan = ? ORDER BY p.pos",
+            (plan_id,),
+        ).fetchall()
+        if len(rows) != size:  # never trust a plan that does not hold what it says
+            return None
+        keys = [r[0] for r in rows]
+        replies = [None if r[1] is None else _reply(r[1:]) for r in rows]
+        return keys, replies
+
+    def put_plan(self, digest: str, keys: list[str]) -> None:
+        """Store plan ``digest -> keys`` in one transaction (the first stored wins)."""
+        db = self._db()
+        with db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO plans (digest, size, created) VALUES (?, ?, ?)",
+                (digest, len(keys), time.time()),
+            )
+            if cur.rowcount:
+                plan_id = cur.lastrowid
+                db.executemany(
+                    "INSERT INTO plan_keys VALUES (?, ?, ?)",
+                    ((plan_id, pos, key) for pos, key in enumerate(keys)),
+                )
+
+    def clear_plans(self) -> int:
+        """Drop every stored plan (no reply is lost); returns how many were dropped."""
+        db = self._db()
+        with db:
+            n = int(db.execute("SELECT COUNT(*) FROM plans").fetchone()[0])
+            db.execute("DELETE FROM plan_keys")
+            db.execute("DELETE FROM plans")
+        return n
+
     def __len__(self) -> int:
+        """The number of stored replies."""
         return int(self._db().execute("SELECT COUNT(*) FROM replies").fetchone()[0])
 
     def records(self) -> Iterator[dict]:
@@ -164,6 +234,7 @@ class MemoryCache:
 
     def __init__(self) -> None:
         self._data: dict[str, tuple[str, ChatRequest, ChatReply, float]] = {}
+        self._plans: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryCache({len(self._data)} replies)"
@@ -176,6 +247,21 @@ class MemoryCache:
 
     def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
         self._data.setdefault(key, (backend, request, reply, time.time()))
+
+    def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
+        keys = self._plans.get(digest)
+        if keys is None:
+            return None
+        data = self._data
+        return list(keys), [data[k][2] if k in data else None for k in keys]
+
+    def put_plan(self, digest: str, keys: list[str]) -> None:
+        self._plans.setdefault(digest, list(keys))
+
+    def clear_plans(self) -> int:
+        n = len(self._plans)
+        self._plans.clear()
+        return n
 
     def __len__(self) -> int:
         return len(self._data)

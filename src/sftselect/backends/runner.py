@@ -29,6 +29,12 @@ class ReplyStore(Protocol):
     def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None: ...
 
 
+# A store may also keep plans (see :mod:`sftselect.backends.plans`):
+#   plan_replies(digest) -> (keys, replies aligned with keys, None where missing) | None
+#   put_plan(digest, keys) -> None
+# Stores without them work; their re-runs take the normal (rendering) path.
+
+
 @dataclass
 class RunReport:
     """Counts for one run: what was asked, found, sent, failed and spent."""
@@ -59,17 +65,19 @@ class RunReport:
 
 @dataclass
 class RunResult:
-    """Replies aligned with the requests (None where the call failed), and the report."""
+    """Replies aligned with the requests (None where the call failed), the report,
+    and each request's cache key."""
 
     replies: list[ChatReply | None]
     errors: list[BaseException | None]
     report: RunReport
+    keys: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:  # short: asyncio may format the result of its main task
         return f"RunResult({len(self.replies)} replies; {self.report.summary()})"
 
 
-def _backend_retries(backend: Any) -> int | None:
+def backend_retries(backend: Any) -> int | None:
     stats = getattr(backend, "stats", None)
     return getattr(stats, "retries", None) if stats is not None else None
 
@@ -90,7 +98,7 @@ async def arun_requests(
     if not isinstance(identity, str) or not identity:
         raise TypeError(f"{backend!r} is not a chat backend: it needs a non-empty 'identity' str.")
     t0 = time.perf_counter()
-    retries_before = _backend_retries(backend)
+    retries_before = backend_retries(backend)
     keys = request_keys(requests, identity)
     first: dict[str, int] = {}
     for i, key in enumerate(keys):
@@ -148,11 +156,11 @@ async def arun_requests(
             bar.close()
     replies = [by_key.get(k) for k in keys]
     errors = [errors_by_key.get(k) for k in keys]
-    retries_after = _backend_retries(backend)
+    retries_after = backend_retries(backend)
     if retries_before is not None and retries_after is not None:
         report.retries = retries_after - retries_before
     report.seconds = time.perf_counter() - t0
-    return RunResult(replies=replies, errors=errors, report=report)
+    return RunResult(replies=replies, errors=errors, report=report, keys=keys)
 
 
 def run_requests(

@@ -26,6 +26,7 @@ import pyarrow as pa
 from .._validation import check_choice, check_non_negative_int, check_positive_int
 from ..backends.base import ChatReply, ChatRequest, request_keys
 from ..backends.cache import as_reply_store
+from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, run_requests
 from ..exceptions import JudgeParseError, JudgeRequestError
 from ..formats import Format, resolve_format, response_view
@@ -212,21 +213,35 @@ class QualitySelector(ScoreSelector):
                 inputs = [x or "" for x in col.to_pylist()]
         return instructions, inputs, responses, view.missing
 
-    def _plan(self, dataset: Dataset) -> tuple[np.ndarray, list[ChatRequest]]:
-        """The rows that have a response to rate, and their requests."""
+    def _inputs(
+        self, dataset: Dataset
+    ) -> tuple[RatingPrompt, dict[str, Any], np.ndarray, dict[str, list[str]]]:
+        """The prompt, decoding, rows that have a response to rate, and the fields."""
         prompt = self._prompt()
         decoding = self._decoding(prompt)
         instructions, inputs, responses, missing = self._fields(dataset)
         rows = np.setdiff1d(np.arange(len(dataset)), missing)
+        fields = {"instruction": instructions, "input": inputs, "response": responses}
+        return prompt, decoding, rows, fields
+
+    @staticmethod
+    def _render(
+        prompt: RatingPrompt,
+        decoding: dict[str, Any],
+        rows: np.ndarray,
+        fields: dict[str, list[str]],
+    ) -> list[ChatRequest]:
+        """One request per row in ``rows``: the template filled with its fields."""
         head = (("system", prompt.system),) if prompt.system else ()
         fill = prompt.user.format
+        instructions, inputs, responses = fields["instruction"], fields["input"], fields["response"]
         max_tokens, temperature, top_p = (
             decoding["max_tokens"],
             decoding["temperature"],
             decoding["top_p"],
         )
         build = ChatRequest._prebuilt
-        requests = [
+        return [
             build(
                 (
                     *head,
@@ -241,7 +256,32 @@ class QualitySelector(ScoreSelector):
             )
             for i in rows.tolist()
         ]
-        return rows, requests
+
+    def _plan(self, dataset: Dataset) -> tuple[np.ndarray, list[ChatRequest]]:
+        """The rows that have a response to rate, and their requests."""
+        prompt, decoding, rows, fields = self._inputs(dataset)
+        return rows, self._render(prompt, decoding, rows, fields)
+
+    def _digest(
+        self,
+        prompt: RatingPrompt,
+        decoding: dict[str, Any],
+        rows: np.ndarray,
+        fields: dict[str, list[str]],
+    ) -> str | None:
+        """The plan digest of these requests (None for a judge with no identity:
+        the runner then reports it)."""
+        identity = getattr(self.judge, "identity", None)
+        if not isinstance(identity, str) or not identity:
+            return None
+        template = {
+            "renderer": "QualitySelector/v1",
+            "system": prompt.system,
+            "user": prompt.user,
+            "version": prompt.version,
+            **decoding,
+        }
+        return plan_digest(identity, template, fields, rows)
 
     def requests(self, dataset: Dataset) -> list[ChatRequest]:
         """The rating requests that would be sent (one per row that has a response)."""
@@ -258,17 +298,25 @@ class QualitySelector(ScoreSelector):
         check_choice(self.on_request_error, "on_request_error", owner, ("raise", "nan"))
         reask = check_non_negative_int(self.reask, "reask", owner)
         concurrency = check_positive_int(self.max_concurrency, "max_concurrency", owner)
-        prompt = self._prompt()
-        rows, requests = self._plan(dataset)
+        prompt, decoding, rows, fields = self._inputs(dataset)
         store = self._store()
-        result = run_requests(
-            self.judge,
-            requests,
-            cache=store,
-            max_concurrency=concurrency,
-            progress=bool(self.show_progress),
-            desc="rating",
-        )
+        digest = self._digest(prompt, decoding, rows, fields)
+        # A re-run whose every reply is cached reads them through the stored plan
+        # and renders nothing; any other run builds and sends the requests.
+        result = cached_result(self.judge, store, digest) if digest else None
+        requests: list[ChatRequest] | None = None
+        if result is None:
+            requests = self._render(prompt, decoding, rows, fields)
+            result = run_requests(
+                self.judge,
+                requests,
+                cache=store,
+                max_concurrency=concurrency,
+                progress=bool(self.show_progress),
+                desc="rating",
+            )
+            if digest:
+                remember_plan(store, digest, result.keys)
         report = result.report
         replies: list[ChatReply | None] = list(result.replies)
         parsed = [parse_rating(r.text, prompt.scale) if r is not None else None for r in replies]
@@ -277,6 +325,8 @@ class QualitySelector(ScoreSelector):
             todo = [i for i, p in enumerate(parsed) if p is not None and p.value is None]
             if not todo:
                 break
+            if requests is None:
+                requests = self._render(prompt, decoding, rows, fields)
             follow = [self._reask_request(requests[i], replies[i], prompt) for i in todo]
             again = run_requests(
                 self.judge,
