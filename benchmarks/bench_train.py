@@ -63,6 +63,7 @@ from sftselect.train import (
     pack,
     train,
 )
+from sftselect.train.trainer import _own_attention
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -168,6 +169,13 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
+        "--packed-batch",
+        type=int,
+        default=0,
+        help="rows per micro-batch in the token-matched packing run (0: about the "
+        "unpacked path's positions per step / --max-length)",
+    )
+    p.add_argument(
         "--pad-to",
         type=int,
         default=long_is_more().max_length,
@@ -228,6 +236,37 @@ def main() -> None:
     )
     packed_tps = stats.tokens / packed.train_seconds
 
+    # packing again, with as many positions per step as the unpacked path: a packed
+    # row holds several examples, so the same micro_batch_size means several times
+    # the tokens per forward pass (and, on a CPU, slower memory-bound steps)
+    lengths = [len(e.input_ids) for e in examples]
+    dyn_positions = expected_positions(lengths, args.batch)
+    steps_dyn = -(-len(examples) // args.batch)
+    matched = args.packed_batch or max(1, round(dyn_positions / steps_dyn / args.max_length))
+    print(f"[packing run, {matched} row(s) per micro-batch] {load()}")
+    packed_m = train(
+        model(tok, args.hidden, args.layers),
+        rows,
+        tmp / "d",
+        tokenizer=tok,
+        config=replace(base, packing=True, micro_batch_size=matched, batch_size=matched),
+    )
+    matched_tps = stats.tokens / packed_m.train_seconds
+
+    # the same token-matched packing with transformers' block-diagonal mask (sdpa),
+    # i.e. without sftselect.train.attention's segment attention
+    print(f"[packing run, masked sdpa] {load()}")
+    attention_module = importlib.import_module("sftselect.train.trainer")
+    with mock.patch.object(attention_module, "packed_attention", _own_attention):
+        packed_masked = train(
+            model(tok, args.hidden, args.layers),
+            rows,
+            tmp / "e",
+            tokenizer=tok,
+            config=replace(base, packing=True, micro_batch_size=matched, batch_size=matched),
+        )
+    masked_tps = stats.tokens / packed_masked.train_seconds
+
     # the paper's way: the same train() call, its padding collator swapped for
     # MaxLengthCollator (every example padded to --pad-to, as FastChat does)
     print(f"[paper run] {load()}")
@@ -247,8 +286,6 @@ def main() -> None:
     paper_tps = stats.tokens / paper.train_seconds
     print(f"[done] {load()}")
 
-    lengths = [len(e.input_ids) for e in examples]
-    dyn_positions = expected_positions(lengths, args.batch)
     rows_packed = [len(r.input_ids) for r in pack(examples, args.max_length)]
     pack_positions = expected_positions(rows_packed, args.batch)
 
@@ -267,6 +304,23 @@ def main() -> None:
         f"packing     {packed_tps:9.1f} real tokens/s ({packed.train_seconds:.1f}s; "
         f"{packed.log['rows']} rows of <= {args.max_length}: ~{pack_positions:.0f} positions "
         f"expected, {share(pack_positions)})"
+    )
+    print(
+        f"packing x{matched:<2}  {matched_tps:9.1f} real tokens/s ({packed_m.train_seconds:.1f}s; "
+        f"{matched} row(s) per micro-batch, about the unpacked path's positions per step; "
+        f"attention: {packed_m.log['attention']})"
+    )
+    print(
+        f"  masked    {masked_tps:9.1f} real tokens/s ({packed_masked.train_seconds:.1f}s; the "
+        f"same with transformers' block-diagonal mask, attention: {packed_masked.log['attention']})"
+    )
+    ceiling = dyn_positions / stats.tokens
+    matched_gain = matched_tps / helper_tps
+    print(
+        f"packing x{matched}/dynamic = {matched_gain:5.2f}x (>= 1.5x: "
+        f"{'PASS' if matched_gain >= 1.5 else 'FAIL'}); segments/masked = "
+        f"{matched_tps / masked_tps:5.2f}x; the most any packing can save over dynamic "
+        f"padding here is {ceiling:.2f}x of the positions"
     )
     gain = packed_tps / helper_tps
     vs_paper = packed_tps / paper_tps

@@ -6,7 +6,9 @@ mean cross-entropy over assistant tokens only, across the whole optimizer
 step (transformers normalises by the number of labelled tokens across the
 gradient-accumulation micro-batches). The model is saved with its tokenizer
 and ``training_log.json``: the settings, the template, the token counts,
-truncations, the loss at every logged step and the throughput.
+truncations, the loss at every logged step, the throughput and the attention
+implementation used (packed rows on ``sdpa`` run segment by segment,
+:mod:`sftselect.train.attention`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from .._validation import param_error
 from ..exceptions import DataFormatError
 from ..formats import Format, check_dataset
 from ..templates import get_template
+from .attention import packed_attention
 from .config import TrainConfig
 from .examples import EncodeStats, conversations, encode_dataset
 from .loading import import_torch, load_model, load_tokenizer, pad_id
@@ -79,6 +84,11 @@ def _loss_callback(base: type, sink: list[dict[str, Any]]) -> Any:
                 )
 
     return LossLog()
+
+
+@contextmanager
+def _own_attention(net: Any) -> Iterator[str]:
+    yield str(getattr(net.config, "_attn_implementation", None))
 
 
 def train(
@@ -199,9 +209,10 @@ def train(
         processing_class=tok,
         callbacks=[_loss_callback(transformers.TrainerCallback, history)],
     )
-    start = time.perf_counter()
-    output = trainer.train()
-    seconds = time.perf_counter() - start
+    with packed_attention(net) if config.packing else _own_attention(net) as attention:
+        start = time.perf_counter()
+        output = trainer.train()
+        seconds = time.perf_counter() - start
     steps = int(output.global_step)
     epochs_run = float(trainer.state.epoch or 0.0)
     real_tokens = stats.tokens * epochs_run
@@ -228,6 +239,7 @@ def train(
         "epochs": epochs_run,
         "train_seconds": seconds,
         "tokens_per_second": real_tokens / seconds if seconds > 0 else 0.0,
+        "attention": attention,
         "device": str(trainer.args.device),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
