@@ -106,6 +106,19 @@ def test_generate_row_without_answer_names_record_and_field(tmp_path):
         load_pairs(_jsonl(tmp_path / "a.jsonl", a), _jsonl(tmp_path / "b.jsonl", b))
 
 
+def test_later_turns_of_multi_turn_answers_are_refused(tmp_path):
+    """A generate row answering a second turn (with a 'history') is refused, naming the record:
+    the pairwise protocols would judge it without its conversation."""
+    a = _generate_rows("x", {("mt_bench", "q1"): "a", ("mt_bench", "q1/turn2"): "b"})
+    b = _generate_rows("y", {("mt_bench", "q1"): "c", ("mt_bench", "q1/turn2"): "d"})
+    for rows in (a, b):
+        rows[1].update(turn=2, history=[{"role": "user", "content": "q"}])
+    with pytest.raises(DataFormatError, match=r"record 1 \(id 'q1/turn2'\) answers turn 2"):
+        load_pairs(_jsonl(tmp_path / "a.jsonl", a), _jsonl(tmp_path / "b.jsonl", b))
+    first = load_pairs(_jsonl(tmp_path / "a1.jsonl", a[:1]), _jsonl(tmp_path / "b1.jsonl", b[:1]))
+    assert len(first) == 1
+
+
 def test_files_of_two_formats_are_refused(tmp_path):
     """A generate file against an AlpacaEval file is an error naming both formats."""
     a = _jsonl(tmp_path / "a.jsonl", _generate_rows("x", {("t", 1): "a"}))

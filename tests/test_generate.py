@@ -96,6 +96,72 @@ def test_resume_skips_answered_prompts_and_repairs_a_cut_line(model, tok, tmp_pa
     assert (again.written, again.skipped) == (0, 5)
 
 
+def reference_answer(model, tok, messages, max_new_tokens):
+    """One unpadded greedy generate on the vicuna rendering of ``messages``, new ids decoded."""
+    text = VICUNA_V1_1.render(messages, tok, add_generation_prompt=True).text
+    ids = torch.tensor([[tok.bos_token_id, *tok(text, add_special_tokens=False)["input_ids"]]])
+    with torch.no_grad():
+        ref = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=0)
+    new = ref[0, ids.shape[1] :].tolist()
+    if tok.eos_token_id in new:
+        new = new[: new.index(tok.eos_token_id)]
+    return tok.decode(new, skip_special_tokens=True).strip()
+
+
+def test_mt_bench_second_turns_are_answered_in_the_conversation(model, tok, tmp_path):
+    """turns='all' answers MT-Bench's second questions after the model's own first answers,
+    exactly as one unpadded generate on the rendered conversation does."""
+    out = tmp_path / "mt.jsonl"
+    report = generate(model, "mt_bench", out, tokenizer=tok, limit=3, max_new_tokens=6, turns="all")
+    rows = {r["id"]: r for r in read_answers(out)}
+    questions = load("mt_bench", limit=3)
+    assert report.written == 6 and len(rows) == 6
+    for q in questions:
+        first, second = rows[q["id"]], rows[f"{q['id']}/turn2"]
+        assert "turn" not in first and first["prompt"] == q["turns"][0]
+        assert second["turn"] == 2 and second["prompt"] == q["turns"][1]
+        history = [
+            {"role": "user", "content": q["turns"][0]},
+            {"role": "assistant", "content": first["answer"]},
+        ]
+        assert second["history"] == history
+        messages = [*history, {"role": "user", "content": q["turns"][1]}]
+        assert second["answer"] == reference_answer(model, tok, messages, 6)
+
+
+def test_multi_turn_resume_and_first_turn_rows_are_shared(model, tok, tmp_path):
+    """A first-turn-only file is completed by turns='all' (only second turns generated), and a
+    cut run resumes any turn from the answers on file."""
+    out = tmp_path / "mt.jsonl"
+    generate(model, "mt_bench", out, tokenizer=tok, limit=2, max_new_tokens=4)
+    more = generate(model, "mt_bench", out, tokenizer=tok, limit=3, max_new_tokens=4, turns="all")
+    assert (more.written, more.skipped) == (4, 2)
+    again = generate(model, "mt_bench", out, tokenizer=tok, limit=3, max_new_tokens=4, turns="all")
+    assert (again.written, again.skipped) == (0, 6)
+    ids = sorted(r["id"] for r in read_answers(out))
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_single_turn_sets_are_unchanged_by_turns_all(model, tok, tmp_path):
+    """A test set without a 'turns' column has one turn per prompt, so turns='all' writes the
+    same rows as the default."""
+    generate(model, "vicuna", tmp_path / "a.jsonl", tokenizer=tok, limit=2, max_new_tokens=4)
+    generate(
+        model, "vicuna", tmp_path / "b.jsonl", tokenizer=tok, limit=2, max_new_tokens=4, turns="all"
+    )
+    assert read_answers(tmp_path / "a.jsonl") == read_answers(tmp_path / "b.jsonl")
+
+
+def test_bad_turns_raise_naming_the_row(model, tok, tmp_path):
+    """A 'turns' list that does not start with the row's prompt, or an unknown turns value,
+    is refused with the row named."""
+    bad = Dataset.from_list([{"id": "q1", "prompt": "Hi", "turns": ["Hello", "More"]}])
+    with pytest.raises(DataFormatError, match=r"Row 0 \(id 'q1'\): 'turns' must be"):
+        generate(model, bad, tmp_path / "x.jsonl", tokenizer=tok, turns="all")
+    with pytest.raises(InvalidParameterError, match=r"'turns' parameter of generate"):
+        generate(model, "vicuna", tmp_path / "x.jsonl", tokenizer=tok, turns="second")
+
+
 def test_bad_inputs_raise_naming_the_problem(model, tok, tmp_path):
     """A Dataset without 'prompt', or a non-positive batch size, raises a clear error."""
     with pytest.raises(

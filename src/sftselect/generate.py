@@ -19,6 +19,14 @@ special tokens skipped, surrounding whitespace stripped). Rows are appended
 and flushed after every batch; a restarted run skips the ``(testset, id,
 model)`` triples already in the file (a last line cut short by a crash is
 removed first).
+
+Multi-turn questions (MT-Bench's ``turns``): ``turns="all"`` answers every
+turn, one pass per turn, each later turn in the conversation so far (the
+earlier questions and the model's own answers to them, rendered with the same
+template). The first turn's row is the same as with ``turns="first"``; turn
+``k >= 2`` is written as id ``"<id>/turn<k>"`` with two more fields, ``turn``
+and ``history`` (the messages before its question). A restarted run resumes
+any turn, reading earlier answers from the file.
 """
 
 from __future__ import annotations
@@ -34,12 +42,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._validation import check_positive_int, param_error
+from ._validation import check_choice, check_positive_int, param_error
 from .exceptions import DataFormatError
 from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
 from .train.loading import eos_ids, import_torch, load_model, load_tokenizer, pad_id
 
-__all__ = ["OUTPUT_FIELDS", "GenerateReport", "default_template", "generate", "read_answers"]
+__all__ = [
+    "OUTPUT_FIELDS",
+    "GenerateReport",
+    "default_template",
+    "generate",
+    "read_answers",
+    "turn_id",
+]
 
 _OWNER = "generate"
 #: The fields of every output row.
@@ -126,7 +141,11 @@ def default_template(model: Any, tokenizer: Any) -> PromptTemplate | ChatTemplat
     return TEMPLATES["vicuna_v1.1"]
 
 
-def _prompts(testset: Any, limit: int | None) -> tuple[str, list[tuple[str, str]]]:
+def _prompts(
+    testset: Any, limit: int | None, all_turns: bool
+) -> tuple[str, list[tuple[str, list[str]]]]:
+    """The test set's name and, per row, its id and user turns (only the first
+    unless ``all_turns``; a row without a ``turns`` column has one turn)."""
     from datasets import Dataset
 
     from . import testsets
@@ -147,14 +166,32 @@ def _prompts(testset: Any, limit: int | None) -> tuple[str, list[tuple[str, str]
         raise param_error(_OWNER, "testset", f"one of {list(testsets.NAMES)} or a Dataset", testset)
     pairs = []
     seen: set[str] = set()
-    for i, (ident, prompt) in enumerate(zip(data["id"], data["prompt"])):
+    more = data["turns"] if all_turns and "turns" in data.column_names else [None] * len(data)
+    for i, (ident, prompt, turns) in enumerate(zip(data["id"], data["prompt"], more)):
         if not isinstance(prompt, str) or not prompt:
             raise DataFormatError(f"Row {i} (id {ident!r}): 'prompt' must be a non-empty string.")
         if str(ident) in seen:
             raise DataFormatError(f"Row {i}: id {ident!r} appears twice; ids must be unique.")
         seen.add(str(ident))
-        pairs.append((str(ident), prompt))
+        if turns is None:
+            turns = [prompt]
+        elif (
+            not isinstance(turns, list)
+            or not turns
+            or not all(isinstance(t, str) and t for t in turns)
+            or turns[0] != prompt
+        ):
+            raise DataFormatError(
+                f"Row {i} (id {ident!r}): 'turns' must be a list of non-empty strings whose "
+                f"first is the row's 'prompt'; got {turns!r:.120}."
+            )
+        pairs.append((str(ident), list(turns)))
     return name, pairs
+
+
+def turn_id(ident: str, turn: int) -> str:
+    """The ``id`` of the row that answers turn ``turn`` (1-based) of question ``ident``."""
+    return ident if turn == 1 else f"{ident}/turn{turn}"
 
 
 @contextlib.contextmanager
@@ -188,6 +225,7 @@ def generate(
     top_p: float = 1.0,
     seed: int | None = None,
     limit: int | None = None,
+    turns: str = "first",
 ) -> GenerateReport:
     """Generate answers to ``testset`` with ``model`` and append them to ``output``.
 
@@ -228,6 +266,10 @@ def generate(
         leaves sampling unseeded.
     limit : int or None
         Answer only the first ``limit`` prompts.
+    turns : {"first", "all"}, default "first"
+        ``"all"`` answers every user turn of a multi-turn question (a
+        ``turns`` column, as MT-Bench's), each in the conversation so far; see
+        the module docstring for the rows written.
 
     Returns
     -------
@@ -247,7 +289,8 @@ def generate(
             )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise param_error(_OWNER, "seed", "an int or None", seed)
-    name, pairs = _prompts(testset, limit)
+    all_turns = check_choice(turns, "turns", _OWNER, ("first", "all")) == "all"
+    name, questions = _prompts(testset, limit, all_turns)
     name = testset_name or name
     out = Path(output)
     if model_name is None:
@@ -256,14 +299,18 @@ def generate(
             if isinstance(model, (str, os.PathLike))
             else type(model).__name__
         )
-    done = {(r["testset"], str(r["id"]), r["model"]) for r in read_answers(out)}
-    todo = [(i, p) for i, p in pairs if (name, i, model_name) not in done]
-    skipped = len(pairs) - len(todo)
+    answered = {
+        str(r["id"]): r["answer"]
+        for r in read_answers(out)
+        if r["testset"] == name and r["model"] == model_name
+    }
+    total = sum(len(t) for _, t in questions)
+    skipped = sum(turn_id(i, k) in answered for i, t in questions for k in range(1, len(t) + 1))
 
     torch, _ = import_torch(_OWNER)
     tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
     tmpl = default_template(model, tok) if template is None else get_template(template, _OWNER)
-    if not todo:
+    if skipped == total:
         return GenerateReport(out, 0, skipped, 0.0, 0, tmpl.name)
     if device is None:
         target = None
@@ -277,66 +324,105 @@ def generate(
     if target is not None:
         net.to(target)
     net.eval()
-    run_device = next(net.parameters()).device
-    stops = eos_ids(net, tok)
-    pad = pad_id(tok, _OWNER)
-    bos = getattr(tok, "bos_token_id", None)
-
-    encoded = []
-    for ident, prompt in todo:
-        rendered = tmpl.render(
-            [{"role": "user", "content": prompt}],
-            tok,
-            add_generation_prompt=True,
-            where=f"prompt {ident!r}",
-        )
-        ids = list(tok(rendered.text, add_special_tokens=False)["input_ids"])
-        if rendered.add_bos and bos is not None:
-            ids = [int(bos), *ids]
-        encoded.append((ident, prompt, ids))
-    encoded.sort(key=lambda e: -len(e[2]))
-
     options: dict[str, Any] = {
         "max_new_tokens": max_new_tokens,
-        "pad_token_id": pad,
-        "eos_token_id": stops or None,
+        "pad_token_id": pad_id(tok, _OWNER),
+        "eos_token_id": eos_ids(net, tok) or None,
     }
     if temperature > 0:
         options.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
     else:
         options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    run = _Batches(torch, net, tok, tmpl, options, batch_size, seed if temperature > 0 else None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    written = new_tokens = 0
+    written = 0
     start = time.perf_counter()
     with out.open("a", encoding="utf-8") as fh:
-        for b in range(0, len(encoded), batch_size):
-            batch = encoded[b : b + batch_size]
-            width = max(len(e[2]) for e in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (_, _, ids) in enumerate(batch):  # left padding
-                input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                attention[r, width - len(ids) :] = 1
-            with torch.inference_mode(), _seeded(torch, seed if temperature > 0 else None):
-                seqs = net.generate(
-                    input_ids=input_ids.to(run_device),
-                    attention_mask=attention.to(run_device),
-                    **options,
-                )
-            for (ident, prompt, _), tokens in zip(batch, seqs[:, width:].tolist()):
-                end = next((k for k, t in enumerate(tokens) if t in stops), None)
-                new_tokens += len(tokens) if end is None else end + 1
-                answer = tok.decode(tokens[:end], skip_special_tokens=True).strip()
-                row = {
-                    "id": ident,
+        # one pass per turn: turn k of a question needs its answers to turns 1..k-1
+        for k in range(1, max(len(t) for _, t in questions) + 1):
+            todo = []
+            for ident, user_turns in questions:
+                if len(user_turns) < k or turn_id(ident, k) in answered:
+                    continue
+                history = []
+                for j in range(k - 1):
+                    history.append({"role": "user", "content": user_turns[j]})
+                    history.append(
+                        {"role": "assistant", "content": answered[turn_id(ident, j + 1)]}
+                    )
+                todo.append((ident, user_turns[k - 1], history))
+            for (ident, prompt, history), answer in run(todo, fh.flush, fh.fileno()):
+                row: dict[str, Any] = {
+                    "id": turn_id(ident, k),
                     "testset": name,
                     "prompt": prompt,
                     "answer": answer,
                     "model": model_name,
                 }
+                if k > 1:
+                    row.update(turn=k, history=history)
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                answered[row["id"]] = answer
                 written += 1
-            fh.flush()
-            os.fsync(fh.fileno())
-    return GenerateReport(out, written, skipped, time.perf_counter() - start, new_tokens, tmpl.name)
+    seconds = time.perf_counter() - start
+    return GenerateReport(out, written, skipped, seconds, run.new_tokens, tmpl.name)
+
+
+class _Batches:
+    """Greedy (or seeded sampled) answers, ``batch_size`` prompts at a time, longest first."""
+
+    def __init__(
+        self,
+        torch: Any,
+        net: Any,
+        tok: Any,
+        tmpl: Any,
+        options: dict[str, Any],
+        batch_size: int,
+        seed: int | None,
+    ) -> None:
+        self.torch, self.net, self.tok, self.tmpl = torch, net, tok, tmpl
+        self.options, self.batch_size, self.seed = options, batch_size, seed
+        self.device = next(net.parameters()).device
+        self.stops = options["eos_token_id"] or []
+        self.pad = options["pad_token_id"]
+        self.new_tokens = 0
+
+    def encode(self, ident: str, prompt: str, history: list[dict[str, str]]) -> list[int]:
+        rendered = self.tmpl.render(
+            [*history, {"role": "user", "content": prompt}],
+            self.tok,
+            add_generation_prompt=True,
+            where=f"prompt {ident!r}",
+        )
+        ids = list(self.tok(rendered.text, add_special_tokens=False)["input_ids"])
+        bos = getattr(self.tok, "bos_token_id", None)
+        if rendered.add_bos and bos is not None:
+            ids = [int(bos), *ids]
+        return ids
+
+    def __call__(self, items: list[tuple[str, str, list]], flush: Any, fileno: int) -> Iterator:
+        """Yield ``(item, answer)`` per item; ``flush`` and fsync after every batch."""
+        torch = self.torch
+        encoded = sorted(((item, self.encode(*item)) for item in items), key=lambda e: -len(e[1]))
+        for b in range(0, len(encoded), self.batch_size):
+            batch = encoded[b : b + self.batch_size]
+            width = max(len(ids) for _, ids in batch)
+            input_ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, (_, ids) in enumerate(batch):  # left padding
+                input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                attention[r, width - len(ids) :] = 1
+            with torch.inference_mode(), _seeded(torch, self.seed):
+                seqs = self.net.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention.to(self.device),
+                    **self.options,
+                )
+            for (item, _), tokens in zip(batch, seqs[:, width:].tolist()):
+                end = next((k for k, t in enumerate(tokens) if t in self.stops), None)
+                self.new_tokens += len(tokens) if end is None else end + 1
+                yield item, self.tok.decode(tokens[:end], skip_special_tokens=True).strip()
+            flush()
+            os.fsync(fileno)

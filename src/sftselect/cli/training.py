@@ -83,6 +83,7 @@ def _generate(args: argparse.Namespace) -> int:
         top_p=args.top_p,
         seed=args.seed,
         limit=args.limit,
+        turns=args.turns,
     )
     info(
         f"{report.written} answers written, {report.skipped} already there, "
@@ -144,6 +145,12 @@ def register(sub: Any) -> None:
     ge.add_argument("--template", choices=sorted(TEMPLATES), default=None)
     ge.add_argument("--model-name", default=None, help="the 'model' field of the rows")
     ge.add_argument("--limit", type=_positive_int, default=None)
+    ge.add_argument(
+        "--turns",
+        choices=["first", "all"],
+        default="first",
+        help="'all': answer every turn of a multi-turn question (MT-Bench), in the conversation",
+    )
     ge.add_argument("--max-new-tokens", type=_positive_int, default=512)
     ge.add_argument("--batch-size", type=_positive_int, default=8)
     ge.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")

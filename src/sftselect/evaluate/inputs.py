@@ -222,6 +222,12 @@ def _generate_rows(
         key = (_field(rec, "testset", path, i), _field(rec, "id", path, i, allow_int=True))
         prompt = _field(rec, "prompt", path, i)
         answer = _field(rec, "answer", path, i)
+        if rec.get("history"):
+            raise DataFormatError(
+                f"{path}: record {i} (id {key[1]!r}) answers turn {rec.get('turn', '?')} of a "
+                "multi-turn question (it has a 'history'); the pairwise protocols here judge "
+                "single-turn answers. Judge the first-turn rows (those without 'history')."
+            )
         if key in rows:
             raise DataFormatError(
                 f"{path}: records {rows[key][0]} and {i} have the same (testset, id) {key}."
