@@ -36,14 +36,8 @@ import numbers
 import os
 import random
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-try:  # Pydantic's maintained fork of httpx (same API), which the environment ships...
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover - ...or httpx itself.
-    import httpx
 
 from .._validation import (
     check_non_negative_int,
@@ -52,119 +46,19 @@ from .._validation import (
     check_positive_real,
     param_error,
 )
-from .._version import __version__
+from ._http_pool import LoopState, Settings, httpx, open_loop_state
+from ._openai_reply import RETRYABLE_STATUSES, Retryable, read_reply, redact
 from .base import BackendError, ChatReply, ChatRequest
-from .throttle import BackendStats, TokenBucket, parse_retry_after, retry_after_seconds
+from .throttle import BackendStats, TokenBucket, parse_retry_after
 
-__all__ = ["BackendStats", "OpenAICompatibleBackend", "parse_retry_after"]
+__all__ = ["RETRYABLE_STATUSES", "BackendStats", "OpenAICompatibleBackend", "parse_retry_after"]
 
 logger = logging.getLogger(__name__)
 
 _OWNER = "OpenAICompatibleBackend"
 
-#: Statuses worth another try: rate limits, request timeouts and transient server errors.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
 #: Output tokens assumed for a request without ``max_tokens`` (token metering only).
 DEFAULT_OUTPUT_ESTIMATE = 256
-
-_MAX_ERROR_CHARS = 300
-
-_NOT_JSON = object()
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way another attempt may not."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """The validated parameters, read once per event loop."""
-
-    url: str
-    display_url: str
-    max_concurrency: int
-    timeout: float
-    max_retries: int
-    backoff_base: float
-    backoff_max: float
-    trust_env: bool
-
-
-#: Connections per HTTP client. httpcore's pool scans all of its connections for
-#: every request it places, so one pool of 64 costs the client more CPU than
-#: the network; several small pools, each request sent through the least busy,
-#: keep that cost flat (benchmarks/bench_judge.py).
-_CONNECTIONS_PER_POOL = 8
-
-
-@dataclass
-class _LoopState:
-    """One event loop's clients (small connection pools), semaphore, and the task
-    that closes them at loop end."""
-
-    loop: asyncio.AbstractEventLoop
-    clients: list[httpx.AsyncClient]
-    semaphore: asyncio.Semaphore
-    settings: _Settings
-    closed: bool = False
-    guard: asyncio.Task[None] | None = field(default=None, repr=False)
-    in_flight: list[int] = field(default_factory=list)
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """The first client (all share settings; for inspection)."""
-        return self.clients[0]
-
-    def borrow(self) -> int:
-        """The index of the least busy client, counted as busy until :meth:`give_back`."""
-        loads = self.in_flight
-        i = loads.index(min(loads))
-        loads[i] += 1
-        return i
-
-    def give_back(self, i: int) -> None:
-        self.in_flight[i] -= 1
-
-    async def close_client(self) -> None:
-        self.closed = True
-        for client in self.clients:
-            try:
-                await client.aclose()
-            except Exception as exc:  # pragma: no cover - best effort at shutdown
-                logger.debug("closing the HTTP client failed: %s", type(exc).__name__)
-
-
-class _BorrowedTransport(httpx.AsyncBaseTransport):
-    """Forwards to a caller's transport and leaves closing it to the caller.
-
-    A client closes its transport when it closes; a transport passed in by the
-    user must outlive the per-loop clients built around it.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def _close_at_loop_end(state: _LoopState) -> None:
-    """Wait until cancelled (``asyncio.run`` cancels leftover tasks at shutdown), then close."""
-    try:
-        await asyncio.get_running_loop().create_future()
-    finally:
-        await state.close_client()
 
 
 def _check_str(value: Any, name: str, expected: str = "a non-empty str") -> str:
@@ -184,35 +78,6 @@ def _display_url(url: str) -> str:
 def _is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in {"localhost", "::1"} or host.startswith("127.")
-
-
-def _error_detail(response: httpx.Response) -> str:
-    """The server's error message (OpenAI, vLLM and llama.cpp shapes), or the body's start."""
-    text = response.text
-    try:
-        data = response.json()
-    except ValueError:
-        data = None
-    message: Any = None
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict):
-            message = error.get("message")
-        elif isinstance(error, str):
-            message = error
-        if message is None:
-            message = data.get("message", data.get("detail"))
-    detail = str(message) if message is not None else text
-    detail = " ".join(detail.split())
-    if len(detail) > _MAX_ERROR_CHARS:
-        detail = detail[:_MAX_ERROR_CHARS] + "..."
-    return detail or "(empty body)"
-
-
-def _token_count(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return None
-    return value
 
 
 class OpenAICompatibleBackend:
@@ -295,7 +160,7 @@ class OpenAICompatibleBackend:
         self.stats = BackendStats()
         self._rng: random.Random | None = None  # seeded at first use, after validation
         self._lock = threading.Lock()
-        self._states: dict[int, _LoopState] = {}
+        self._states: dict[int, LoopState] = {}
         self._rpm: TokenBucket | None = None
         self._tpm: TokenBucket | None = None
 
@@ -354,7 +219,7 @@ class OpenAICompatibleBackend:
                 with contextlib.suppress(RuntimeError):
                     state.loop.call_soon_threadsafe(state.guard.cancel)
 
-    def _validate(self) -> _Settings:
+    def _validate(self) -> Settings:
         _check_str(self.model, "model")
         base_url = _check_str(self.base_url, "base_url", "an http(s) URL such as 'http://host/v1'")
         if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
@@ -397,7 +262,7 @@ class OpenAICompatibleBackend:
         elif self._tpm is None or self._tpm.per_minute != tpm:
             self._tpm = TokenBucket(tpm, capacity=tpm / 60.0)
         url = base_url.rstrip("/") + "/chat/completions"
-        return _Settings(
+        return Settings(
             url=url,
             display_url=_display_url(url),
             max_concurrency=max_concurrency,
@@ -408,7 +273,7 @@ class OpenAICompatibleBackend:
             trust_env=not _is_loopback(base_url),
         )
 
-    def _state(self) -> _LoopState:
+    def _state(self) -> LoopState:
         """This event loop's client and semaphore, created on first use."""
         loop = asyncio.get_running_loop()
         with self._lock:
@@ -418,37 +283,7 @@ class OpenAICompatibleBackend:
             for key, old in list(self._states.items()):
                 if old.closed or old.loop.is_closed() or old.loop is loop:
                     del self._states[key]
-            settings = self._validate()
-            transport = _BorrowedTransport(self.transport) if self.transport is not None else None
-            n_pools = math.ceil(settings.max_concurrency / _CONNECTIONS_PER_POOL)
-            per_pool = math.ceil(settings.max_concurrency / n_pools)
-            # One TLS context for every pool (building one reads the CA bundle: 70 ms).
-            tls = (
-                httpx.create_ssl_context(trust_env=settings.trust_env)
-                if transport is None
-                else True
-            )
-            clients = [
-                httpx.AsyncClient(
-                    verify=tls,
-                    timeout=httpx.Timeout(settings.timeout),
-                    limits=httpx.Limits(
-                        max_connections=per_pool, max_keepalive_connections=per_pool
-                    ),
-                    transport=transport,
-                    trust_env=settings.trust_env,
-                    headers={"User-Agent": f"sftselect/{__version__}"},
-                )
-                for _ in range(n_pools)
-            ]
-            state = _LoopState(
-                loop=loop,
-                clients=clients,
-                semaphore=asyncio.Semaphore(settings.max_concurrency),
-                settings=settings,
-                in_flight=[0] * n_pools,
-            )
-            state.guard = loop.create_task(_close_at_loop_end(state))
+            state = open_loop_state(loop, self._validate(), self.transport)
             self._states[id(loop)] = state
             return state
 
@@ -493,7 +328,7 @@ class OpenAICompatibleBackend:
             settings = state.settings
             try:
                 return await self._attempt(state, body, cost, output_allowance)
-            except _Retryable as exc:
+            except Retryable as exc:
                 failure = exc
             except BackendError:
                 self.stats.failures += 1
@@ -519,7 +354,7 @@ class OpenAICompatibleBackend:
             )
             await asyncio.sleep(delay)
 
-    def _backoff(self, attempt: int, retry_after: float | None, settings: _Settings) -> float:
+    def _backoff(self, attempt: int, retry_after: float | None, settings: Settings) -> float:
         if retry_after is not None:
             return min(retry_after, settings.backoff_max)
         cap = min(settings.backoff_max, settings.backoff_base * 2.0**attempt)
@@ -549,7 +384,7 @@ class OpenAICompatibleBackend:
         return drawn_requests, drawn_tokens
 
     async def _attempt(
-        self, state: _LoopState, body: dict[str, Any], cost: int, output_allowance: int
+        self, state: LoopState, body: dict[str, Any], cost: int, output_allowance: int
     ) -> ChatReply:
         settings = state.settings
         key = os.environ.get(self.api_key_env) or None
@@ -567,7 +402,7 @@ class OpenAICompatibleBackend:
     async def _send(
         self,
         client: httpx.AsyncClient,
-        settings: _Settings,
+        settings: Settings,
         body: dict[str, Any],
         headers: dict[str, str],
         key: str | None,
@@ -582,27 +417,25 @@ class OpenAICompatibleBackend:
         try:
             response = await client.post(settings.url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
-            error = _Retryable(f"timed out after {settings.timeout:g} s ({type(exc).__name__})")
+            error = Retryable(f"timed out after {settings.timeout:g} s ({type(exc).__name__})")
         except httpx.UnsupportedProtocol as exc:
             error = BackendError(
-                f"{_OWNER} cannot send to {settings.display_url}: {_redact(str(exc), key)}"
+                f"{_OWNER} cannot send to {settings.display_url}: {redact(str(exc), key)}"
             )
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            error = _Retryable(
-                f"connection failed ({type(exc).__name__}: {_redact(str(exc), key)})"
-            )
+            error = Retryable(f"connection failed ({type(exc).__name__}: {redact(str(exc), key)})")
         except httpx.RequestError as exc:
             error = BackendError(
                 f"{_OWNER} request to {settings.display_url} failed "
-                f"({type(exc).__name__}: {_redact(str(exc), key)})"
+                f"({type(exc).__name__}: {redact(str(exc), key)})"
             )
         except RuntimeError:
             if not client.is_closed:
                 raise
             # aclose() ran while this request waited; the next attempt opens a new client.
-            error = _Retryable("the HTTP client was closed while the request waited")
+            error = Retryable("the HTTP client was closed while the request waited")
         if error is not None:
-            if isinstance(error, _Retryable):
+            if isinstance(error, Retryable):
                 self._refund_output(drawn_tokens, output_allowance)
             raise error
         return response, drawn_tokens
@@ -614,71 +447,20 @@ class OpenAICompatibleBackend:
     def _parse(
         self,
         response: httpx.Response,
-        settings: _Settings,
+        settings: Settings,
         key: str | None,
         drawn_tokens: float,
         cost: int,
         output_allowance: int,
     ) -> ChatReply:
-        status = response.status_code
-        if not 200 <= status < 300:
+        if not 200 <= response.status_code < 300:
             self._refund_output(drawn_tokens, output_allowance)
-            detail = _redact(_error_detail(response), key)
-            if status in RETRYABLE_STATUSES:
-                retry_after = retry_after_seconds(response)
-                raise _Retryable(f"HTTP {status}: {detail}", status=status, retry_after=retry_after)
-            raise BackendError(
-                f"{_OWNER} got HTTP {status} from {settings.display_url}: {detail}",
-                status=status,
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = _NOT_JSON
-        if data is _NOT_JSON:
-            start = _redact(" ".join(response.text[:80].split()), key)
-            raise _Retryable(f"malformed reply (HTTP {status}, not JSON: {start!r})", status=status)
-        choices = data.get("choices") if isinstance(data, dict) else None
-        first = choices[0] if isinstance(choices, list) and choices else None
-        message = first.get("message") if isinstance(first, dict) else None
-        if not isinstance(message, dict):
-            raise _Retryable(
-                f"malformed reply (HTTP {status}, no choices[0].message)", status=status
-            )
-        finish_reason = first.get("finish_reason")  # type: ignore[union-attr]
-        finish_reason = finish_reason if isinstance(finish_reason, str) else None
-        content = message.get("content")
-        if not isinstance(content, str):
-            refusal = message.get("refusal")
-            extra = f", refusal: {_redact(str(refusal)[:_MAX_ERROR_CHARS], key)}" if refusal else ""
-            raise BackendError(
-                f"{_OWNER} got a reply with no text content from {settings.display_url} "
-                f"(finish_reason={finish_reason!r}{extra})",
-                status=status,
-            )
-        usage = data.get("usage")
-        usage = usage if isinstance(usage, dict) else {}
-        input_tokens = _token_count(usage.get("prompt_tokens"))
-        output_tokens = _token_count(usage.get("completion_tokens"))
+        reply = read_reply(response, settings.display_url, key)
+        input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
         if input_tokens is not None:
             self.stats.input_tokens += input_tokens
         if output_tokens is not None:
             self.stats.output_tokens += output_tokens
         if self._tpm is not None and drawn_tokens and input_tokens is not None:
-            actual = input_tokens + (output_tokens or 0)
-            self._tpm.give_back(cost - actual)
-        model = data.get("model")
-        return ChatReply(
-            text=content,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            finish_reason=finish_reason,
-            model=model if isinstance(model, str) else None,
-        )
-
-
-def _redact(text: str, key: str | None) -> str:
-    """``text`` with every occurrence of the API key replaced."""
-    if key and key in text:
-        return text.replace(key, "[redacted]")
-    return text
+            self._tpm.give_back(cost - (input_tokens + (output_tokens or 0)))
+        return reply
