@@ -31,7 +31,6 @@ any turn, reading earlier answers from the file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._validation import check_choice, check_positive_int, param_error
+from .backends._torch_generate import left_pad, seeded
 from .exceptions import DataFormatError
 from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
 from .train.loading import eos_ids, import_torch, load_model, load_tokenizer, pad_id
@@ -192,19 +192,6 @@ def _prompts(
 def turn_id(ident: str, turn: int) -> str:
     """The ``id`` of the row that answers turn ``turn`` (1-based) of question ``ident``."""
     return ident if turn == 1 else f"{ident}/turn{turn}"
-
-
-@contextlib.contextmanager
-def _seeded(torch: Any, seed: int | None) -> Iterator[None]:
-    if seed is None:
-        yield
-        return
-    # manual_seed seeds every device: fork the CUDA generator too, so the
-    # caller's global random state is left as it was.
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(int(seed))
-        yield
 
 
 def generate(
@@ -408,13 +395,10 @@ class _Batches:
         encoded = sorted(((item, self.encode(*item)) for item in items), key=lambda e: -len(e[1]))
         for b in range(0, len(encoded), self.batch_size):
             batch = encoded[b : b + self.batch_size]
-            width = max(len(ids) for _, ids in batch)
-            input_ids = torch.full((len(batch), width), self.pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, (_, ids) in enumerate(batch):  # left padding
-                input_ids[r, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-                attention[r, width - len(ids) :] = 1
-            with torch.inference_mode(), _seeded(torch, self.seed):
+            input_ids, attention = left_pad(torch, [ids for _, ids in batch], self.pad)
+            width = input_ids.shape[1]
+            # manual_seed seeds every device; None forks the current CUDA device's RNG too
+            with torch.inference_mode(), seeded(torch, self.seed, None):
                 seqs = self.net.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=attention.to(self.device),

@@ -77,22 +77,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import contextlib
 import gc
 import hashlib
 import math
 import numbers
 import os
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from .._validation import param_error
 from ..exceptions import InvalidParameterError, MissingExtraError
+from . import _local_engine
+from ._local_engine import (
+    Engine,
+    Job,
+    import_torch_transformers,
+    load_pretrained,
+    open_engine,
+    short_error,
+)
 from .base import BackendError, ChatReply, ChatRequest
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "TransformersChatBackend"]
@@ -100,75 +105,14 @@ __all__ = ["DEFAULT_MAX_NEW_TOKENS", "TransformersChatBackend"]
 _OWNER = "TransformersChatBackend"
 
 #: Tokens generated for a request whose ``max_tokens`` is None.
-DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_MAX_NEW_TOKENS = _local_engine.DEFAULT_MAX_NEW_TOKENS
 
 _DTYPE_NAMES = ("float32", "float16", "bfloat16")
-_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
 _STOP = object()
 
 #: Seconds an idle worker thread waits before exiting (the next request starts a new one),
 #: so that a backend dropped without close() does not pin its model through its thread.
 _IDLE_EXIT_S = 30.0
-
-
-@dataclass
-class _Job:
-    """One queued request, its future, and what preparing it found."""
-
-    request: ChatRequest
-    future: cf.Future
-    prompt_ids: list[int] = field(default_factory=list)
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-
-
-@dataclass
-class _Engine:
-    """The loaded model and what generation needs to know about it."""
-
-    torch: Any
-    model: Any
-    tokenizer: Any
-    device: Any
-    eos_ids: frozenset[int]
-    pad_id: int
-    context: int | None
-    stopping_base: type
-
-
-def _import_torch_transformers() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise MissingExtraError(
-            f"{_OWNER} needs torch and transformers ({exc}). Install them with "
-            "`pip install 'sftselect[hf]' torch` (and `gguf accelerate` for GGUF files)."
-        ) from exc
-    return torch, transformers
-
-
-def _transformers_version(transformers: Any) -> tuple[int, int]:
-    m = re.match(r"(\d+)\.(\d+)", getattr(transformers, "__version__", "0.0"))
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-
-
-def _is_oom(exc: BaseException, torch: Any) -> bool:
-    oom_types = tuple(
-        t
-        for t in (
-            getattr(torch, "OutOfMemoryError", None),
-            getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None),
-        )
-        if isinstance(t, type)
-    )
-    if oom_types and isinstance(exc, oom_types):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class TransformersChatBackend:
@@ -230,7 +174,7 @@ class TransformersChatBackend:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self._engine_obj: _Engine | None = None
+        self._engine_obj: Engine | None = None
         self._load_error: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -360,7 +304,7 @@ class TransformersChatBackend:
         )
 
     def _resolve_dtype_name(self) -> str:
-        torch, _ = _import_torch_transformers()
+        torch, _ = import_torch_transformers()
         if not self._model_is_path():
             self._resolve_device(torch)
             return str(getattr(self.model, "dtype", "unknown")).replace("torch.", "")
@@ -403,7 +347,7 @@ class TransformersChatBackend:
                     target=self._serve, name="sftselect-transformers", daemon=True
                 )
                 self._thread.start()
-            self._queue.put(_Job(request, future))
+            self._queue.put(Job(request, future))
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
@@ -477,7 +421,7 @@ class TransformersChatBackend:
             try:
                 self._run_batch(live)
             except BaseException as exc:  # the worker must never leave a future pending
-                error = BackendError(f"{_OWNER} failed: {_short(exc)}")
+                error = BackendError(f"{_OWNER} failed: {short_error(exc)}")
                 for job in live:
                     if not job.future.done():
                         job.future.set_exception(error)
@@ -491,7 +435,7 @@ class TransformersChatBackend:
             if item is not _STOP and item.future.set_running_or_notify_cancel():
                 item.future.set_exception(BackendError(f"{_OWNER} was closed."))
 
-    def _engine(self) -> _Engine:
+    def _engine(self) -> Engine:
         if self._engine_obj is not None:
             return self._engine_obj
         if self._load_error is not None:
@@ -503,25 +447,20 @@ class TransformersChatBackend:
             self._load_error = exc
             raise
         except Exception as exc:
-            err = BackendError(f"{_OWNER} could not load {self._label()!r}: {_short(exc, 500)}")
+            err = BackendError(
+                f"{_OWNER} could not load {self._label()!r}: {short_error(exc, 500)}"
+            )
             self._load_error = err
             raise err from exc
         return self._engine_obj
 
-    def _load(self) -> _Engine:
-        torch, transformers = _import_torch_transformers()
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.generation.stopping_criteria import StoppingCriteria
-
+    def _load(self) -> Engine:
+        """Load the model and tokenizer (or take the loaded ones) as the parameters say."""
+        torch, transformers = import_torch_transformers()
         device = self._resolve_device(torch)
         if self._model_is_path():
             path, gguf = self._source()
-            dtype = self._resolve_dtype(torch, device)
-            dtype_kw = "dtype" if _transformers_version(transformers) >= (4, 56) else "torch_dtype"
-            kwargs: dict[str, Any] = {dtype_kw: dtype}
-            if gguf:
-                kwargs["gguf_file"] = gguf
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model = load_pretrained(transformers, path, gguf, self._resolve_dtype(torch, device))
             model.to(device)
         else:
             model = self.model
@@ -529,61 +468,19 @@ class TransformersChatBackend:
                 model.to(device)
         if self.tokenizer is None:
             path, gguf = self._source()
-            tokenizer = AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+            tokenizer = transformers.AutoTokenizer.from_pretrained(
+                path, **({"gguf_file": gguf} if gguf else {})
+            )
         elif isinstance(self.tokenizer, (str, os.PathLike)):
-            tokenizer = AutoTokenizer.from_pretrained(os.fspath(self.tokenizer))
+            tokenizer = transformers.AutoTokenizer.from_pretrained(os.fspath(self.tokenizer))
         else:
             tokenizer = self.tokenizer
-        model.eval()
-
-        if self.chat_template is None and not getattr(tokenizer, "chat_template", None):
-            raise InvalidParameterError(
-                f"The tokenizer of {self._label()!r} has no chat template; pass one as the "
-                f"'chat_template' parameter of {_OWNER}."
-            )
-        eos: set[int] = set()
-        for source in (
-            getattr(getattr(model, "generation_config", None), "eos_token_id", None),
-            getattr(tokenizer, "eos_token_id", None),
-        ):
-            if isinstance(source, numbers.Integral):
-                eos.add(int(source))
-            elif isinstance(source, (list, tuple)):
-                eos.update(int(t) for t in source)
-        pad = getattr(tokenizer, "pad_token_id", None)
-        if pad is None:
-            pad = getattr(tokenizer, "eos_token_id", None)
-        if pad is None and eos:
-            pad = min(eos)
-        if pad is None:
-            raise InvalidParameterError(
-                f"The tokenizer of {self._label()!r} has neither a pad nor an EOS token; set "
-                f"tokenizer.pad_token before passing it to {_OWNER}."
-            )
-        config = getattr(model, "config", None)
-        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        context = None
-        for attr in _CONTEXT_ATTRS:
-            value = getattr(text_config, attr, None)
-            if isinstance(value, numbers.Integral) and value > 0:
-                context = int(value)
-                break
-        if context is None:
-            limit = getattr(tokenizer, "model_max_length", None)
-            if isinstance(limit, numbers.Integral) and 0 < limit < 10_000_000:
-                context = int(limit)
-        return _Engine(
-            torch=torch,
-            model=model,
-            tokenizer=tokenizer,
-            device=device,
-            eos_ids=frozenset(eos),
-            pad_id=int(pad),
-            context=context,
-            stopping_base=StoppingCriteria,
+        return open_engine(
+            torch, model, tokenizer, device, chat_template=self.chat_template, label=self._label()
         )
 
-    def _run_batch(self, jobs: list[_Job]) -> None:
+    def _run_batch(self, jobs: list[Job]) -> None:
+        """Generate for ``jobs``; a model that cannot be loaded fails each of them."""
         try:
             engine = self._engine()
         except BaseException as exc:
@@ -592,215 +489,4 @@ class TransformersChatBackend:
             if not isinstance(exc, Exception):
                 raise
             return
-        groups: dict[tuple[Any, ...], list[_Job]] = {}
-        for n, job in enumerate(jobs):
-            try:
-                key = self._prepare(engine, job)
-            except BackendError as exc:
-                job.future.set_exception(exc)
-                continue
-            except Exception as exc:
-                job.future.set_exception(
-                    BackendError(f"{_OWNER} could not build the prompt: {_short(exc)}")
-                )
-                continue
-            if key[1] > 0 and job.request.seed is not None:
-                key = (*key, "seeded", n)  # a seeded sampling request runs alone
-            groups.setdefault(key, []).append(job)
-        for group in groups.values():
-            self._generate_group(engine, group)
-
-    def _prepare(self, engine: _Engine, job: _Job) -> tuple[Any, ...]:
-        """Validate the decoding, tokenize the prompt and return the batching key."""
-        req = job.request
-        max_new = DEFAULT_MAX_NEW_TOKENS if req.max_tokens is None else req.max_tokens
-        if isinstance(max_new, bool) or not isinstance(max_new, numbers.Integral) or max_new <= 0:
-            raise BackendError(
-                f"max_tokens must be a positive int or None; got {req.max_tokens!r}."
-            )
-        temp = req.temperature
-        if isinstance(temp, bool) or not isinstance(temp, numbers.Real) or not 0 <= temp < math.inf:
-            raise BackendError(f"temperature must be a number >= 0; got {temp!r}.")
-        top_p = req.top_p
-        if top_p is not None and (
-            isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1
-        ):
-            raise BackendError(f"top_p must be in (0, 1] or None; got {top_p!r}.")
-        if any(not isinstance(s, str) or not s for s in req.stop):
-            raise BackendError(f"stop strings must be non-empty strings; got {req.stop!r}.")
-        text = engine.tokenizer.apply_chat_template(
-            req.message_dicts(),
-            add_generation_prompt=True,
-            tokenize=False,
-            chat_template=self.chat_template,
-        )
-        ids = list(engine.tokenizer(text, add_special_tokens=False)["input_ids"])
-        if not ids:
-            raise BackendError("The chat template rendered an empty prompt.")
-        if engine.context is not None and len(ids) + int(max_new) > engine.context:
-            raise BackendError(
-                f"The prompt is {len(ids)} tokens and max_tokens is {int(max_new)}: "
-                f"{len(ids) + int(max_new)} tokens do not fit in the context of "
-                f"{self._label()!r} ({engine.context} tokens). Shorten the prompt or lower "
-                "max_tokens."
-            )
-        job.prompt_ids = ids
-        job.max_new_tokens = int(max_new)
-        return (int(max_new), float(temp), top_p, tuple(req.stop), repr(req.extra))
-
-    def _generate_group(self, engine: _Engine, jobs: list[_Job]) -> None:
-        """Generate for jobs that share decoding parameters; on OOM split in halves."""
-        try:
-            replies = self._generate(engine, jobs)
-        except Exception as exc:
-            if _is_oom(exc, engine.torch):
-                self._free_memory(engine)
-                if len(jobs) > 1:
-                    half = len(jobs) // 2
-                    self._generate_group(engine, jobs[:half])
-                    self._generate_group(engine, jobs[half:])
-                    return
-                job = jobs[0]
-                error = BackendError(
-                    f"Out of memory on {engine.device} generating one reply (prompt "
-                    f"{len(job.prompt_ids)} tokens, max_tokens {job.max_new_tokens}): "
-                    f"{_short(exc, 200)}. Lower max_tokens, use a smaller dtype or model, or "
-                    "free the device's memory."
-                )
-            else:
-                error = BackendError(f"{_OWNER}: generation failed: {_short(exc)}")
-            for job in jobs:
-                job.future.set_exception(error)
-            return
-        for job, reply in zip(jobs, replies):
-            job.future.set_result(reply)
-
-    @staticmethod
-    def _free_memory(engine: _Engine) -> None:
-        gc.collect()
-        if getattr(engine.device, "type", None) == "cuda":
-            engine.torch.cuda.empty_cache()
-
-    @contextlib.contextmanager
-    def _seeded(self, engine: _Engine, seed: int | None) -> Iterator[None]:
-        if seed is None:
-            yield
-            return
-        torch = engine.torch
-        kind = getattr(engine.device, "type", "cpu")
-        if kind == "cuda":
-            index = engine.device.index
-            devices = [torch.cuda.current_device() if index is None else index]
-            fork = torch.random.fork_rng(devices=devices, device_type="cuda")
-        elif kind == "mps":
-            fork = torch.random.fork_rng(devices=[0], device_type="mps")
-        else:
-            fork = torch.random.fork_rng(devices=[])
-        with fork:
-            torch.manual_seed(int(seed))
-            yield
-
-    def _generate(self, engine: _Engine, jobs: list[_Job]) -> list[ChatReply]:
-        torch = engine.torch
-        req = jobs[0].request
-        max_new = jobs[0].max_new_tokens
-        lengths = [len(job.prompt_ids) for job in jobs]
-        width = max(lengths)
-        input_ids = torch.full((len(jobs), width), engine.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(jobs), width), dtype=torch.long)
-        for row, job in enumerate(jobs):  # left padding
-            n = len(job.prompt_ids)
-            input_ids[row, width - n :] = torch.tensor(job.prompt_ids, dtype=torch.long)
-            attention[row, width - n :] = 1
-        options: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "pad_token_id": engine.pad_id,
-            "eos_token_id": sorted(engine.eos_ids) if engine.eos_ids else None,
-        }
-        sampling = float(req.temperature) > 0
-        if sampling:
-            options.update(
-                do_sample=True,
-                temperature=float(req.temperature),
-                top_p=1.0 if req.top_p is None else float(req.top_p),
-                top_k=0,
-            )
-        else:
-            options["do_sample"] = False
-        options.update(dict(req.extra))
-        criterion = None
-        if req.stop:
-            criterion = _stop_criterion(
-                engine.stopping_base, engine.tokenizer, req.stop, width, len(jobs), engine.eos_ids
-            )
-            from transformers.generation.stopping_criteria import StoppingCriteriaList
-
-            options["stopping_criteria"] = StoppingCriteriaList([criterion])
-        with (
-            torch.inference_mode(),
-            self._seeded(engine, req.seed if sampling else None),
-        ):
-            out = engine.model.generate(
-                input_ids=input_ids.to(engine.device),
-                attention_mask=attention.to(engine.device),
-                **options,
-            )
-        sequences = getattr(out, "sequences", out)
-        new_tokens = sequences[:, width:].tolist()
-        replies = []
-        for row, tokens in enumerate(new_tokens):
-            end, shown, finish = len(tokens), len(tokens), "length"
-            for pos, token in enumerate(tokens):
-                if token in engine.eos_ids:  # counted as generated, never shown
-                    end, shown, finish = pos + 1, pos, "stop"
-                    break
-            done_at = criterion.done_at[row] if criterion is not None else None
-            if done_at is not None and done_at < end:
-                end, shown, finish = done_at, done_at, "stop"
-            text = engine.tokenizer.decode(tokens[:shown], skip_special_tokens=True)
-            cut = min((i for i in (text.find(s) for s in req.stop) if i >= 0), default=None)
-            if cut is not None:
-                text, finish = text[:cut], "stop"
-            replies.append(
-                ChatReply(
-                    text=text,
-                    input_tokens=lengths[row],
-                    output_tokens=end,
-                    finish_reason=finish,
-                    model=self._label(),
-                )
-            )
-        return replies
-
-
-def _stop_criterion(
-    base: type,
-    tokenizer: Any,
-    stops: tuple[str, ...],
-    prompt_width: int,
-    batch: int,
-    eos_ids: frozenset[int],
-) -> Any:
-    """A stopping criterion that ends a row once its decoded new text holds a stop string,
-    recording how many tokens that took (``done_at``)."""
-
-    decode: Callable[..., str] = tokenizer.decode
-
-    class StopOnStrings(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            self.done_at: list[int | None] = [None] * batch
-
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            import torch
-
-            rows = input_ids[:, prompt_width:].tolist()
-            flags = []
-            for i, row in enumerate(rows):
-                if self.done_at[i] is None and not eos_ids.intersection(row):
-                    text = decode(row, skip_special_tokens=True)
-                    if any(s in text for s in stops):
-                        self.done_at[i] = len(row)
-                flags.append(self.done_at[i] is not None)
-            return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
-
-    return StopOnStrings()
+        engine.run_batch(jobs)
