@@ -21,6 +21,7 @@ from nltk.tokenize.destructive import NLTKWordTokenizer
 
 from sftselect.exceptions import DataFormatError, InvalidParameterError, SftSelectWarning
 from sftselect.scoring import nltk_words
+from sftselect.scoring._nltk_fast import FastCounter
 from sftselect.scoring.nltk_words import count_nltk_words, reference_word_tokens
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -84,8 +85,8 @@ PROPERTY = settings(max_examples=400, deadline=None, suppress_health_check=[Heal
 
 
 @lru_cache(maxsize=1)
-def _fast_counter() -> nltk_words._FastCounter:
-    return nltk_words._FastCounter()
+def _fast_counter() -> FastCounter:
+    return nltk_words._fast_counter()
 
 
 def nltk_count(text: str) -> int:
@@ -204,7 +205,7 @@ def test_fast_path_is_active():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         counter = nltk_words._counter()
-    assert getattr(counter, "__self__", None).__class__ is nltk_words._FastCounter
+    assert getattr(counter, "__self__", None).__class__ is FastCounter
 
 
 def test_counts_equal_reference_on_every_real_record(real_responses):
