@@ -130,3 +130,55 @@ def test_console_script_runs_as_module(data, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "selected 2 of 10 rows" in proc.stderr
+
+
+def test_output_folder_of_other_files_is_refused_before_the_run(data, tmp_path, capsys):
+    """-o naming a folder of other files exits 2 with one line and leaves the folder as it was."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    assert main(["select", str(data), "-o", str(folder), "-k", "2", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a saved Dataset" in err
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert not (tmp_path / "precious.provenance.json").exists()
+
+
+def test_os_errors_are_one_line(data, tmp_path, capsys):
+    """An OS error on the way (an output under a plain file) is one line, exit 2, no traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["select", str(data), "-o", str(blocker / "out.jsonl"), "-k", "2", "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "file" in err
+
+
+def test_quality_refuses_turns_it_cannot_rate(data, tmp_path, capsys):
+    """--selector quality with --turns sum is an error, not silently the last turn."""
+    args = ["select", str(data), "-o", str(tmp_path / "o.jsonl"), "--selector", "quality"]
+    args += ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--turns", "sum", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "'turns' parameter of QualitySelector" in err and "'sum'" in err
+
+
+def test_quiet_silences_the_datasets_progress_bars(data, tmp_path, capsys):
+    """-q writes nothing on stderr, saving a Dataset folder included, and restores the bars."""
+    from datasets.utils.logging import is_progress_bar_enabled
+
+    before = is_progress_bar_enabled()
+    assert main(["select", str(data), "-o", str(tmp_path / "folder"), "-k", "2", "-q"]) == 0
+    assert capsys.readouterr().err == ""
+    assert is_progress_bar_enabled() == before
+
+
+def test_closed_pipe_ends_quietly(data):
+    """stats piped into a reader that stops early exits without a traceback."""
+    proc = subprocess.run(
+        f"{sys.executable} -m sftselect.cli stats {data} --unit words --no-plot | true",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from datasets import Dataset, DatasetDict
 
 from sftselect import DataFormatError, load_data, load_sample, save_data
+from sftselect.io import check_output_path
 from sftselect.reference import load_released
 
 ROWS = [
@@ -103,3 +105,84 @@ def test_released_subset_parses(shared_data):
 def test_sample_prefix_loads_bundled_sample():
     """load_data('sample:alpaca_2k') is the bundled sample."""
     assert load_data("sample:alpaca_2k").to_list()[:3] == load_sample().to_list()[:3]
+
+
+def test_fields_missing_from_the_first_record_are_kept(tmp_path):
+    """Every field of any record becomes a column; a record without it has None there."""
+    rows = [
+        {"instruction": "a", "output": "x"},
+        {"instruction": "b", "input": "c", "output": "y", "extra": 1},
+    ]
+    for name, text in (
+        ("a.json", json.dumps(rows)),
+        ("a.jsonl", "\n".join(json.dumps(r) for r in rows)),
+    ):
+        path = tmp_path / name
+        path.write_text(text)
+        loaded = load_data(path)
+        assert loaded.column_names == ["instruction", "output", "input", "extra"]
+        assert loaded.to_list() == [
+            {"instruction": "a", "output": "x", "input": None, "extra": None},
+            {"instruction": "b", "output": "y", "input": "c", "extra": 1},
+        ]
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "where"),
+    [
+        ("t.jsonl", lambda rows: "\n\n".join(json.dumps(r) for r in rows), "line 5"),
+        ("t.json", json.dumps, "record 2 (0-based)"),
+    ],
+)
+def test_a_field_whose_type_changes_names_field_and_record(tmp_path, name, write, where):
+    """A field that is a string in one record and a number in another names both places."""
+    rows = [
+        {"instruction": "a", "output": "x"},
+        {"instruction": "b", "output": "y"},
+        {"instruction": "c", "output": 123},
+    ]
+    path = tmp_path / name
+    path.write_text(write(rows))
+    with pytest.raises(
+        DataFormatError, match=f"field 'output' is a number at {re.escape(where)}"
+    ) as info:
+        load_data(path)
+    assert "but a string at" in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".parquet", ""])
+def test_save_data_replaces_its_own_kind_of_output(tmp_path, suffix):
+    """Writing twice to the same path replaces the first output with the second."""
+    path = tmp_path / f"out{suffix}"
+    save_data(Dataset.from_list(ROWS), path)
+    save_data(Dataset.from_list(ROWS[:1]), path)
+    assert load_data(path).to_list() == ROWS[:1]
+
+
+def test_save_data_never_replaces_a_folder_of_other_files(tmp_path):
+    """A folder that is not a saved Dataset is refused, and its files are left alone."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(DataFormatError, match="not a saved Dataset"):
+        save_data(Dataset.from_list(ROWS), folder)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious"]
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "message"),
+    [
+        (lambda p: p.write_text("x"), "plainfile", "is an existing file"),
+        (lambda p: p.mkdir(), "dir.jsonl", "is a folder"),
+        (lambda p: None, "out.csv", "cannot write .csv files"),
+    ],
+)
+def test_check_output_path_refuses_what_save_data_would_not_write(tmp_path, make, name, message):
+    """An output path of the wrong kind is refused up front, before anything is written."""
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(DataFormatError, match=message):
+        check_output_path(path)
+    with pytest.raises(DataFormatError, match=message):
+        save_data(Dataset.from_list(ROWS), path)

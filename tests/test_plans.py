@@ -228,3 +228,20 @@ def test_digest_refuses_a_missing_value():
     """A None among the fields is an error naming the column and row, not a silent ''."""
     with pytest.raises(TypeError, match="'x': row 1 is None"):
         plan_digest("j", {}, {"x": ["a", None]}, np.arange(2))
+
+
+def test_cached_rerun_with_unparsable_replies_raises_the_parse_error(tmp_path):
+    """A fully cached re-run reports unparsable replies as JudgeParseError, as the first run did."""
+    from sftselect.exceptions import JudgeParseError
+
+    calls: list = []
+    judge = CallableBackend(judge_fn(calls), identity="scripted")
+    cache = tmp_path / "r.sqlite"
+    messages = []
+    for _ in range(2):
+        selector = QualitySelector(judge, k=3, cache=cache, on_parse_error="raise")
+        with pytest.raises(JudgeParseError, match="could not be parsed") as info:
+            selector.rate(data())
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
+    assert len(calls) == len(data())  # the second run sent nothing

@@ -206,7 +206,7 @@ def response_view(
         bad = _first_null(texts, None)
         if bad is not None and on_invalid == "raise":
             raise DataFormatError(
-                f"Row {bad}: the response column {fmt.response!r} is null; expected a string."
+                f"Row {bad}: the response column {fmt.response!r} is null or missing; expected a string."
             )
         missing = np.flatnonzero(texts.is_null().to_numpy(zero_copy_only=False))
         return TextView(texts.fill_null(""), None, prompts, n, missing)

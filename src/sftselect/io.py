@@ -19,18 +19,25 @@ from .exceptions import DataFormatError
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["OUTPUT_SUFFIXES", "load_data", "save_data"]
+__all__ = ["OUTPUT_SUFFIXES", "check_output_path", "load_data", "save_data"]
 
 OUTPUT_SUFFIXES = (".json", ".jsonl", ".parquet")
 
+# Suffixes of file types that save_data does not write: a path ending in one is
+# refused rather than turned into a saved-Dataset folder of that name.
+_FILE_SUFFIXES_NOT_WRITTEN = (".csv", ".tsv", ".txt", ".arrow", ".xlsx", ".gz", ".zip", ".zst")
 
-def _records_from_json(path: Path) -> list[dict[str, Any]]:
+
+def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | None]:
+    """The records of a JSON array file, or of JSON Lines saved as ``.json`` (then
+    with each record's line number; None for an array)."""
     text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            return _records_from_jsonl_text(text, path)  # JSON Lines saved as .json
+            lines: list[int] = []
+            return _records_from_jsonl_text(text, path, lines), lines  # JSON Lines as .json
         raise DataFormatError(
             f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
         ) from None
@@ -47,10 +54,13 @@ def _records_from_json(path: Path) -> list[dict[str, Any]]:
             raise DataFormatError(
                 f"{path}: record {i} is a {type(rec).__name__}; expected an object."
             )
-    return data
+    return data, None
 
 
-def _records_from_jsonl_text(text: str, path: Path) -> list[dict[str, Any]]:
+def _records_from_jsonl_text(
+    text: str, path: Path, lines: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """The records of JSON Lines ``text``; ``lines`` (if given) receives each one's line number."""
     records = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -66,20 +76,83 @@ def _records_from_jsonl_text(text: str, path: Path) -> list[dict[str, Any]]:
                 f"{path}:{lineno}: a {type(rec).__name__}; expected a JSON object."
             )
         records.append(rec)
+        if lines is not None:
+            lines.append(lineno)
     return records
 
 
-def _dataset_from_records(records: list[dict[str, Any]], path: Path) -> Dataset:
+def _columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Column lists over the union of the records' fields, in order of first
+    appearance; a record without a field has None there."""
+    names: dict[str, None] = {}
+    for rec in records:
+        if len(rec) != len(names) or any(name not in names for name in rec):
+            names.update(dict.fromkeys(rec))
+    return {name: [rec.get(name) for rec in records] for name in names}
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON type of ``value`` as a message names it (int and float are both numbers)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _where(i: int, lines: list[int] | None) -> str:
+    return f"line {lines[i]}" if lines is not None else f"record {i} (0-based)"
+
+
+def _schema_error(
+    path: Path, columns: dict[str, list[Any]], lines: list[int] | None, exc: Exception
+) -> DataFormatError:
+    """The field and records whose types clash, found column by column."""
+    import pyarrow as pa
+
+    for name, values in columns.items():
+        try:
+            pa.array(values)
+            continue
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            pass
+        first = next((i for i, v in enumerate(values) if v is not None), None)
+        if first is None:  # pragma: no cover - an all-null column always converts
+            continue
+        kind = _json_kind(values[first])
+        for i in range(first + 1, len(values)):
+            v = values[i]
+            if v is not None and _json_kind(v) != kind:
+                return DataFormatError(
+                    f"{path}: field {name!r} is a {_json_kind(v)} at {_where(i, lines)} but a "
+                    f"{kind} at {_where(first, lines)}; each field must have one type in "
+                    "every record."
+                )
+        return DataFormatError(
+            f"{path}: field {name!r} holds values that do not share one type ({exc}); "
+            f"its first value is at {_where(first, lines)}."
+        )
+    return DataFormatError(f"{path}: the records do not share one schema ({exc}).")
+
+
+def _dataset_from_records(
+    records: list[dict[str, Any]], path: Path, lines: list[int] | None = None
+) -> Dataset:
+    """A Dataset of ``records`` with every field any record has (None where one lacks it)."""
     import pyarrow as pa
     from datasets import Dataset
 
+    columns = _columns(records)
     try:
-        return Dataset.from_list(records)
+        return Dataset.from_dict(columns)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        raise DataFormatError(
-            f"{path}: the records do not share one schema ({exc}). Check that each field "
-            "has the same type in every record."
-        ) from None
+        raise _schema_error(path, columns, lines, exc) from None
 
 
 def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Dataset:
@@ -111,11 +184,12 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix == ".json":
-            return _dataset_from_records(_records_from_json(path), path)
+            records, lines = _records_from_json(path)
+            return _dataset_from_records(records, path, lines)
         if suffix == ".jsonl":
-            return _dataset_from_records(
-                _records_from_jsonl_text(path.read_text(encoding="utf-8"), path), path
-            )
+            lines = []
+            records = _records_from_jsonl_text(path.read_text(encoding="utf-8"), path, lines)
+            return _dataset_from_records(records, path, lines)
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -141,10 +215,52 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
         ) from None
 
 
+def _is_saved_dataset(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("state.json", "dataset_dict.json"))
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as :func:`save_data` will write it, or a :class:`DataFormatError`
+    saying why it would not: a folder where a file is meant (or the reverse), a
+    file type that is not written, or a folder that holds other files.
+
+    Nothing is written; call it before a long run so that the run's result is
+    never lost at the last step. An existing file of the same type, or an
+    existing saved Dataset folder, is replaced by :func:`save_data`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in OUTPUT_SUFFIXES:
+        if path.is_dir():
+            raise DataFormatError(f"{path}: is a folder; a {suffix} output must be a file path.")
+        return path
+    if suffix in _FILE_SUFFIXES_NOT_WRITTEN:
+        raise DataFormatError(
+            f"{path}: cannot write {suffix} files; use a .json, .jsonl or .parquet path, or a "
+            "path without a suffix for a saved Dataset folder."
+        )
+    if path.exists() and not path.is_dir():
+        raise DataFormatError(
+            f"{path}: is an existing file, and a path without .json, .jsonl or .parquet is "
+            "written as a saved Dataset folder; choose another path or add a suffix."
+        )
+    if path.is_dir() and any(path.iterdir()) and not _is_saved_dataset(path):
+        raise DataFormatError(
+            f"{path}: is a folder that holds other files and is not a saved Dataset (no "
+            "state.json); refusing to replace it. Choose a new or empty folder, or a .json, "
+            ".jsonl or .parquet file."
+        )
+    return path
+
+
 def save_data(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
     """Write ``dataset`` by the suffix of ``path`` (.json array, .jsonl, .parquet,
-    or a ``save_to_disk`` folder for anything else), atomically."""
-    path = Path(path)
+    or a ``save_to_disk`` folder for a path without one of those), atomically.
+
+    An existing file of the same type, or an existing saved Dataset folder, is
+    replaced; any other existing path is refused (see :func:`check_output_path`).
+    """
+    path = check_output_path(path)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()

@@ -14,9 +14,11 @@ half-written output (``SFTSELECT_DEBUG=1`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from .._version import __version__
 from ..exceptions import SftSelectError
@@ -42,21 +44,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _library_output(command: str, quiet: bool) -> Iterator[None]:
+    """Warnings as one ``sftselect COMMAND: warning: ...`` line each; with
+    ``quiet``, no progress bars from ``datasets`` either (both restored afterwards)."""
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"sftselect {command}: warning: {message}", file=sys.stderr)
+
+    bars_were_on = False
+    if quiet:
+        from datasets.utils import logging as ds_logging
+
+        bars_were_on = ds_logging.is_progress_bar_enabled()
+        ds_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            yield
+    finally:
+        if bars_were_on:
+            ds_logging.enable_progress_bar()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sftselect`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with _library_output(args.command, bool(getattr(args, "quiet", False))):
+            return args.handler(args)
     except KeyboardInterrupt:
         print("sftselect: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``sftselect stats ... | head``): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (
         SftSelectError,
         CliError,
-        FileNotFoundError,
-        IsADirectoryError,
-        PermissionError,
+        OSError,
         TypeError,
         ValueError,
         KeyError,

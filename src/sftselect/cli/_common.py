@@ -17,6 +17,7 @@ __all__ = [
     "info",
     "length_scorer",
     "parse_k",
+    "positive_int",
     "rating_line",
 ]
 
@@ -38,6 +39,17 @@ def parse_k(text: str) -> int | float:
             raise argparse.ArgumentTypeError(
                 f"k must be a positive int or a fraction in (0, 1]; got {text!r}"
             ) from None
+
+
+def positive_int(text: str) -> int:
+    """An option that takes a positive whole number (``--bins``, ``--max-steps``...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}")
+    return value
 
 
 def info(message: str, quiet: bool) -> None:

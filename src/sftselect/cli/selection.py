@@ -24,6 +24,7 @@ from ._common import (
     info,
     length_scorer,
     parse_k,
+    positive_int,
     rating_line,
 )
 from .distributed import add_engine_options, run_on_ray
@@ -149,7 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="histogram PNG path (default: <input name>.lengths.png in the current folder)",
     )
     st.add_argument("--no-plot", action="store_true", help="do not write the histogram")
-    st.add_argument("--bins", type=int, default=50)
+    st.add_argument("--bins", type=positive_int, default=50, help="histogram bins (the PNG)")
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(handler=_cmd_stats)
 
@@ -158,6 +159,19 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     g = add_backend_options(p, "LLM judge (--selector quality)")
     g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
     g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
+    g.add_argument(
+        "--on-parse-error",
+        choices=["nan", "raise"],
+        default="nan",
+        help="a reply with no score: NaN (null in the output, counted) or stop (default: nan)",
+    )
+    g.add_argument(
+        "--on-request-error",
+        choices=["raise", "nan"],
+        default="raise",
+        help="a request that failed after retries: stop (replies so far are cached) or "
+        "NaN (default: raise)",
+    )
     g.add_argument(
         "--dry-run",
         action="store_true",
@@ -242,11 +256,13 @@ def _quality_selector(
         max_score=max_score,
         prompt=args.prompt,
         format=format_arg(args),
-        turns=args.turns if args.turns in ("last", "first") else "last",
+        turns=args.turns,  # the selector refuses sum/max/mean, which a rating has no use for
         cache=args.cache,
         max_concurrency=args.max_concurrency,
         max_tokens=args.max_tokens,
         reask=args.reask,
+        on_parse_error=args.on_parse_error,
+        on_request_error=args.on_request_error,
         ties=ties,
         random_state=seed,
         show_progress=not args.quiet,
@@ -264,10 +280,10 @@ def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from ..io import save_data
+    from ..io import check_output_path, save_data
     from ..provenance import file_sha256, write_json_atomic
 
-    output = Path(args.output)
+    output = check_output_path(args.output)
     if output.resolve() == Path(args.input).resolve():
         raise CliError("the output path is the input path; choose another output")
     embedded = args.selector in EMBED_SELECTORS
@@ -323,9 +339,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from ..io import save_data
+    from ..io import check_output_path, save_data
 
-    output = Path(args.output)
+    output = check_output_path(args.output)
     if output.resolve() == Path(args.input).resolve():
         raise CliError("the output path is the input path; choose another output")
     ratings = None

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from ._common import info
+from ._common import info, positive_int
 
 __all__ = ["register"]
 
@@ -94,16 +94,6 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}")
-    return value
-
-
 def register(sub: Any) -> None:
     """Add ``train`` and ``generate`` to the ``sftselect`` parser."""
     from ..templates import TEMPLATES
@@ -118,15 +108,15 @@ def register(sub: Any) -> None:
     tr.add_argument("--template", choices=sorted(TEMPLATES), default=None)
     tr.add_argument("--format", choices=["alpaca", "dolly", "sharegpt", "openai"], default=None)
     tr.add_argument("--split", default="train")
-    tr.add_argument("--max-length", type=_positive_int, default=None)
+    tr.add_argument("--max-length", type=positive_int, default=None)
     tr.add_argument("--packing", action="store_true", help="pack examples into full rows")
     tr.add_argument("--epochs", type=float, default=None)
-    tr.add_argument("--max-steps", type=_positive_int, default=None)
+    tr.add_argument("--max-steps", type=positive_int, default=None)
     tr.add_argument("--learning-rate", type=float, default=None)
     tr.add_argument("--weight-decay", type=float, default=None)
     tr.add_argument("--warmup-steps", type=int, default=None)
-    tr.add_argument("--batch-size", type=_positive_int, default=None, help="effective batch")
-    tr.add_argument("--micro-batch-size", type=_positive_int, default=None)
+    tr.add_argument("--batch-size", type=positive_int, default=None, help="effective batch")
+    tr.add_argument("--micro-batch-size", type=positive_int, default=None)
     tr.add_argument("--neftune-alpha", type=float, default=None)
     tr.add_argument("--no-neftune", action="store_true", help="turn NEFTune off")
     tr.add_argument("--bf16", choices=["on", "off"], default=None)
@@ -144,15 +134,15 @@ def register(sub: Any) -> None:
     ge.add_argument("-o", "--output", required=True, help="answers file (.jsonl), appended to")
     ge.add_argument("--template", choices=sorted(TEMPLATES), default=None)
     ge.add_argument("--model-name", default=None, help="the 'model' field of the rows")
-    ge.add_argument("--limit", type=_positive_int, default=None)
+    ge.add_argument("--limit", type=positive_int, default=None)
     ge.add_argument(
         "--turns",
         choices=["first", "all"],
         default="first",
         help="'all': answer every turn of a multi-turn question (MT-Bench), in the conversation",
     )
-    ge.add_argument("--max-new-tokens", type=_positive_int, default=512)
-    ge.add_argument("--batch-size", type=_positive_int, default=8)
+    ge.add_argument("--max-new-tokens", type=positive_int, default=512)
+    ge.add_argument("--batch-size", type=positive_int, default=8)
     ge.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default)")
     ge.add_argument("--top-p", type=float, default=1.0)
     ge.add_argument("--seed", type=int, default=None)

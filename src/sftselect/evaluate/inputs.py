@@ -172,7 +172,7 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"{p}: no such file.")
     if p.suffix.lower() == ".jsonl":
         return _records_from_jsonl_text(p.read_text(encoding="utf-8"), p)
-    return _records_from_json(p)
+    return _records_from_json(p)[0]
 
 
 def _detect(records: list[dict[str, Any]], path: Path) -> str:

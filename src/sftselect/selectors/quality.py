@@ -360,16 +360,19 @@ class QualitySelector(ScoreSelector):
         ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
         if request_failures and self.on_request_error == "raise":
             raise JudgeRequestError(
-                f"{request_failures} of {len(requests)} rating requests failed after retries "
+                f"{request_failures} of {len(rows)} rating requests failed after retries "
                 f"(first: {report.first_errors[:1]}); {report.succeeded} replies were cached, so "
-                "running again resumes. Use on_request_error='nan' to continue without them."
+                "running again resumes. To continue without them, pass on_request_error='nan' "
+                "(command line: --on-request-error nan)."
             )
         if parse_failures and self.on_parse_error == "raise":
             bad = [i for i, p in enumerate(parsed) if p is not None and p.value is None]
             example = (replies[bad[0]].text or "")[:80] if replies[bad[0]] is not None else ""
             raise JudgeParseError(
-                f"{parse_failures} of {len(requests)} judge replies could not be parsed "
-                f"(first: row {int(rows[bad[0]])}, {parsed[bad[0]].reason}: {example!r})."
+                f"{parse_failures} of {len(rows)} judge replies could not be parsed "
+                f"(first: row {int(rows[bad[0]])}, {parsed[bad[0]].reason}: {example!r}). "
+                "They are cached with the raw replies; reask=N (command line: --reask N) asks "
+                "again, on_parse_error='nan' (--on-parse-error nan) keeps them as NaN."
             )
         return ratings
 
