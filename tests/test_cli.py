@@ -182,3 +182,13 @@ def test_closed_pipe_ends_quietly(data):
         check=False,
     )
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_score_length_writes_integer_counts(data, tmp_path):
+    """score --selector length writes each row's length as an int, every input row kept."""
+    out = tmp_path / "scored.jsonl"
+    args = ["score", str(data), "-o", str(out), "--selector", "length", "--unit", "words", "-q"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["response_length"] for r in rows] == [i + 1 for i in range(10)]
+    assert all(type(r["response_length"]) is int for r in rows)

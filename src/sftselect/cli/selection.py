@@ -361,7 +361,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         column, values = "response_length", selector.score(dataset)
     if column in dataset.column_names:
         dataset = dataset.remove_columns(column)
-    scored = dataset.add_column(column, [None if np.isnan(v) else float(v) for v in values])
+    cast = float if column == "quality_score" else int  # lengths are counts
+    scored = dataset.add_column(column, [None if np.isnan(v) else cast(v) for v in values])
     if ratings is not None and args.keep_replies:
         scored = scored.add_column("quality_reply", ratings.replies)
         scored = scored.add_column("quality_reason", ratings.reasons)
