@@ -484,3 +484,22 @@ def test_backend_pickles_and_the_copy_sends() -> None:
         assert (
             copy._states == {} and chat_one(copy, ChatRequest.user("after")).text == "echo: after"
         )
+
+
+def test_openai_without_a_key_fails_at_once_without_sending() -> None:
+    """OpenAI's own endpoint with no key set fails at once, naming the variable, sending nothing."""
+    from sftselect.backends._http_pool import httpx
+
+    sent: list = []
+
+    def handler(request):
+        sent.append(request)
+        return httpx.Response(200, json={})
+
+    backend = OpenAICompatibleBackend(
+        "gpt-4o-mini", transport=httpx.MockTransport(handler), retry_seed=0
+    )
+    with pytest.raises(BackendError, match="OPENAI_API_KEY is not set") as info:
+        chat_one(backend)
+    assert not info.value.retryable
+    assert sent == [] and backend.stats.requests_sent == 0 and backend.stats.retries == 0

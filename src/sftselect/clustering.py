@@ -109,7 +109,8 @@ def kmeans(
             from sklearn.cluster import KMeans, MiniBatchKMeans
         except ImportError:
             raise MissingExtraError(
-                "K-means needs scikit-learn: pip install 'sftselect[embed]'."
+                "K-means needs scikit-learn: pip install 'sftselect[cluster]' (precomputed "
+                "embeddings), or 'sftselect[embed]' to compute them too."
             ) from None
         if backend == "sklearn":
             km = KMeans(n_clusters=C, init="k-means++", n_init=1, random_state=seed)

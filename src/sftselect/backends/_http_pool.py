@@ -47,6 +47,7 @@ class Settings:
     backoff_base: float
     backoff_max: float
     trust_env: bool
+    needs_key: bool = False
 
 
 #: Connections per HTTP client. httpcore's pool scans all of its connections for

@@ -75,6 +75,12 @@ def _display_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
+def _needs_key(url: str) -> bool:
+    """Whether the endpoint refuses every request without a key (OpenAI's own API)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "openai.com" or host.endswith(".openai.com")
+
+
 def _is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in {"localhost", "::1"} or host.startswith("127.")
@@ -92,7 +98,9 @@ class OpenAICompatibleBackend:
     api_key_env:
         The environment variable holding the API key, read at each request. When
         it is unset or empty no ``Authorization`` header is sent (local servers
-        need none). The key itself is never stored on the backend.
+        need none), except that a request to OpenAI's own API (``*.openai.com``)
+        then fails at once with a :class:`BackendError` naming the variable
+        instead of being sent. The key itself is never stored on the backend.
     max_concurrency:
         Requests in flight at once, per event loop.
     requests_per_minute, tokens_per_minute:
@@ -271,6 +279,7 @@ class OpenAICompatibleBackend:
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             trust_env=not _is_loopback(base_url),
+            needs_key=_needs_key(base_url),
         )
 
     def _state(self) -> LoopState:
@@ -388,6 +397,13 @@ class OpenAICompatibleBackend:
     ) -> ChatReply:
         settings = state.settings
         key = os.environ.get(self.api_key_env) or None
+        if key is None and settings.needs_key:
+            # Fail at once instead of retrying a request that cannot succeed.
+            raise BackendError(
+                f"{_OWNER}: the environment variable {self.api_key_env} is not set (or is "
+                f"empty), and {settings.display_url} needs an API key; set it, or name "
+                "another variable with api_key_env (command line: --api-key-env)."
+            )
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         async with state.semaphore:
             pool = state.borrow()
