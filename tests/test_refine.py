@@ -8,6 +8,8 @@ import pytest
 from datasets import Dataset
 
 from sftselect.backends import CallableBackend, ReplyCache
+from sftselect.backends.base import BackendError, ChatReply
+from sftselect.exceptions import InvalidParameterError, JudgeRequestError
 from sftselect.transforms import extract_better_answer, refine_responses
 from sftselect.transforms.refine import refine_requests
 
@@ -84,3 +86,54 @@ def test_prompt_file_is_valid_json_with_versions():
     for name in ("rating", "refine"):
         presets = json.loads((resources.files("sftselect.prompts") / f"{name}.json").read_text())
         assert all(p["version"] and p["source"] for p in presets.values())
+
+
+def _rows(n):
+    return Dataset.from_list(
+        [{"instruction": f"q{i}", "input": "", "output": f"old {i}"} for i in range(n)]
+    )
+
+
+def _index(messages):
+    return int(messages[1]["content"].split("old ")[1].split("\n")[0])
+
+
+def test_a_reply_cut_at_the_token_limit_keeps_the_original(tmp_path):
+    """A reply that stopped at max_tokens before [End] is not used; counted as truncated, also when cached."""
+
+    def llm(messages):
+        i = _index(messages)
+        if i == 1:
+            return ChatReply(
+                text="[Better Answer] new 1 but cut off in the mid", finish_reason="length"
+            )
+        if i == 2:  # hit the limit right after a complete answer: usable
+            return ChatReply(text="[Better Answer] new 2 [End]", finish_reason="length")
+        return f"[Better Answer] new {i} [End]"
+
+    backend = CallableBackend(llm, identity="refiner-cut")
+    for _ in range(2):  # the second run reads the cache
+        result = refine_responses(_rows(3), backend, cache=tmp_path / "c.sqlite")
+        assert result.dataset["output"] == ["new 0", "old 1", "new 2"]
+        assert result.truncated == 1 and result.kept_original == 1
+        assert result.summary()["truncated"] == 1
+
+
+def test_failed_requests_raise_unless_asked_to_keep_the_original(tmp_path):
+    """A request that fails after retries raises JudgeRequestError; on_request_error='keep' keeps and counts it."""
+
+    def llm(messages):
+        if _index(messages) == 1:
+            raise BackendError("server down")
+        return "[Better Answer] better [End]"
+
+    backend = CallableBackend(llm, identity="refiner-down")
+    with pytest.raises(JudgeRequestError, match="1 of 3 refinement requests failed"):
+        refine_responses(_rows(3), backend)
+    result = refine_responses(_rows(3), backend, on_request_error="keep")
+    assert result.dataset["output"] == ["better", "old 1", "better"]
+    assert result.request_failures == 1 and result.kept_original == 1
+    with pytest.raises(
+        InvalidParameterError, match="'on_request_error' parameter of refine_responses"
+    ):
+        refine_responses(_rows(3), backend, on_request_error="nan")

@@ -10,7 +10,13 @@ Extraction (:func:`extract_better_answer`) follows the paper's post-processing:
 the text after one ``[Better Answer]`` (or its variants ``[Revised Answer]``,
 ``[Improved Answer]``) up to ``[End]`` or the end of the reply; a reply with no
 tag, or with several answers, gives None and the original response is kept, and
-counted. One deliberate difference: the paper's pattern also stopped at the
+counted. A reply cut off by its token limit (``finish_reason="length"``) with
+no ``[End]`` is not used either (the rewritten answer may be cut mid-sentence):
+the original is kept and the row counted as ``truncated``. A request that fails
+after its retries raises :class:`~sftselect.exceptions.JudgeRequestError` (the
+replies received are cached, so running again resumes), unless
+``on_request_error="keep"`` keeps the original and counts it. One deliberate
+difference: the paper's pattern also stopped at the
 bare word "End" (so "Endangered" cut an answer short); this one stops only at
 ``[End]``.
 
@@ -27,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_positive_int, param_error
+from .._validation import check_choice, check_positive_int, param_error
 from ..backends.base import ChatBackend, ChatRequest
 from ..backends.cache import MemoryCache, ReplyCache
 from ..backends.runner import RunReport, run_requests
+from ..exceptions import JudgeRequestError
 from ..formats import Format, resolve_format
 from ..prompts import load_presets
 
@@ -62,7 +69,12 @@ def extract_better_answer(reply: str | None) -> str | None:
 
 @dataclass
 class RefineResult:
-    """The refined dataset, which rows were rewritten, the raw replies and a report."""
+    """The refined dataset, which rows were rewritten, the raw replies and a report.
+
+    ``kept_original`` counts every row whose original response was kept: no
+    parsable answer, a ``truncated`` reply, or a failed request
+    (``request_failures``, only with ``on_request_error="keep"``).
+    """
 
     dataset: Dataset
     refined: np.ndarray
@@ -70,6 +82,7 @@ class RefineResult:
     report: RunReport
     kept_original: int
     request_failures: int
+    truncated: int = 0
 
     def summary(self) -> dict[str, Any]:
         out = self.report.as_dict()
@@ -77,6 +90,7 @@ class RefineResult:
             refined=int(self.refined.sum()),
             kept_original=self.kept_original,
             request_failures=self.request_failures,
+            truncated=self.truncated,
         )
         return out
 
@@ -130,13 +144,19 @@ def refine_responses(
     cache: Any = None,
     max_concurrency: int = 64,
     max_tokens: int | None = None,
+    on_request_error: str = "raise",
     show_progress: bool = False,
 ) -> RefineResult:
     """Rewrite every response with ``backend``; keep the original where none parses.
 
     Returns a new Dataset with the same columns (the response column replaced)
-    and a report. Failed requests keep the original too, and are counted.
+    and a report. A reply with no parsable answer, or cut off at ``max_tokens``
+    before ``[End]``, keeps the original (counted). A request that failed after
+    its retries raises :class:`~sftselect.exceptions.JudgeRequestError` with
+    ``on_request_error="raise"`` (the default; every reply received is cached,
+    so running again resumes); ``"keep"`` keeps the original and counts it.
     """
+    check_choice(on_request_error, "on_request_error", "refine_responses", ("raise", "keep"))
     fmt = _flat_format(dataset, format)
     requests = refine_requests(dataset, format=fmt, max_tokens=max_tokens)
     store = cache
@@ -152,18 +172,30 @@ def refine_responses(
         progress=show_progress,
         desc="refining",
     )
+    failures = sum(r is None for r in result.replies)
+    if failures and on_request_error == "raise":
+        raise JudgeRequestError(
+            f"{failures} of {len(requests)} refinement requests failed after retries (first: "
+            f"{result.report.first_errors[:1]}); {result.report.succeeded} replies were cached, "
+            "so running again resumes. To keep the original responses of the failed rows "
+            "instead, pass on_request_error='keep'."
+        )
     originals = dataset[fmt.response]
     new, refined, texts = [], np.zeros(len(dataset), dtype=bool), []
+    truncated = 0
     for i, reply in enumerate(result.replies):
-        answer = extract_better_answer(reply.text) if reply is not None else None
+        answer = None
+        if reply is not None:
+            cut = reply.finish_reason == "length" and "[End]" not in reply.text
+            truncated += cut
+            answer = None if cut else extract_better_answer(reply.text)
         texts.append(reply.text if reply is not None else None)
         if answer is None:
             new.append(originals[i])
         else:
             new.append(answer)
             refined[i] = True
-    failures = sum(r is None for r in result.replies)
     out = dataset.remove_columns(fmt.response).add_column(fmt.response, new)
     out = out.select_columns(dataset.column_names)
     kept = int(len(dataset) - refined.sum())
-    return RefineResult(out, refined, texts, result.report, kept, failures)
+    return RefineResult(out, refined, texts, result.report, kept, failures, truncated)
