@@ -335,7 +335,9 @@ def test_diversity_returns_exactly_k_with_the_single_machine_allocation(ray_loca
     assert dist.indices.size == k and np.unique(dist.indices).size == k
     rng = np.random.default_rng(9)
     rng.integers(0, 2**31 - 1)  # the K-means seed, drawn first as on one machine
-    expected = interleave_clusters(labels, rng.permutation(n), "equal")[:k]
+    within = rng.permutation(n)
+    cluster_key = rng.random(6)[: labels.max() + 1]  # the tie-breaks between clusters
+    expected = interleave_clusters(labels, within, "equal", cluster_key)[:k]
     assert dist.ranked.tolist() == expected.tolist()
     taken = np.bincount(labels[dist.indices], minlength=labels.max() + 1)
     sizes = np.bincount(labels)

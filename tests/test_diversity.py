@@ -270,3 +270,37 @@ def test_clusters_used_equals_the_clamp_rule():
     for X in (distinct, few, late):
         for c in (2, 10, 100, 2000):
             assert clusters_used(X, c) == min(c, n_distinct_rows(X))
+
+
+def test_leftover_rows_go_to_seeded_clusters_not_the_earliest_in_the_data():
+    """With k below the cluster count, which clusters get a row depends on the seed, not on data order."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 8)) * 100.0  # 20 well-separated clusters
+    X = np.repeat(centres, 10, axis=0) + rng.normal(size=(200, 8))  # rows sorted by cluster
+    ds = Dataset.from_dict({"instruction": ["q"] * 200, "output": ["a"] * 200})
+    first_half = 0
+    for seed in range(20):
+        sel = DiversitySelector(
+            10, embedder=PrecomputedEmbeddings(X), n_clusters=20, random_state=seed
+        )
+        idx = sel.select_indices(ds)
+        assert (
+            idx.size == 10 and np.unique(idx // 10).size == 10
+        )  # one row from each of 10 clusters
+        first_half += int((idx < 100).sum())
+    assert 0.3 < first_half / 200 < 0.7  # was 1.0: the earliest clusters took every leftover slot
+
+
+def test_stratified_random_leftovers_are_seeded():
+    """RandomSelector(stratify) gives the leftover rows of an uneven split to seeded strata."""
+    from sftselect import RandomSelector
+
+    ds = Dataset.from_dict({"output": ["x"] * 40, "source": [f"s{i // 4}" for i in range(40)]})
+    counts = np.zeros(10)
+    for seed in range(30):
+        idx = RandomSelector(
+            5, stratify="source", allocation="equal", random_state=seed
+        ).select_indices(ds)
+        assert np.unique(idx // 4).size == 5
+        counts[np.unique(idx // 4)] += 1
+    assert counts[:5].sum() < 30 * 5  # not always the first five strata

@@ -75,7 +75,12 @@ def top_order(
     return order.astype(np.int64, copy=False)
 
 
-def interleave_groups(labels: np.ndarray, within_order: np.ndarray, allocation: str) -> np.ndarray:
+def interleave_groups(
+    labels: np.ndarray,
+    within_order: np.ndarray,
+    allocation: str,
+    group_key: np.ndarray | None = None,
+) -> np.ndarray:
     """Rows ordered so every prefix is apportioned among the groups of ``labels``.
 
     ``labels`` holds a group number (0..G-1) per row; ``within_order`` is a
@@ -83,7 +88,11 @@ def interleave_groups(labels: np.ndarray, within_order: np.ndarray, allocation: 
     that group's rows are taken. ``allocation="proportional"`` gives the
     ``j``-th row of a group of size ``n_g`` the priority ``(2j + 1) / n_g``
     (the Sainte-Laguë divisor method); ``"equal"`` the priority ``j`` (round
-    robin). Ties go to the lower group number. Divisor methods are
+    robin). Ties in priority go to the group with the smaller ``group_key``
+    (one number per group; the selectors pass seeded uniform draws, so which
+    groups get the leftover rows when ``k`` does not divide evenly is random,
+    not decided by where a group first appears in the data), or to the lower
+    group number when ``group_key`` is None. Divisor methods are
     house-monotone: a longer prefix never takes rows away from a group, and a
     group that runs out simply drops out.
     """
@@ -99,4 +108,5 @@ def interleave_groups(labels: np.ndarray, within_order: np.ndarray, allocation: 
         priority = (2.0 * j + 1.0) / sizes[group]
     else:
         priority = j.astype(np.float64)
-    return grouped[np.lexsort((group, priority))].astype(np.int64)
+    tiebreak = group if group_key is None else np.asarray(group_key)[group]
+    return grouped[np.lexsort((group, tiebreak, priority))].astype(np.int64)

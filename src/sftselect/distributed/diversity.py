@@ -185,6 +185,8 @@ def rank_diversity(
     # 1. the draws, in the single-machine order, then the sample
     seed = int(rng.integers(0, 2**31 - 1))
     within_order = rng.permutation(n) if selector.within == "random" else None
+    # Tie-breaks between clusters, drawn as on one machine (one per cluster asked for).
+    cluster_key = rng.random(int(selector.n_clusters))
     covers = sample_size >= n
     sample = None if covers else np.sort(rng.choice(n, size=sample_size, replace=False))
 
@@ -218,7 +220,9 @@ def rank_diversity(
     # 4. the single-machine allocation
     if within_order is None:
         within_order = np.lexsort((np.arange(n), distance))
-    order = interleave_clusters(labels, within_order, selector.allocation)
+    order = interleave_clusters(
+        labels, within_order, selector.allocation, cluster_key[: centroids.shape[0]]
+    )
     sizes = np.bincount(labels, minlength=centroids.shape[0])
     extra: dict[str, Any] = {
         "embedder": getattr(embedder, "identity", repr(embedder)),

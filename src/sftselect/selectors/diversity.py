@@ -61,10 +61,17 @@ WITHIN = ("random", "centroid")
 
 
 def interleave_clusters(
-    labels: np.ndarray, within_order: np.ndarray, allocation: str
+    labels: np.ndarray,
+    within_order: np.ndarray,
+    allocation: str,
+    cluster_key: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows ordered so every prefix is apportioned among clusters (see the module doc)."""
-    return interleave_groups(labels, within_order, allocation)
+    """Rows ordered so every prefix is apportioned among clusters (see the module doc).
+
+    ``cluster_key`` (one number per cluster) breaks ties between clusters: the
+    selectors pass seeded uniform draws (:func:`sftselect.ranking.interleave_groups`).
+    """
+    return interleave_groups(labels, within_order, allocation, cluster_key)
 
 
 class DiversitySelector(Selector):
@@ -194,7 +201,9 @@ class DiversitySelector(Selector):
         else:
             dist = np.linalg.norm(X - centroids[labels], axis=1)
             within_order = np.lexsort((np.arange(n), dist))
-        order = interleave_clusters(labels, within_order, self.allocation)
+        # Which clusters get the leftover rows when k does not divide evenly: seeded.
+        cluster_key = rng.random(int(self.n_clusters))[: centroids.shape[0]]
+        order = interleave_clusters(labels, within_order, self.allocation, cluster_key)
         sizes = np.bincount(labels, minlength=centroids.shape[0])
         extra: dict[str, Any] = {
             "embedder": getattr(self.embedder, "identity", repr(self.embedder)),

@@ -52,9 +52,12 @@ def interleave_strata(
 ) -> np.ndarray:
     """Row positions ordered so every prefix is apportioned among strata.
 
-    Rows within a stratum are in a seeded random order; see the module doc.
+    Rows within a stratum are in a seeded random order, and ties between strata
+    (which get the leftover rows) are broken by seeded draws; see the module doc.
     """
-    return interleave_groups(codes, rng.permutation(codes.size), allocation)
+    within = rng.permutation(codes.size)
+    n_strata = int(codes.max()) + 1 if codes.size else 0
+    return interleave_groups(codes, within, allocation, rng.random(n_strata))
 
 
 class RandomSelector(Selector):
