@@ -321,3 +321,37 @@ def test_progress_bar_measures_the_same_lengths(monkeypatch, capsys):
     shown = LengthSelector(unit="nltk_words", show_progress=True).score(ds)
     assert shown.tolist() == quiet.tolist()
     assert "measuring (nltk_words)" in capsys.readouterr().err
+
+
+def test_the_prompt_of_a_chat_turn_is_the_nearest_user_turn():
+    """A chat answer's prompt is the nearest user turn before it: never a system message or another answer."""
+    from sftselect.formats import resolve_format, response_view
+
+    rows = [
+        [{"from": "system", "value": "SYS"}, {"from": "gpt", "value": "a0"}],
+        [
+            {"from": "system", "value": "SYS"},
+            {"from": "human", "value": "q1"},
+            {"from": "gpt", "value": "a1"},
+        ],
+        [
+            {"from": "human", "value": "q2"},
+            {"from": "gpt", "value": "x"},
+            {"from": "gpt", "value": "a2"},
+        ],
+        [
+            {"from": "human", "value": "q3"},
+            {"from": "system", "value": "S"},
+            {"from": "gpt", "value": "a3"},
+        ],
+    ]
+    ds = Dataset.from_dict({"conversations": rows})
+    view = response_view(ds, resolve_format(ds, None, "test"), turns="last")
+    assert view.texts.to_pylist() == ["a0", "a1", "a2", "a3"]
+    assert view.prompts.to_pylist() == [None, "q1", "q2", "q3"]
+    # drop_echo compares with that prompt: an answer repeating the system message is kept
+    echo = Dataset.from_dict(
+        {"conversations": [rows[0], [rows[1][1], {"from": "gpt", "value": "q1"}]]}
+    )
+    kept = LengthSelector(2, unit="chars", drop_echo=True).select_indices(echo).tolist()
+    assert kept == [0]

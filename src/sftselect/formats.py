@@ -13,7 +13,9 @@ openai     ``messages``: list of ``{role, content}``             assistant turns
 ========== ===================================================== ===============
 
 Assistant turns are those whose role is one of ``ASSISTANT_ROLES`` ("gpt",
-"assistant", "chatgpt", "bard", "bing", "model"). Which assistant turns count
+"assistant", "chatgpt", "bard", "bing", "model"); the prompt an assistant turn
+answers is the nearest user turn before it in the same row (``USER_ROLES``:
+"human", "user"), so a system message is never taken for the instruction. Which assistant turns count
 for a multi-turn row is the caller's ``turns`` policy: ``"last"`` (default),
 ``"first"``, or an aggregate over all of them: ``"sum"``, ``"max"``, ``"mean"``.
 
@@ -44,6 +46,7 @@ __all__ = [
     "OPENAI",
     "SHAREGPT",
     "TURN_POLICIES",
+    "USER_ROLES",
     "Format",
     "TextView",
     "aggregate_turns",
@@ -54,6 +57,7 @@ __all__ = [
 ]
 
 ASSISTANT_ROLES: tuple[str, ...] = ("gpt", "assistant", "chatgpt", "bard", "bing", "model")
+USER_ROLES: tuple[str, ...] = ("human", "user")
 TURN_POLICIES: tuple[str, ...] = ("last", "first", "sum", "max", "mean")
 
 
@@ -262,9 +266,16 @@ def _chat_view(dataset: Dataset, fmt: Format, turns: str, on_invalid: str) -> Te
             )
         null_rows = parents[texts.is_null().to_numpy(zero_copy_only=False)]
         missing = np.union1d(missing, null_rows)
-    # The prompt an assistant turn answers: the turn just before it in the same row.
-    prev = asst - 1
-    same_row = (prev >= 0) & (parents_all[np.maximum(prev, 0)] == parents)
+    # The prompt an assistant turn answers: the nearest user turn before it in the
+    # same row (a system message or another assistant turn in between is skipped).
+    is_user = pc.fill_null(pc.is_in(roles, value_set=pa.array(USER_ROLES)), False)
+    users = np.flatnonzero(is_user.to_numpy(zero_copy_only=False))
+    prev = users[np.maximum(np.searchsorted(users, asst) - 1, 0)] if users.size else asst
+    same_row = (
+        (prev < asst) & (parents_all[np.minimum(prev, parents_all.size - 1)] == parents)
+        if users.size
+        else np.zeros(asst.size, dtype=bool)
+    )
     prompt_idx = pa.array(np.where(same_row, prev, 0), type=pa.int64())
     prompts = contents.take(prompt_idx)
     prompts = pc.if_else(pa.array(same_row), prompts, pa.scalar(None, pa.string()))

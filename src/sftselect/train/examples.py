@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import DataFormatError
-from ..formats import ASSISTANT_ROLES, Format, resolve_format
+from ..formats import ASSISTANT_ROLES, USER_ROLES, Format, resolve_format
 from ..templates import ChatTemplate, PromptTemplate, Rendered
 
 __all__ = [
@@ -40,7 +40,6 @@ __all__ = [
 #: The label of a token the loss ignores (PyTorch's ``CrossEntropyLoss`` default).
 IGNORE_INDEX = -100
 #: Roles read as the user in chat formats.
-USER_ROLES: tuple[str, ...] = ("human", "user")
 
 
 @dataclass(frozen=True)
