@@ -200,3 +200,18 @@ def test_backend_without_identity_is_rejected():
     """An object without an identity cannot be used as a backend."""
     with pytest.raises(TypeError, match="identity"):
         run_requests(object(), [ChatRequest.user("q")])
+
+
+def test_request_keys_do_not_depend_on_what_was_hashed_before():
+    """A request's key is a pure function of it: 0 and 0.0 mean one temperature; extra values keep their type."""
+    from sftselect.backends.base import request_keys
+
+    a = ChatRequest.user("hi", max_tokens=10, temperature=0)
+    b = ChatRequest.user("hi", max_tokens=10, temperature=0.0)
+    alone = request_keys([a], "j")[0]
+    assert request_keys([b, a], "j")[1] == alone == request_keys([b], "j")[0]
+    c = ChatRequest.user("hi", extra={"presence_penalty": 0})
+    d = ChatRequest.user("hi", extra={"presence_penalty": 0.0})
+    e = ChatRequest.user("hi", extra={"presence_penalty": False})
+    keys = request_keys([d, e, c], "j")
+    assert keys[2] == request_keys([c], "j")[0] and len(set(keys)) == 3

@@ -21,7 +21,6 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import SftSelectError
@@ -138,7 +137,7 @@ def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list
     and decoding parameters are built once per distinct value.
     """
     prefixes: dict[tuple[int, tuple[tuple[str, str], ...]], Any] = {}
-    tails: dict[tuple, bytes] = {}  # decoding parameters -> their framed JSON
+    tails: dict[str, bytes] = {}  # repr of the decoding parameters -> their framed JSON
     roles: dict[str, bytes] = {}  # role -> its framed bytes
     keys = []
     append = keys.append
@@ -154,13 +153,13 @@ def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list
             state = hashlib.sha256(b"sftselect-request-v1" + _framed(texts))
             prefixes[len(messages), head] = state
         h = state.copy()
-        params = (r.max_tokens, r.temperature, r.top_p, r.stop, r.seed, r.extra)
-        try:
-            tail = tails.get(params)
-        except TypeError:  # an unhashable value in ``extra``: framed every time
-            tail = _framed([_params_json(*params)])
+        params = (r.max_tokens, _real(r.temperature), _real(r.top_p), r.stop, r.seed, r.extra)
+        # Memoised by repr, not by equality: 0 == 0.0 == False, yet they are
+        # different JSON, and a key must not depend on which came first.
+        memo = repr(params)
+        tail = tails.get(memo)
         if tail is None:
-            tail = tails[params] = _framed([_params_json(*params)])
+            tail = tails[memo] = _framed([_dump_params(*params)])
         if messages:
             role, content = messages[-1]
             role_bytes = roles.get(role)
@@ -179,16 +178,9 @@ def _dump_params(max_tokens, temperature, top_p, stop, seed, extra) -> str:
     return json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-_dump_params_memo = lru_cache(maxsize=256)(_dump_params)
-
-
-def _params_json(max_tokens, temperature, top_p, stop, seed, extra) -> str:
-    """The decoding parameters as canonical JSON, memoised (a pure function of them:
-    every request of one run shares them, and this is a third of a cached run)."""
-    try:
-        return _dump_params_memo(max_tokens, temperature, top_p, stop, seed, extra)
-    except TypeError:  # an unhashable value in ``extra``
-        return _dump_params(max_tokens, temperature, top_p, stop, seed, extra)
+def _real(value: Any) -> Any:
+    """A sampling parameter as the float it means (``temperature=0`` is ``0.0``)."""
+    return float(value) if type(value) is int else value
 
 
 @dataclass(frozen=True)
