@@ -20,6 +20,7 @@ def test_public_names_are_pinned():
             "Intersection",
             "InvalidParameterError",
             "KCenterSelector",
+            "JudgeFailureWarning",
             "KTooLargeWarning",
             "LengthSelector",
             "MissingColumnError",

@@ -80,7 +80,14 @@ def test_per_source_quotas(ds):
     # source a rows 0,2,4 -> longest 2,4 ; source b rows 1,3,5 -> longest 5
     assert p.select_indices(ds).tolist() == [2, 4, 5]
     details = p.run(ds).extra["sources"]
-    assert details["a"] == {"rows": 3, "quota": 2, "selected": 2}
+    assert details["a"] == {
+        "rows": 3,
+        "quota": 2,
+        "selected": 2,
+        "selector": "LengthSelector",
+        "seed": None,  # stable ties draw nothing
+        "details": {"n_excluded_by_rule": 0, "n_unscorable": 0},
+    }
 
 
 def test_per_source_with_a_chain_sets_the_quota_on_its_last_stage(ds):
@@ -123,3 +130,39 @@ def test_provenance_of_composites_nests_params(ds):
         "LengthSelector",
         "RandomSelector",
     ]
+
+
+def test_composites_record_each_operands_seed_so_the_run_repeats(ds):
+    """An unseeded operand's drawn entropy is recorded by Union, Chain and PerSource, and repeats the run."""
+    union = Union(LengthSelector(k=2, unit="words"), RandomSelector(k=2))
+    run = union.run(ds)
+    operands = run.extra["operands"]
+    assert [o["selector"] for o in operands] == ["LengthSelector", "RandomSelector"]
+    assert operands[0]["seed"] is None and "entropy" in operands[1]["seed"]
+    entropy = int(operands[1]["seed"]["entropy"])
+    again = Union(LengthSelector(k=2, unit="words"), RandomSelector(k=2, random_state=entropy))
+    assert again.select_indices(ds).tolist() == run.indices.tolist()
+    chain = Chain(LengthSelector(k=4, unit="words"), RandomSelector(k=2)).run(ds)
+    assert "entropy" in chain.extra["stages"][1]["seed"]
+    per = PerSource("source", {"a": 1, "b": 1}, RandomSelector()).run(ds)
+    assert all("entropy" in per.extra["sources"][s]["seed"] for s in ("a", "b"))
+
+
+def test_a_judges_parse_failures_reach_the_composite_record(ds):
+    """A QualitySelector operand's rating report (parse failures included) is in the Union's record."""
+    from sftselect.backends import CallableBackend
+    from sftselect.selectors.quality import QualitySelector
+
+    judge = CallableBackend(lambda messages: "no idea", identity="mute")
+    union = Union(LengthSelector(k=2, unit="words"), QualitySelector(judge, k=2))
+    with pytest.warns(KTooLargeWarning):
+        run = union.run(ds)
+    rating = run.extra["operands"][1]["details"]["rating"]
+    assert rating["parse_failures"] == len(ds) and run.provenance()["details"]["operands"][1]
+
+
+def test_per_source_warns_naming_the_short_source(ds):
+    """A source with fewer rows than its quota is named in the warning."""
+    with pytest.warns(KTooLargeWarning, match="source 'b' has 3 rows") as caught:
+        PerSource("source", {"a": 1, "b": 5}, LengthSelector(unit="words")).run(ds)
+    assert not any("LengthSelector was asked" in str(w.message) for w in caught)

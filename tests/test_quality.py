@@ -205,3 +205,14 @@ def test_provenance_names_judge_and_prompt_version():
     assert record["details"]["judge"] == "judge-x"
     assert record["details"]["prompt_version"] == "alpagasus-accuracy-v1"
     assert record["details"]["rating"]["sent"] == 3
+
+
+def test_unparsable_replies_are_reported_by_a_warning_not_only_in_provenance():
+    """A judge whose replies never parse selects nothing and says so with a JudgeFailureWarning."""
+    from sftselect import JudgeFailureWarning
+    from sftselect.backends import CallableBackend
+
+    ds = Dataset.from_dict({"instruction": ["q"] * 4, "output": ["a", "b", "c", "d"]})
+    judge = CallableBackend(lambda messages: "I refuse to rate.", identity="mute")
+    with pytest.warns(JudgeFailureWarning, match="4 of 4 judge replies could not be parsed"):
+        assert QualitySelector(judge, min_score=4.0).select_indices(ds).tolist() == []

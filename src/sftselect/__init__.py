@@ -10,6 +10,7 @@ from .compose import Chain, Intersection, PerSource, Union
 from .exceptions import (
     DataFormatError,
     InvalidParameterError,
+    JudgeFailureWarning,
     KTooLargeWarning,
     MissingColumnError,
     MissingExtraError,
@@ -38,6 +39,7 @@ __all__ = [
     "Format",
     "Intersection",
     "InvalidParameterError",
+    "JudgeFailureWarning",
     "KCenterSelector",
     "KTooLargeWarning",
     "LengthSelector",

@@ -234,12 +234,18 @@ class Selector(abc.ABC):
 
     def rank_indices(self, dataset: Dataset) -> np.ndarray:
         """Every eligible row position, most preferred first (``k`` is ignored)."""
+        return np.asarray(self._full_ranking(dataset)[0].order, dtype=np.int64)
+
+    def _full_ranking(self, dataset: Dataset) -> tuple[RankResult, Any]:
+        """The ranking of every eligible row (``k`` ignored) and the seed record it used
+        (None for a selector that draws nothing): what a combinator records of an operand."""
         from .formats import check_dataset
 
         check_dataset(dataset, type(self).__name__)
         self._check_k()
-        rng, _ = self._resolve_seed()
-        return np.asarray(self._rank(dataset, rng, None).order, dtype=np.int64)
+        rng, seed = self._resolve_seed()
+        result = self._rank(dataset, rng, None)
+        return result, seed if self._uses_random_state else None
 
     # -- composition sugar ----------------------------------------------------
     def __or__(self, other: Selector) -> Selector:

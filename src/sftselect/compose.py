@@ -53,6 +53,35 @@ def _check_operands(selectors: tuple[Any, ...], owner: str, minimum: int) -> Non
             raise param_error(owner, f"selectors[{i}]", "a Selector", s)
 
 
+#: Array-valued details longer than this are left out of an operand's record
+#: (a per-row array such as cluster labels belongs to the operand's own run).
+_MAX_DETAIL_SIZE = 1000
+
+
+def _small_details(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """An operand's details without its per-row arrays."""
+    out: dict[str, Any] = {}
+    for name, value in extra.items():
+        size = getattr(value, "size", None) if isinstance(value, np.ndarray) else None
+        if isinstance(value, (list, tuple)):
+            size = len(value)
+        if size is not None and size > _MAX_DETAIL_SIZE:
+            out[name] = f"<{size} values, left out>"
+        else:
+            out[name] = value
+    return out
+
+
+def _operand_record(selector: Selector, seed: Any, selected: int, extra: Mapping[str, Any]):
+    """What a combinator records of one operand's run: enough to repeat it."""
+    return {
+        "selector": type(selector).__name__,
+        "seed": seed,
+        "selected": selected,
+        "details": _small_details(extra),
+    }
+
+
 def _ranks(order: np.ndarray, n: int) -> np.ndarray:
     """rank[i] = place of row i in ``order``; rows absent get n (worse than any)."""
     rank = np.full(n, n, dtype=np.int64)
@@ -129,13 +158,8 @@ class Chain(_Composite):
             selection = stage.run(subset)
             ranked = positions[selection.ranked]
             positions = positions[selection.indices]
-            stages.append(
-                {
-                    "selector": type(stage).__name__,
-                    "n_in": selection.n_input,
-                    "n_out": int(positions.size),
-                }
-            )
+            record = _operand_record(stage, selection.seed, int(positions.size), selection.extra)
+            stages.append({"n_in": selection.n_input, "n_out": int(positions.size), **record})
         return RankResult(order=ranked, n_eligible=int(ranked.size), extra={"stages": stages})
 
 
@@ -144,11 +168,21 @@ class _SetCombinator(_Composite):
         self.selectors = selectors
         self.k = k
 
-    def _orders(self, dataset: Dataset) -> list[np.ndarray]:
+    def _orders(self, dataset: Dataset) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+        """Each operand's ranking (its selection with ``k=None``, its full ranking
+        otherwise) and the record of its run."""
         _check_operands(self.selectors, type(self).__name__, 2)
-        if self.k is None:
-            return [s.run(dataset).ranked for s in self.selectors]
-        return [s.rank_indices(dataset) for s in self.selectors]
+        orders, records = [], []
+        for s in self.selectors:
+            if self.k is None:
+                sel = s.run(dataset)
+                order, seed, extra = sel.ranked, sel.seed, sel.extra
+            else:
+                result, seed = s._full_ranking(dataset)
+                order, extra = np.asarray(result.order, dtype=np.int64), result.extra
+            orders.append(order)
+            records.append(_operand_record(s, seed, int(order.size), extra))
+        return orders, records
 
     def _order(self, ranks: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The eligible rows and their order, from each operand's rank of each row."""
@@ -156,13 +190,13 @@ class _SetCombinator(_Composite):
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         n = len(dataset)
-        orders = self._orders(dataset)
+        orders, records = self._orders(dataset)
         ranks = np.stack([_ranks(o, n) for o in orders])
         rows, order = self._order(ranks, n)
         return RankResult(
             order=order,
             n_eligible=int(rows.size),
-            extra={"operand_sizes": [int(o.size) for o in orders]},
+            extra={"operand_sizes": [int(o.size) for o in orders], "operands": records},
         )
 
 
@@ -276,14 +310,29 @@ class PerSource(_Composite):
                 report[str(src)] = {"rows": 0, "quota": resolve_k(quota, 0), "selected": 0}
                 continue
             rows = np.flatnonzero(codes == index_of[src])
-            selection = _with_k(self.base, quota).run(dataset.select(rows))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", KTooLargeWarning)
+                selection = _with_k(self.base, quota).run(dataset.select(rows))
+            for w in caught:
+                if issubclass(w.category, KTooLargeWarning):
+                    continue  # said below, naming the source
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             chosen = rows[selection.ranked]
+            wanted = resolve_k(quota, rows.size)
+            if chosen.size < wanted:
+                warnings.warn(
+                    f"PerSource: source {src!r} has {rows.size} rows of which "
+                    f"{selection.n_eligible} are eligible, fewer than its quota {quota!r}; it "
+                    f"contributes {chosen.size}.",
+                    KTooLargeWarning,
+                    stacklevel=4,
+                )
             parts.append(chosen)
             priorities.append((np.arange(chosen.size) + 0.5) / max(chosen.size, 1))
             report[str(src)] = {
                 "rows": int(rows.size),
-                "quota": resolve_k(quota, rows.size),
-                "selected": int(chosen.size),
+                "quota": wanted,
+                **_operand_record(self.base, selection.seed, int(chosen.size), selection.extra),
             }
         if parts:
             order_all = np.concatenate(parts)

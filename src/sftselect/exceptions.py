@@ -39,6 +39,11 @@ class KTooLargeWarning(SftSelectWarning):
     """``k`` asked for more rows than the dataset (or the eligible rows) holds."""
 
 
+class JudgeFailureWarning(SftSelectWarning):
+    """Some LLM-judge replies could not be parsed, or some requests failed, and
+    those rows were scored NaN (``on_parse_error="nan"`` / ``on_request_error="nan"``)."""
+
+
 class JudgeParseError(SftSelectError, ValueError):
     """An LLM judge's reply could not be parsed (raised only when asked to)."""
 

@@ -17,6 +17,7 @@ is counted and reported, and is never selected (or raises, on request).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from ..backends.base import ChatReply, ChatRequest, request_keys
 from ..backends.cache import as_reply_store
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, run_requests
-from ..exceptions import JudgeParseError, JudgeRequestError
+from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..formats import Format, resolve_format, response_view
 from ..prompts import RatingPrompt, rating_prompt
 from ..scoring.rating import parse_rating
@@ -364,6 +365,19 @@ class QualitySelector(ScoreSelector):
                 f"(first: {report.first_errors[:1]}); {report.succeeded} replies were cached, so "
                 "running again resumes. To continue without them, pass on_request_error='nan' "
                 "(command line: --on-request-error nan)."
+            )
+        if (parse_failures and self.on_parse_error == "nan") or request_failures:
+            first = next(
+                i for i, p in enumerate(parsed) if p is None or p.value is None
+            )  # a failed request (p None) or an unparsable reply
+            what = "request failed" if parsed[first] is None else parsed[first].reason
+            warnings.warn(
+                f"{owner}: {parse_failures} of {len(rows)} judge replies could not be parsed "
+                f"and {request_failures} requests failed; those rows score NaN and are never "
+                f"selected (first: row {int(rows[first])}, {what}). Replies are cached: "
+                "reask=N asks again; Ratings.reasons and the provenance list them.",
+                JudgeFailureWarning,
+                stacklevel=3,
             )
         if parse_failures and self.on_parse_error == "raise":
             bad = [i for i, p in enumerate(parsed) if p is not None and p.value is None]

@@ -49,7 +49,11 @@ class ScoreSelector(Selector):
     """Base class for selectors that rank rows by a per-row score."""
 
     _k_optional = True
-    _uses_random_state = True
+
+    @property
+    def _uses_random_state(self) -> bool:  # type: ignore[override]
+        """Only random tie-breaking draws from the seed; a stable run records none."""
+        return self.ties == "random"
 
     #: Names under which a subclass exposes its lower and upper score bounds.
     _bound_names: tuple[str, str] = ("min_score", "max_score")
