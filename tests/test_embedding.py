@@ -11,6 +11,7 @@ from datasets import Dataset
 
 from sftselect import load_sample
 from sftselect.embedding import EmbeddingCache, HFEmbedder, embed_dataset, example_texts
+from sftselect.exceptions import InvalidParameterError
 
 LLAMA_SPM = Path("/work/shared/data/tokenizers/llama2_tokenizer.model")
 
@@ -227,3 +228,164 @@ def test_progress_bar_changes_nothing_but_stderr(tiny_llama, offline, capsys):
     loud = HFEmbedder(str(folder), batch_size=2, device="cpu", show_progress=True).embed(TEXTS)
     assert "embedding" in capsys.readouterr().err
     np.testing.assert_array_equal(quiet, loud)
+
+
+# -- the cache key names the weights --------------------------------------------
+
+CACHE_ROWS = Dataset.from_dict(
+    {
+        "instruction": ["Give three tips for staying healthy.", "Hi", "What is 2 + 2?"],
+        "input": ["", "there", ""],
+        "output": ["Eat, sleep, move.", "Hello!", "4"],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def random_llamas(tmp_path_factory):
+    """A tokenizer and two tiny LLaMAs with other random weights (both name_or_path '')."""
+    if not LLAMA_SPM.exists():
+        pytest.skip(f"LLaMA-2 tokenizer not found at {LLAMA_SPM}")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_llama import llama2_tokenizer
+    from tiny_llama import tiny_llama as random_llama
+
+    tok = llama2_tokenizer(tmp_path_factory.mktemp("tok"))
+    return tok, random_llama(tok, seed=0), random_llama(tok, seed=1)
+
+
+def forward_counter(model):
+    """A list that gains one item per forward pass of ``model``, and the hook's handle."""
+    calls = []
+    return calls, model.register_forward_hook(lambda *_: calls.append(1))
+
+
+def test_different_in_memory_models_never_share_cached_vectors(random_llamas, tmp_path):
+    """Two in-memory models with other weights (same name, same class) get their own vectors."""
+    tok, m0, m1 = random_llamas
+    assert m0.name_or_path == m1.name_or_path == ""
+    e0, e1 = HFEmbedder(m0, tokenizer=tok), HFEmbedder(m1, tokenizer=tok)
+    assert e0.identity != e1.identity
+    a = embed_dataset(e0, CACHE_ROWS, cache_dir=tmp_path)
+    b = embed_dataset(e1, CACHE_ROWS, cache_dir=tmp_path)
+    assert not np.allclose(a, b)
+    np.testing.assert_allclose(b, e1.embed(example_texts(CACHE_ROWS)), atol=1e-6)
+    assert len(list(tmp_path.glob("*.npy"))) == 2
+
+
+def test_same_in_memory_model_twice_hits_the_cache(random_llamas, tmp_path):
+    """The same weights (even through a new HFEmbedder) are read back with no forward pass."""
+    tok, m0, _ = random_llamas
+    calls, hook = forward_counter(m0)
+    try:
+        a = embed_dataset(HFEmbedder(m0, tokenizer=tok), CACHE_ROWS, cache_dir=tmp_path)
+        first = len(calls)
+        b = embed_dataset(HFEmbedder(m0, tokenizer=tok), CACHE_ROWS, cache_dir=tmp_path)
+    finally:
+        hook.remove()
+    assert first >= 1 and len(calls) == first
+    np.testing.assert_array_equal(a, b)
+
+
+def test_in_memory_weights_changed_in_place_miss_the_cache(random_llamas, tmp_path):
+    """Weights edited in place (one training-like step on every tensor) get a new key."""
+    import torch
+
+    tok, m0, _ = random_llamas
+    model = type(m0)(m0.config)
+    model.load_state_dict(m0.state_dict())
+    emb = HFEmbedder(model, tokenizer=tok)
+    before = emb.identity
+    assert before == HFEmbedder(m0, tokenizer=tok).identity  # same weights, same key
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.01)
+    assert emb.identity != before
+
+
+def test_overwritten_path_checkpoint_misses_the_cache(random_llamas, tmp_path):
+    """A checkpoint overwritten in place gets a new key; an embedder that loaded it keeps the old."""
+    tok, m0, m1 = random_llamas
+    folder, cache = tmp_path / "ckpt", tmp_path / "cache"
+    tok.save_pretrained(str(folder))
+    m0.model.save_pretrained(str(folder))
+    old = HFEmbedder(str(folder), device="cpu")
+    a = embed_dataset(old, CACHE_ROWS, cache_dir=cache)
+    key_a = old.identity
+    m1.model.save_pretrained(str(folder))  # same file names and sizes, other weights
+    assert old.identity == key_a  # it still holds (and names) the weights it loaded
+    new = HFEmbedder(str(folder), device="cpu")
+    assert new.identity != key_a
+    b = embed_dataset(new, CACHE_ROWS, cache_dir=cache)
+    assert not np.allclose(a, b)
+    want = HFEmbedder(m1.model, tokenizer=tok).embed(example_texts(CACHE_ROWS))
+    np.testing.assert_allclose(b, want, atol=1e-5)
+
+
+def test_explicit_identity_is_used_as_given(random_llamas, tmp_path):
+    """identity= replaces the weights fingerprint verbatim (settings appended), checked on use."""
+    tok, m0, m1 = random_llamas
+    named = HFEmbedder(m0, tokenizer=tok, identity="my-llama@step-100")
+    assert named.identity == (
+        "hf:my-llama@step-100|layer=-1|pooling=mean|normalize=False|max_length=512|dtype=float32"
+    )
+    a = embed_dataset(named, CACHE_ROWS, cache_dir=tmp_path)
+    # the caller vouches for the name: other weights under it read the same entry
+    calls, hook = forward_counter(m1)
+    try:
+        b = embed_dataset(
+            HFEmbedder(m1, tokenizer=tok, identity="my-llama@step-100"),
+            CACHE_ROWS,
+            cache_dir=tmp_path,
+        )
+    finally:
+        hook.remove()
+    assert not calls and np.array_equal(a, b)
+    for bad in ("", 3):
+        emb = HFEmbedder(m0, tokenizer=tok, identity=bad)  # stored, not checked yet
+        with pytest.raises(InvalidParameterError, match="'identity' parameter"):
+            embed_dataset(emb, CACHE_ROWS, cache_dir=tmp_path)
+
+
+def test_unreadable_weights_ask_for_identity(random_llamas):
+    """Weights on the meta device cannot be fingerprinted: the error names identity=."""
+    import torch
+
+    tok, m0, _ = random_llamas
+    with torch.device("meta"):
+        ghost = type(m0)(m0.config)
+    emb = HFEmbedder(ghost, tokenizer=tok)
+    with pytest.raises(InvalidParameterError, match="identity="):
+        _ = emb.identity
+    assert repr(emb).startswith("HFEmbedder(")
+    assert HFEmbedder(ghost, tokenizer=tok, identity="ghost").identity.startswith("hf:ghost|")
+
+
+def test_identity_names_settings_dtype_and_revision(random_llamas):
+    """max_length, the dtype the model runs in and a hub revision all change the identity."""
+    import torch
+
+    tok, m0, _ = random_llamas
+    base = HFEmbedder(m0, tokenizer=tok).identity
+    assert "|max_length=512|dtype=float32" in base
+    assert HFEmbedder(m0, tokenizer=tok, max_length=64).identity != base
+    half = type(m0)(m0.config)
+    half.load_state_dict(m0.state_dict())
+    half.to(dtype=torch.bfloat16)
+    assert HFEmbedder(half, tokenizer=tok).identity.endswith("dtype=bfloat16")
+    hub = HFEmbedder("org/model", device="cpu", dtype="float32")
+    assert hub.identity.startswith("hf:org/model|layer=")
+    pinned = HFEmbedder("org/model", revision="0123abc", device="cpu", dtype="float32")
+    assert pinned.identity.startswith("hf:org/model@0123abc|layer=")
+
+
+def test_model_with_head_is_read_through_hidden_states(random_llamas):
+    """A LlamaForCausalLM at layer -1 gives its base model's last hidden state."""
+    tok, m0, _ = random_llamas
+    texts = example_texts(CACHE_ROWS)
+    np.testing.assert_allclose(
+        HFEmbedder(m0, tokenizer=tok).embed(texts),
+        HFEmbedder(m0.model, tokenizer=tok).embed(texts),
+        atol=1e-6,
+    )

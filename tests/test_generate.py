@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ transformers = pytest.importorskip("transformers")
 from datasets import Dataset  # noqa: E402
 
 from sftselect.cli import main  # noqa: E402
+from sftselect.evaluate.inputs import load_pairs  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
 from sftselect.generate import OUTPUT_FIELDS, generate, read_answers  # noqa: E402
 from sftselect.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.testsets import PAPER_TESTSETS, load  # noqa: E402
+from sftselect.train import TrainConfig, train  # noqa: E402
 from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -54,7 +57,7 @@ def test_real_test_prompts_get_non_empty_answers(model, tok, tmp_path):
     rows = read_answers(out)
     assert len(rows) == 10
     for row in rows:
-        assert tuple(sorted(row)) == tuple(sorted(OUTPUT_FIELDS))
+        assert tuple(sorted(row)) == tuple(sorted((*OUTPUT_FIELDS, "run")))
         assert row["answer"].strip() and row["model"] == "LlamaForCausalLM"
     assert {(r["testset"], r["id"]) for r in rows} >= {("lima", "lima_0"), ("vicuna", "vicuna_1")}
 
@@ -94,6 +97,124 @@ def test_resume_skips_answered_prompts_and_repairs_a_cut_line(model, tok, tmp_pa
     assert sorted(r["id"] for r in rows) == [f"koala_{i}" for i in range(5)]
     again = generate(model, "koala", out, tokenizer=tok, limit=5, max_new_tokens=4)
     assert (again.written, again.skipped) == (0, 5)
+    runs = {json.dumps(r["run"], sort_keys=True) for r in read_answers(out)}
+    assert len(runs) == 1
+    run = json.loads(runs.pop())
+    assert run["model"] == "LlamaForCausalLM" and run["weights"].startswith("sha256:")
+    assert {k: run[k] for k in ("template", "dtype", "max_new_tokens", "top_p", "seed")} == {
+        "template": "vicuna_v1.1",
+        "dtype": "float32",
+        "max_new_tokens": 4,
+        "top_p": None,
+        "seed": None,
+    }
+
+
+def saved(net, tok, folder):
+    """``net`` and ``tok`` saved to ``folder`` (created)."""
+    folder.mkdir(parents=True)
+    net.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_another_model_in_a_folder_of_the_same_name_is_refused(model, tok, tmp_path):
+    """A second model whose folder has the same name cannot resume (or add to) the first's file,
+    for folders and loaded models alike; written to its own file, both are judged as a pair."""
+    first = saved(model, tok, tmp_path / "a" / "m")
+    other = tiny_llama(tok, context=1024, seed=1).eval()
+    second = saved(other, tok, tmp_path / "b" / "m")
+    out, kw = tmp_path / "m.jsonl", {"limit": 2, "max_new_tokens": 4, "device": "cpu"}
+    generate(first, "vicuna", out, **kw)
+    before = out.read_bytes()
+    with pytest.raises(
+        DataFormatError, match=r"differs in model '.*a[/\\]m' \(this run: '.*b[/\\]m'\)"
+    ):
+        generate(second, "vicuna", out, **kw)
+    assert out.read_bytes() == before
+    loaded = tmp_path / "loaded.jsonl"
+    generate(model, "vicuna", loaded, tokenizer=tok, limit=2, max_new_tokens=4)
+    with pytest.raises(DataFormatError, match=r"row 'vicuna_\d' differs in weights 'sha256:"):
+        generate(other, "vicuna", loaded, tokenizer=tok, limit=2, max_new_tokens=4)
+    generate(second, "vicuna", tmp_path / "m2.jsonl", **kw)
+    pairs = load_pairs(out, tmp_path / "m2.jsonl")
+    assert len(pairs) == 2 and (pairs.model_a, pairs.model_b) == ("m", "m")
+
+
+def test_other_decoding_settings_on_resume_are_refused_naming_them(model, tok, tmp_path):
+    """Resuming with another max_new_tokens (or template, or sampling) raises naming the file,
+    a row and the setting, and leaves the file as it was."""
+    out = tmp_path / "r.jsonl"
+    generate(model, "koala", out, tokenizer=tok, limit=2, max_new_tokens=4)
+    before = out.read_bytes()
+    for change, setting in (
+        ({"max_new_tokens": 5}, "max_new_tokens 4 (this run: 5)"),
+        ({"template": "alpaca"}, "template 'vicuna_v1.1' (this run: 'alpaca')"),
+        ({"temperature": 0.7, "seed": 1}, "temperature 0.0 (this run: 0.7)"),
+    ):
+        kw = {"max_new_tokens": 4, **change}
+        with pytest.raises(DataFormatError) as err:
+            generate(model, "koala", out, tokenizer=tok, limit=3, **kw)
+        message = str(err.value)
+        assert str(out) in message and re.search(r"row 'koala_[01]' differs in", message)
+        assert setting in message and "write this run to another file" in message
+    assert out.read_bytes() == before
+    other_set = generate(model, "vicuna", out, tokenizer=tok, limit=1, max_new_tokens=5)
+    assert other_set.written == 1  # rows of another test set are not read
+
+
+def test_rows_without_a_run_are_refused_until_vouched_for(model, tok, tmp_path):
+    """Rows written before 'run' was recorded cannot be checked, so the file is refused (and left
+    as it was); adding the 'run' the message gives makes it resume."""
+    out = tmp_path / "old.jsonl"
+    generate(model, "koala", out, tokenizer=tok, limit=2, max_new_tokens=4)
+    old = [{k: v for k, v in r.items() if k != "run"} for r in read_answers(out)]
+    out.write_text("".join(json.dumps(r) + "\n" for r in old))
+    before = out.read_bytes()
+    with pytest.raises(
+        DataFormatError, match=r"row 'koala_[01]' of test set 'koala' has no 'run'"
+    ) as err:
+        generate(model, "koala", out, tokenizer=tok, limit=3, max_new_tokens=4)
+    assert out.read_bytes() == before
+    run = json.loads(re.search(r'add "run": (\{.*?\}) to each', str(err.value)).group(1))
+    out.write_text("".join(json.dumps({**r, "run": run}) + "\n" for r in old))
+    report = generate(model, "koala", out, tokenizer=tok, limit=3, max_new_tokens=4)
+    assert (report.written, report.skipped) == (1, 2)
+
+
+def test_a_model_loaded_from_a_trained_folder_gets_its_training_template(tok, tmp_path):
+    """A model loaded with from_pretrained from a folder sftselect.train wrote is prompted with
+    the template it was trained with, exactly as when generate is given the folder."""
+    records = [
+        {"instruction": f"Say {w}.", "input": "", "output": f"{w} {w} {w}."}
+        for w in ("red", "green", "blue", "white")
+    ]
+    config = TrainConfig(
+        template="alpaca",
+        max_length=64,
+        max_steps=2,
+        batch_size=2,
+        micro_batch_size=2,
+        learning_rate=1e-3,
+        use_cpu=True,
+    )
+    folder = tmp_path / "trained"
+    train(
+        tiny_llama(tok, context=1024),
+        Dataset.from_list(records),
+        folder,
+        tokenizer=tok,
+        config=config,
+    )
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    kw = {"limit": 3, "max_new_tokens": 6}
+    report = generate(loaded, "vicuna", tmp_path / "l.jsonl", tokenizer=tok, **kw)
+    by_path = generate(folder, "vicuna", tmp_path / "p.jsonl", device="cpu", **kw)
+    assert report.template == by_path.template == "alpaca"
+    rows = read_answers(tmp_path / "l.jsonl")
+    assert {r["run"]["model"] for r in rows} == {str(folder.resolve())}
+    answers = {r["id"]: r["answer"] for r in rows}
+    assert answers == {r["id"]: r["answer"] for r in read_answers(tmp_path / "p.jsonl")}
 
 
 def reference_answer(model, tok, messages, max_new_tokens):
@@ -229,3 +350,7 @@ def test_cli_train_then_generate(model_dir, tmp_path, capsys):
     assert [r["testset"] for r in rows] == ["wizardlm", "wizardlm"] and rows[0][
         "model"
     ] == "trained"
+    capsys.readouterr()
+    again = ["generate", "--model", str(out), "--testset", "wizardlm", "-o", str(answers)]
+    assert main([*again, "--limit", "2", "--max-new-tokens", "5", "-q"]) == 2
+    assert "max_new_tokens 4 (this run: 5)" in capsys.readouterr().err

@@ -6,19 +6,50 @@
     generate("out/llama2-1k-longest", "vicuna", "answers.jsonl")
 
 Each output row is ``{"id", "testset", "prompt", "answer", "model"}`` (the
-fields the pairwise judge reads). The prompt goes through the same template
-as training (:mod:`sftselect.templates`): by default the one recorded in the
-model folder's ``training_log.json``, else the tokenizer's chat template when
-it has one, else ``vicuna_v1.1``.
+fields the pairwise judge reads) plus ``run``, what made the answer (see
+below). The prompt goes through the same template as training
+(:mod:`sftselect.templates`): by default the one recorded in the model
+folder's ``training_log.json`` (for a loaded model, the folder it was loaded
+from: its ``name_or_path``), else the tokenizer's chat template when it has
+one, else ``vicuna_v1.1``.
 
 Prompts are sorted by token length and generated ``batch_size`` at a time,
 left-padded, greedy unless ``temperature > 0``, up to ``max_new_tokens`` new
 tokens, stopping at an EOS token (the model's ``generation_config`` EOS ids and
 the tokenizer's). Only the new token ids are decoded (up to the first EOS,
 special tokens skipped, surrounding whitespace stripped). Rows are appended
-and flushed after every batch; a restarted run skips the ``(testset, id,
-model)`` triples already in the file (a last line cut short by a crash is
-removed first).
+and flushed after every batch; a restarted run skips the ids of the test set
+already in the file (a last line cut short by a crash is removed first).
+
+Resuming never mixes runs. Every row's ``run`` field records what made it:
+
+``model``
+    A path's resolved absolute path (a hub name as given; a ``gguf_file``
+    joined to it); for a loaded model, its ``name_or_path`` (resolved when it
+    is a folder), else its class name.
+``weights``
+    None for a path; for a loaded model, a fingerprint of its weights:
+    ``sha256:`` and 16 hex digits of a SHA-256 over the class name, the
+    config (without bookkeeping fields such as ``use_cache``, ``dtype`` or
+    ``transformers_version``) and every parameter's name, shape, dtype and
+    4,096 evenly spaced values (all of them for a smaller tensor). It is a
+    cheap fingerprint, not a checksum of every weight; any fine-tune or
+    merged adapter moves the sampled values.
+``template``, ``dtype``, ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``
+    The template's name, the weights' dtype, and the decoding settings
+    (``top_p`` and ``seed`` are None when greedy: they change nothing then).
+
+``batch_size``, ``device``, ``limit`` and ``turns`` are not recorded: they do
+not change an answer (a ``turns="all"`` run writes the same first-turn rows).
+A rerun skips the rows of the test set whose ``model`` field and ``run``
+equal its own. A row of the test set with another ``model`` field or ``run``
+(another model whose folder has the same name, or other settings) raises
+:class:`~sftselect.exceptions.DataFormatError` naming the file, the row and
+each setting that differs: write that run to another file. So does a row
+without ``run`` (written before it was recorded): what made it cannot be
+checked, so the file is neither resumed nor added to; the message gives the
+``run`` to add to those rows by hand for a user who knows they match. Rows of
+other test sets are not read.
 
 Multi-turn questions (MT-Bench's ``turns``): ``turns="all"`` answers every
 turn, one pass per turn, each later turn in the conversation so far (the
@@ -31,6 +62,7 @@ any turn, reading earlier answers from the file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -45,7 +77,7 @@ from ._validation import check_choice, check_positive_int, param_error
 from .backends._torch_generate import left_pad, seeded
 from .exceptions import DataFormatError
 from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
-from .train.loading import eos_ids, import_torch, load_model, load_tokenizer, pad_id
+from .train.loading import DTYPES, eos_ids, import_torch, load_model, load_tokenizer, pad_id
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -57,8 +89,24 @@ __all__ = [
 ]
 
 _OWNER = "generate"
-#: The fields of every output row.
+#: The fields every output row must have (rows written now also have ``run``,
+#: what made the answer; see the module docstring).
 OUTPUT_FIELDS = ("id", "testset", "prompt", "answer", "model")
+#: Values sampled from each parameter for a loaded model's weights fingerprint.
+_SAMPLED = 4096
+#: Config fields that are bookkeeping, not the model (left out of the fingerprint).
+_VOLATILE_CONFIG = frozenset(
+    {
+        "architectures",
+        "dtype",
+        "torch_dtype",
+        "transformers_version",
+        "use_cache",
+        "output_attentions",
+        "output_hidden_states",
+        "return_dict",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -127,11 +175,28 @@ def read_answers(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _loaded_from(model: Any) -> str | None:
+    """A loaded model's ``name_or_path`` (or ``config._name_or_path``), None when empty."""
+    for value in (
+        getattr(model, "name_or_path", None),
+        getattr(getattr(model, "config", None), "_name_or_path", None),
+    ):
+        if isinstance(value, (str, os.PathLike)) and os.fspath(value):
+            return os.fspath(value)
+    return None
+
+
 def default_template(model: Any, tokenizer: Any) -> PromptTemplate | ChatTemplate:
     """The template of ``model``'s training log, else ``chat`` when the tokenizer has one,
-    else ``vicuna_v1.1``."""
-    if isinstance(model, (str, os.PathLike)):
-        log = Path(model) / "training_log.json"
+    else ``vicuna_v1.1``.
+
+    The training log is ``training_log.json`` in the model folder: ``model``
+    itself when it is a path, else the folder a loaded model was loaded from
+    (its ``name_or_path``, or ``config._name_or_path``, when that is an
+    existing folder)."""
+    folder = os.fspath(model) if isinstance(model, (str, os.PathLike)) else _loaded_from(model)
+    if folder is not None:
+        log = Path(folder) / "training_log.json"
         if log.is_file():
             name = json.loads(log.read_text(encoding="utf-8")).get("template")
             if name in TEMPLATES:
@@ -187,6 +252,96 @@ def _prompts(
             )
         pairs.append((str(ident), list(turns)))
     return name, pairs
+
+
+def _path_identity(model: str | os.PathLike[str], gguf_file: str | None) -> str:
+    """A path's resolved absolute path (a hub name as given), a ``gguf_file`` joined to it."""
+    text = os.fspath(model)
+    if os.path.exists(text):
+        text = str(Path(text).resolve())
+    return text if gguf_file is None else f"{text}/{gguf_file}"
+
+
+def _dtype_name(net: Any) -> str | None:
+    """The dtype of the first floating-point parameter (``"float32"``), None without one."""
+    for p in net.parameters():
+        if p.is_floating_point():
+            return str(p.dtype).removeprefix("torch.")
+    return None
+
+
+def _loaded_identity(torch: Any, net: Any) -> tuple[str, str]:
+    """A loaded model's name (``name_or_path``, resolved when a folder; else its class name)
+    and its weights fingerprint (see the module docstring)."""
+    name = _loaded_from(net)
+    if name is None:
+        name = type(net).__name__
+    elif os.path.isdir(name):
+        name = str(Path(name).resolve())
+    digest = hashlib.sha256(type(net).__name__.encode())
+    config = getattr(net, "config", None)
+    settings = config.to_dict() if callable(getattr(config, "to_dict", None)) else {}
+    settings = {
+        k: v for k, v in settings.items() if not k.startswith("_") and k not in _VOLATILE_CONFIG
+    }
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for pname, p in net.named_parameters():
+            digest.update(f"\n{pname}:{tuple(p.shape)}:{p.dtype}:".encode())
+            if p.device.type == "meta":
+                continue
+            flat = p.detach().reshape(-1)
+            if flat.numel() > _SAMPLED:  # integer steps: the same indices on every device
+                step = flat.numel() // _SAMPLED
+                index = torch.arange(_SAMPLED, dtype=torch.long) * step
+                flat = flat[index.to(flat.device)]
+            values = flat.float() if flat.is_floating_point() else flat.long()
+            digest.update(values.cpu().numpy().tobytes())
+    return name, "sha256:" + digest.hexdigest()[:16]
+
+
+def _answered(
+    out: Path, testset: str, model_name: str, signature: dict[str, Any]
+) -> dict[str, str]:
+    """The answers on file to ``testset`` by this run, by id; a row of the test set by another
+    run, or without a ``run``, raises :class:`DataFormatError`."""
+    answered: dict[str, str] = {}
+    for row in read_answers(out):
+        if row["testset"] != testset:
+            continue
+        ident = str(row["id"])
+        if "run" not in row:
+            raise DataFormatError(
+                f"{out}: row {ident!r} of test set {testset!r} has no 'run' field: it was "
+                "written by an earlier sftselect that did not record the model and settings "
+                "that made it, so it cannot be checked against this run and the file is not "
+                "resumed. Write this run to another file (or, if you know those rows were made "
+                f'by this model with these settings, add "run": {json.dumps(signature)} to '
+                "each of them)."
+            )
+        differs = []
+        if row["model"] != model_name:
+            differs.append(("'model' field", row["model"], model_name))
+        recorded = row["run"]
+        if not isinstance(recorded, dict):
+            differs.append(("run", recorded, signature))
+        else:
+            keys = list(signature) + [k for k in recorded if k not in signature]
+            differs += [
+                (k, recorded.get(k), signature.get(k))
+                for k in keys
+                if recorded.get(k) != signature.get(k)
+            ]
+        if differs:
+            detail = "; ".join(f"{k} {a!r} (this run: {b!r})" for k, a, b in differs)
+            raise DataFormatError(
+                f"{out} holds answers to test set {testset!r} made by another run: row "
+                f"{ident!r} differs in {detail}. A file holds one run's answers (each row's "
+                "'run' records the model, template and decoding settings); write this run to "
+                "another file."
+            )
+        answered[ident] = row["answer"]
+    return answered
 
 
 def turn_id(ident: str, turn: int) -> str:
@@ -261,6 +416,14 @@ def generate(
     Returns
     -------
     GenerateReport
+
+    Raises
+    ------
+    DataFormatError
+        ``output`` holds answers to the test set from another run (another
+        model, template, dtype or decoding settings, or another ``model``
+        field), or rows without ``run``; see the module docstring. Nothing
+        is generated or written then.
     """
     batch_size = check_positive_int(batch_size, "batch_size", _OWNER)
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens", _OWNER)
@@ -286,28 +449,45 @@ def generate(
             if isinstance(model, (str, os.PathLike))
             else type(model).__name__
         )
-    answered = {
-        str(r["id"]): r["answer"]
-        for r in read_answers(out)
-        if r["testset"] == name and r["model"] == model_name
-    }
-    total = sum(len(t) for _, t in questions)
-    skipped = sum(turn_id(i, k) in answered for i, t in questions for k in range(1, len(t) + 1))
 
     torch, _ = import_torch(_OWNER)
     tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
     tmpl = default_template(model, tok) if template is None else get_template(template, _OWNER)
-    if skipped == total:
-        return GenerateReport(out, 0, skipped, 0.0, 0, tmpl.name)
     if device is None:
         target = None
         if isinstance(model, (str, os.PathLike)):
             target = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         target = torch.device(device)
-    if dtype is None and isinstance(model, (str, os.PathLike)):
-        dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
-    net = load_model(model, gguf_file, dtype, _OWNER)
+    net = None
+    if isinstance(model, (str, os.PathLike)):
+        if dtype is None:
+            dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
+        elif dtype not in DTYPES:
+            raise param_error(_OWNER, "dtype", f"one of {list(DTYPES)} or None", dtype)
+        model_id, weights = _path_identity(model, gguf_file), None
+    else:
+        net = load_model(model, gguf_file, dtype, _OWNER)  # checks it is a model
+        model_id, weights = _loaded_identity(torch, net)
+        dtype = _dtype_name(net)
+    sampling = temperature > 0
+    signature = {
+        "model": model_id,
+        "weights": weights,
+        "template": tmpl.name,
+        "dtype": dtype,
+        "max_new_tokens": max_new_tokens,
+        "temperature": float(temperature),
+        "top_p": float(top_p) if sampling else None,
+        "seed": int(seed) if sampling and seed is not None else None,
+    }
+    answered = _answered(out, name, model_name, signature)
+    total = sum(len(t) for _, t in questions)
+    skipped = sum(turn_id(i, k) in answered for i, t in questions for k in range(1, len(t) + 1))
+    if skipped == total:
+        return GenerateReport(out, 0, skipped, 0.0, 0, tmpl.name)
+    if net is None:
+        net = load_model(model, gguf_file, dtype, _OWNER)
     if target is not None:
         net.to(target)
     net.eval()
@@ -316,11 +496,11 @@ def generate(
         "pad_token_id": pad_id(tok, _OWNER),
         "eos_token_id": eos_ids(net, tok) or None,
     }
-    if temperature > 0:
+    if sampling:
         options.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
     else:
         options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    run = _Batches(torch, net, tok, tmpl, options, batch_size, seed if temperature > 0 else None)
+    run = _Batches(torch, net, tok, tmpl, options, batch_size, seed if sampling else None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -349,6 +529,7 @@ def generate(
                 }
                 if k > 1:
                     row.update(turn=k, history=history)
+                row["run"] = signature
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 answered[row["id"]] = answer
                 written += 1

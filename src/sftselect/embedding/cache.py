@@ -1,7 +1,9 @@
 """An on-disk cache of embeddings: one ``.npy`` file per key in a folder.
 
-The key is the SHA-256 of the embedder's ``identity`` (which names the model,
-layer, pooling, normalisation, truncation and dtype) and of the exact texts
+The key is the SHA-256 of the embedder's ``identity`` (which names the model
+-- for :class:`~sftselect.embedding.hf.HFEmbedder` with a fingerprint of its
+weights, so other weights never share an entry -- layer, pooling,
+normalisation, truncation and dtype) and of the exact texts
 embedded (so it covers the text field, the format and the dataset's content:
 two datasets whose embedded texts are equal share an entry, and editing a
 column that is not embedded does not invalidate it). Files are written to a
@@ -118,6 +120,13 @@ def embed_dataset(
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
         return as_matrix(embedder.embed(texts), len(texts), owner)
-    return EmbeddingCache(cache_dir).get_or_compute(
-        embedder.identity, texts, lambda: embedder.embed(texts)
-    )
+    cache = EmbeddingCache(cache_dir)
+    identity = embedder.identity
+    hit = cache.load(cache.key(identity, texts))
+    if hit is not None and hit.shape[0] == len(texts):
+        return hit
+    array = as_matrix(embedder.embed(texts), len(texts), owner)
+    # stored under the identity asked *after* embedding: a checkpoint that changed
+    # between the look-up and the load is keyed by what was actually loaded
+    cache.save(cache.key(embedder.identity, texts), array)
+    return array
