@@ -163,7 +163,7 @@ def example_texts(
 
     Parts are joined by :data:`EXAMPLE_TEMPLATE` (a blank line), skipping empty
     ones. For chat formats the response is the last assistant turn and the
-    instruction is the turn just before it (there is no separate input); a row
+    instruction is the nearest user turn before it (there is no separate input); a row
     without an assistant turn gives an empty response.
     """
     check_choice(field, "text", owner, TEXT_FIELDS)
