@@ -61,7 +61,11 @@ def as_matrix(vectors: Any, n: int, owner: str) -> np.ndarray:
     if X.ndim != 2 or X.shape[0] != n:
         raise DataFormatError(
             f"{owner}: expected embeddings of shape [{n}, d] (one vector per row); "
-            f"got shape {list(X.shape)}."
+            f"got shape {list(X.shape)}. An array is matched to rows by position, so it "
+            "fits only the data it was made for: a Chain stage after another, or a "
+            ".select()/.shuffle()/.filter() view, sees other rows. Store the vectors in a "
+            "column and pass its name (PrecomputedEmbeddings('column')) so they travel "
+            "with their rows."
         )
     if X.size and not np.isfinite(X).all():
         bad = int(np.flatnonzero(~np.isfinite(X).all(axis=1))[0])

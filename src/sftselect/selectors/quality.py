@@ -432,8 +432,10 @@ class QualitySelector(ScoreSelector):
 
         ``count_tokens`` is a ``str -> int`` function (default: tiktoken's
         ``cl100k_base`` when installed, else characters / 4, labelled as such).
-        The cost is an upper bound: every request is charged ``max_tokens``
-        output tokens.
+        The cost is an upper bound for one pass: every request is charged
+        ``max_tokens`` output tokens. With ``reask=N``, each unparsable reply can
+        add up to ``N`` follow-up requests, not counted here. Requests already
+        in the cache are left out (they cost nothing).
         """
         requests = self.requests(dataset)
         identity = self.judge.identity
