@@ -216,3 +216,22 @@ def test_unparsable_replies_are_reported_by_a_warning_not_only_in_provenance():
     judge = CallableBackend(lambda messages: "I refuse to rate.", identity="mute")
     with pytest.warns(JudgeFailureWarning, match="4 of 4 judge replies could not be parsed"):
         assert QualitySelector(judge, min_score=4.0).select_indices(ds).tolist() == []
+
+
+def test_without_a_cache_one_selector_object_pays_once():
+    """With cache=None, select then run on one selector sends each request once; a clone starts empty."""
+    calls = []
+
+    def judge_fn(messages):
+        calls.append(1)
+        return "4"
+
+    judge = CallableBackend(judge_fn, identity="counting")
+    ds = Dataset.from_dict({"instruction": ["q"] * 3, "output": ["a", "b", "c"]})
+    selector = QualitySelector(judge, k=2, random_state=0)
+    selector.select(ds)
+    selector.run(ds)
+    assert len(calls) == 3
+    selector.clone().run(ds)
+    assert len(calls) == 6
+    assert "_memory_cache" in selector.__dict__ and "_memory_cache" not in selector.__getstate__()

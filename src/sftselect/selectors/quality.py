@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from .._validation import check_choice, check_non_negative_int, check_positive_int
 from ..backends.base import ChatReply, ChatRequest, request_keys
-from ..backends.cache import as_reply_store
+from ..backends.cache import MemoryCache, as_reply_store
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, run_requests
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
@@ -109,7 +109,9 @@ class QualitySelector(ScoreSelector):
         assistant turn is rated (``"last"`` or ``"first"``).
     cache : ReplyCache, MemoryCache, path or None
         Where replies are kept. A path opens a SQLite :class:`ReplyCache`.
-        None keeps them in memory for one call only.
+        None keeps them in memory for the life of this selector object (so
+        ``select`` then ``run`` pays once; a :meth:`clone` or a copy sent to
+        another process starts empty).
     max_concurrency : int, default 64
         Requests in flight at once.
     max_tokens, temperature : int, float or None
@@ -289,7 +291,19 @@ class QualitySelector(ScoreSelector):
         return self._plan(dataset)[1]
 
     def _store(self) -> Any:
+        if self.cache is None:
+            # One in-memory store for this object's life, so select() then run() pays once.
+            store = self.__dict__.get("_memory_cache")
+            if store is None:
+                store = self.__dict__["_memory_cache"] = MemoryCache()
+            return store
         return as_reply_store(self.cache, type(self).__name__)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The parameters; the in-memory replies stay in this process."""
+        state = self.__dict__.copy()
+        state.pop("_memory_cache", None)
+        return state
 
     # -- rating --------------------------------------------------------------
     def rate(self, dataset: Dataset) -> Ratings:
