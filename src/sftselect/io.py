@@ -1,7 +1,9 @@
 """Loading and saving instruction data: JSON, JSON Lines, Parquet, saved
 Datasets, and Hugging Face hub names.
 
-Errors name the file and line (malformed JSON) or the record (a record that is
+JSON and JSON Lines are parsed and converted to Arrow a chunk of records at a
+time, with the column types one ``Dataset.from_dict`` of all the records would
+give. Errors name the file and line (malformed JSON) or the record (a record that is
 not an object), and writes go through a temporary path so that a failure never
 leaves a half-written output.
 """
@@ -11,9 +13,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._arrow_columns import _FieldTypeError, _json_kind, _table_fingerprint, _TableBuilder
+from ._json_records import (
+    _json_source,
+    _jsonl_file_records,
+    _listed,
+    _NotStreamable,
+    _Records,
+    _records_from_json,
+)
 from .exceptions import DataFormatError
 
 if TYPE_CHECKING:
@@ -28,131 +40,102 @@ OUTPUT_SUFFIXES = (".json", ".jsonl", ".parquet")
 _FILE_SUFFIXES_NOT_WRITTEN = (".csv", ".tsv", ".txt", ".arrow", ".xlsx", ".gz", ".zip", ".zst")
 
 
-def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | None]:
-    """The records of a JSON array file, or of JSON Lines saved as ``.json`` (then
-    with each record's line number; None for an array)."""
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
-            lines: list[int] = []
-            return _records_from_jsonl_text(text, path, lines), lines  # JSON Lines as .json
-        raise DataFormatError(
-            f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
-        ) from None
-    if isinstance(data, dict):
-        lists = [k for k, v in data.items() if isinstance(v, list)]
-        if len(lists) == 1:
-            data = data[lists[0]]
-    if not isinstance(data, list):
-        raise DataFormatError(
-            f"{path}: expected a JSON array of records (objects); found a {type(data).__name__}."
-        )
-    for i, rec in enumerate(data):
-        if not isinstance(rec, dict):
-            raise DataFormatError(
-                f"{path}: record {i} is a {type(rec).__name__}; expected an object."
-            )
-    return data, None
+# JSON and JSON Lines are read a chunk of records at a time: each chunk becomes
+# Arrow arrays and its Python objects are dropped before the next is parsed, so
+# loading holds about one chunk of Python objects beside the Arrow data (a
+# whole-file ``json.loads`` plus ``Dataset.from_dict`` peaked at 8-11x the
+# file's size; see benchmarks/bench_io.py).
+# A chunk ends at _CHUNK_ROWS records or _CHUNK_CHARS characters of JSON text,
+# whichever comes first (the second bounds memory for long records).
+_CHUNK_ROWS = 10_000
+_CHUNK_CHARS = 1 << 24
 
 
-def _records_from_jsonl_text(
-    text: str, path: Path, lines: list[int] | None = None
-) -> list[dict[str, Any]]:
-    """The records of JSON Lines ``text``; ``lines`` (if given) receives each one's line number."""
-    records = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(
-                f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
-            ) from None
-        if not isinstance(rec, dict):
-            raise DataFormatError(
-                f"{path}:{lineno}: a {type(rec).__name__}; expected a JSON object."
-            )
-        records.append(rec)
-        if lines is not None:
-            lines.append(lineno)
-    return records
-
-
-def _columns(records: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """Column lists over the union of the records' fields, in order of first
-    appearance; a record without a field has None there."""
-    names: dict[str, None] = {}
-    for rec in records:
-        if len(rec) != len(names) or any(name not in names for name in rec):
-            names.update(dict.fromkeys(rec))
-    return {name: [rec.get(name) for rec in records] for name in names}
-
-
-def _json_kind(value: Any) -> str:
-    """The JSON type of ``value`` as a message names it (int and float are both numbers)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _where(i: int, lines: list[int] | None) -> str:
-    return f"line {lines[i]}" if lines is not None else f"record {i} (0-based)"
-
-
-def _schema_error(
-    path: Path, columns: dict[str, list[Any]], lines: list[int] | None, exc: Exception
+def _field_type_error(
+    path: Path, name: str, detail: str, records: _Records, lines: bool
 ) -> DataFormatError:
-    """The field and records whose types clash, found column by column."""
-    import pyarrow as pa
+    """The field's first value and the first later value of another JSON type."""
 
-    for name, values in columns.items():
-        try:
-            pa.array(values)
+    def where(pos: int) -> str:
+        return f"line {pos}" if lines else f"record {pos} (0-based)"
+
+    first, kind = -1, ""
+    for pos, rec, _ in records:
+        value = rec.get(name)
+        if value is None:
             continue
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-            pass
-        first = next((i for i, v in enumerate(values) if v is not None), None)
-        if first is None:  # pragma: no cover - an all-null column always converts
-            continue
-        kind = _json_kind(values[first])
-        for i in range(first + 1, len(values)):
-            v = values[i]
-            if v is not None and _json_kind(v) != kind:
-                return DataFormatError(
-                    f"{path}: field {name!r} is a {_json_kind(v)} at {_where(i, lines)} but a "
-                    f"{kind} at {_where(first, lines)}; each field must have one type in "
-                    "every record."
-                )
-        return DataFormatError(
-            f"{path}: field {name!r} holds values that do not share one type ({exc}); "
-            f"its first value is at {_where(first, lines)}."
-        )
-    return DataFormatError(f"{path}: the records do not share one schema ({exc}).")
+        if not kind:
+            first, kind = pos, _json_kind(value)
+        elif _json_kind(value) != kind:
+            return DataFormatError(
+                f"{path}: field {name!r} is a {_json_kind(value)} at {where(pos)} but a "
+                f"{kind} at {where(first)}; each field must have one type in every record."
+            )
+    return DataFormatError(
+        f"{path}: field {name!r} holds values that do not share one type ({detail}); "
+        f"its first value is at {where(first)}."
+    )
 
 
-def _dataset_from_records(
-    records: list[dict[str, Any]], path: Path, lines: list[int] | None = None
+def _dataset_from_source(
+    path: Path,
+    source: Callable[[], _Records],
+    lines: bool,
+    chunk_rows: int = _CHUNK_ROWS,
+    chunk_chars: int = _CHUNK_CHARS,
 ) -> Dataset:
-    """A Dataset of ``records`` with every field any record has (None where one lacks it)."""
-    import pyarrow as pa
     from datasets import Dataset
 
-    columns = _columns(records)
+    builder = _TableBuilder()
+    chunk: list[dict[str, Any]] = []
+    chars = 0
+    for _, rec, size in source():
+        chunk.append(rec)
+        chars += size
+        if len(chunk) >= chunk_rows or chars >= chunk_chars:
+            builder.add(chunk)
+            chunk, chars = [], 0
+    if chunk:
+        builder.add(chunk)
+    del chunk
+    if not builder.columns:
+        return Dataset.from_dict({})
     try:
-        return Dataset.from_dict(columns)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        raise _schema_error(path, columns, lines, exc) from None
+        table = builder.table()
+    except _FieldTypeError as exc:
+        del builder
+        raise _field_type_error(path, exc.name, exc.detail, source(), lines) from None
+    del builder
+    return Dataset(table, fingerprint=_table_fingerprint(table))
+
+
+def _load_json_file(
+    path: Path,
+    *,
+    jsonl: bool,
+    chunk_rows: int = _CHUNK_ROWS,
+    chunk_chars: int = _CHUNK_CHARS,
+) -> Dataset:
+    """A Dataset of the records of a ``.jsonl`` (``jsonl=True``) or ``.json`` file,
+    with every field any record has (None where one lacks it), the types
+    ``Dataset.from_dict`` gives the whole list of records, and the errors it
+    always gave, parsed and converted ``chunk_rows`` records at a time."""
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1; got {chunk_rows}.")
+    if jsonl:
+        return _dataset_from_source(
+            path, lambda: _jsonl_file_records(path), True, chunk_rows, chunk_chars
+        )
+    source, lines = _json_source(path)
+    try:
+        return _dataset_from_source(path, source, lines, chunk_rows, chunk_chars)
+    except _NotStreamable:
+        # Malformed JSON inside the array: the whole-document parse reports it
+        # (file and line) as it always did.
+        records, line_numbers = _records_from_json(path)
+        return _dataset_from_source(
+            path, _listed(records, line_numbers), line_numbers is not None, chunk_rows, chunk_chars
+        )
 
 
 def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Dataset:
@@ -162,6 +145,11 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
     folder written by ``Dataset.save_to_disk``, ``sample:NAME`` for a sample
     bundled with the package (``sample:alpaca_2k``), or a name for
     ``datasets.load_dataset(name, split=split)`` (needs network access).
+
+    JSON and JSON Lines become a column for every field any record has (None
+    where a record lacks it), typed as ``Dataset.from_dict`` types the whole
+    list of records; they are parsed 10,000 records at a time, so loading needs
+    about the Arrow data's size in memory rather than several times the file's.
     """
     import datasets
 
@@ -183,13 +171,8 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
         return datasets.load_dataset(str(path), split=split)
     if path.is_file():
         suffix = path.suffix.lower()
-        if suffix == ".json":
-            records, lines = _records_from_json(path)
-            return _dataset_from_records(records, path, lines)
-        if suffix == ".jsonl":
-            lines = []
-            records = _records_from_jsonl_text(path.read_text(encoding="utf-8"), path, lines)
-            return _dataset_from_records(records, path, lines)
+        if suffix in (".json", ".jsonl"):
+            return _load_json_file(path, jsonl=suffix == ".jsonl")
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._json_records import _records_from_json, _records_from_jsonl_text
 from .._validation import check_choice, param_error
 from ..exceptions import DataFormatError
-from ..io import _records_from_json, _records_from_jsonl_text
 
 __all__ = ["FORMATS", "GENERATE_FIELDS", "Pairs", "load_pairs", "read_records"]
 
