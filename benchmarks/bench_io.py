@@ -54,6 +54,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _memory import RssSampler, vm
+
 DEFAULT_POOL = "/work/shared/data/alpaca_pool"
 METHODS = {
     "previous": "(a) previous (json.loads all + from_dict)",
@@ -118,44 +120,6 @@ def write_jsonl(records: list[dict[str, Any]], rows: int, seed: int, path: Path)
 
 
 # -- measuring, in the child ---------------------------------------------------------------------
-def _vm(field: str) -> int:
-    """A ``VmXXX`` line of /proc/self/status, in bytes (0 if unavailable)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-class RssSampler:
-    """Polls VmRSS every few milliseconds in a thread; ``peak`` is the largest seen."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        import threading
-
-        self.interval = interval
-        self.peak = _vm("VmRSS")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _vm("VmRSS"))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _vm("VmRSS"))
-
-
 def child(args: argparse.Namespace) -> None:
     """Load the file once with ``args.method`` and print a JSON line of figures."""
     import resource
@@ -181,21 +145,21 @@ def child(args: argparse.Namespace) -> None:
             "json", data_files=str(path), split="train", cache_dir=cache
         )
     gc.collect()
-    base = _vm("VmRSS")
+    base = vm("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")  # reset VmHWM to the current RSS, where the kernel allows it
     except OSError:
         pass
-    hwm_reset = 0 < _vm("VmHWM") <= _vm("VmRSS") + (16 << 20)
+    hwm_reset = 0 < vm("VmHWM") <= vm("VmRSS") + (16 << 20)
     t0 = time.perf_counter()
     c0 = time.process_time()
     with RssSampler() as sampler:
         ds = load()
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    hwm = max(_vm("VmHWM"), sampler.peak) if hwm_reset else sampler.peak
-    after = _vm("VmRSS")
+    hwm = max(vm("VmHWM"), sampler.peak) if hwm_reset else sampler.peak
+    after = vm("VmRSS")
     # Checks, after the measurement.
     n = ds.num_rows
     idx = sorted({0, n - 1, *random.Random(1).sample(range(n), min(SAMPLE_ROWS, n))})

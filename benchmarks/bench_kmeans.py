@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from _memory import RssSampler, vm
+
 BACKENDS = ("sklearn", "minibatch", "faiss", "auto")
 TARGET_S = 60.0
 
@@ -42,44 +44,6 @@ def make_data(rows: int, dim: int, blobs: int, seed: int):
     return X
 
 
-class RssSampler:
-    """Polls VmRSS every few milliseconds in a thread; ``peak`` is the largest seen."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        import threading
-
-        self.interval = interval
-        self.peak = _vm("VmRSS")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _vm("VmRSS"))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _vm("VmRSS"))
-
-
-def _vm(field: str) -> int:
-    """A ``VmXXX`` line of /proc/self/status, in bytes (0 if unavailable)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def child(args: argparse.Namespace) -> None:
     """Run one backend once and print a JSON line with time and memory."""
     import numpy as np
@@ -87,13 +51,13 @@ def child(args: argparse.Namespace) -> None:
     from sftselect.clustering import kmeans
 
     X = make_data(args.rows, args.dim, args.blobs, args.seed)
-    base = _vm("VmRSS")
+    base = vm("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")  # reset VmHWM to the current RSS, where the kernel allows it
     except OSError:
         pass
-    hwm_reset = _vm("VmHWM") <= _vm("VmRSS") + (16 << 20)
+    hwm_reset = vm("VmHWM") <= vm("VmRSS") + (16 << 20)
     t0 = time.perf_counter()
     c0 = time.process_time()
     with RssSampler() as sampler:
@@ -101,7 +65,7 @@ def child(args: argparse.Namespace) -> None:
     wall = time.perf_counter() - t0
     cpu = time.process_time() - c0
     # The kernel's high-water mark when it could be reset; else RSS polled every 5 ms.
-    hwm = max(_vm("VmHWM"), sampler.peak) if hwm_reset else sampler.peak
+    hwm = max(vm("VmHWM"), sampler.peak) if hwm_reset else sampler.peak
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     inertia = float(((X - centroids[labels]) ** 2).sum(dtype=np.float64))
     print(
