@@ -354,8 +354,13 @@ def test_aclose_and_async_context_manager() -> None:
 
 
 def test_identity_default_and_override() -> None:
-    """identity defaults to 'openai-compatible/{model}' and can be overridden."""
-    assert OpenAICompatibleBackend("gpt-4o-mini").identity == "openai-compatible/gpt-4o-mini"
+    """identity names the model and the endpoint (no credentials) by default, and can be overridden."""
+    assert (
+        OpenAICompatibleBackend("gpt-4o-mini").identity
+        == "openai-compatible/gpt-4o-mini@https://api.openai.com/v1"
+    )
+    local = OpenAICompatibleBackend("gpt-4o-mini", base_url="http://u:secret@127.0.0.1:8000/v1/")
+    assert local.identity == "openai-compatible/gpt-4o-mini@http://127.0.0.1:8000/v1"
     custom = OpenAICompatibleBackend("qwen", base_url="http://127.0.0.1:1/v1", identity="vllm/q4")
     assert custom.identity == "vllm/q4"
 

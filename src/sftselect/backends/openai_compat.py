@@ -125,8 +125,11 @@ class OpenAICompatibleBackend:
         ``httpx`` (``httpx2`` when installed).
     identity:
         The string that identifies this backend in cache keys; defaults to
-        ``"openai-compatible/{model}"``. Override it when two backends share a
-        model name but not the model (two servers, two quantisations).
+        ``"openai-compatible/{model}@{base_url}"`` (the URL without any
+        user:password part), so a test server's replies are never read back
+        as another endpoint's. Set it to share a cache between endpoints that
+        serve the same model (a proxy and the API behind it), or to tell apart
+        two models one server serves under the same name.
     retry_seed:
         Seed for the backoff jitter; None draws OS entropy. A private
         ``random.Random`` is used, never the global state.
@@ -163,7 +166,11 @@ class OpenAICompatibleBackend:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.transport = transport
-        self.identity = identity if identity is not None else f"openai-compatible/{model}"
+        self.identity = (
+            identity
+            if identity is not None
+            else f"openai-compatible/{model}@{_display_url(str(base_url)).rstrip('/')}"
+        )
         self.retry_seed = retry_seed
         self.stats = BackendStats()
         self._rng: random.Random | None = None  # seeded at first use, after validation

@@ -84,6 +84,12 @@ def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._Arg
         "--max-tokens", type=int, default=None, help="judge reply length (default: the prompt's)"
     )
     g.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
+    g.add_argument(
+        "--judge-identity",
+        default=None,
+        help="the judge's name in cache keys (default: model@base-url); give two endpoints "
+        "serving the same model one name to share their cached replies",
+    )
     return g
 
 
@@ -101,6 +107,7 @@ def backend_from_args(args: argparse.Namespace, what: str) -> Any:
         requests_per_minute=args.rpm,
         tokens_per_minute=args.tpm,
         timeout=args.timeout,
+        identity=args.judge_identity,
     )
 
 
