@@ -11,6 +11,7 @@ epochs               15          line 6 ``--num_train_epochs 15``
 micro_batch_size     2           line 7 ``--per_device_train_batch_size 2``
 batch_size           128         lines 1, 7, 9: 4 GPUs x 2 x ``--gradient_accumulation_steps 16``
 neftune_alpha        15          line 10 ``--neftune_noise_alpha 15`` (a parameter; None: off)
+neftune_length       max_length  the noise scaled as for rows padded to 2048, as the script's were
 learning_rate        1e-5        line 14 ``--learning_rate 1e-5`` (7B)
 weight_decay         0.1         line 15 ``--weight_decay 0.1``
 lr_scheduler         linear      line 16 ``--lr_scheduler_type "linear"``
@@ -26,7 +27,9 @@ max_grad_norm        1.0         not set: the transformers default
 
 The paper's script pads every example to 2048 tokens (``padding="max_length"``);
 here batches are padded to their longest example (same loss, less compute), or
-packed. Everything is overridable: ``dataclasses.replace(long_is_more(), epochs=3)``.
+packed. NEFTune's noise depends on the padded length (see
+:mod:`sftselect.train.neftune`), so the preset scales it for ``max_length`` to
+keep the script's noise. Everything is overridable: ``dataclasses.replace(long_is_more(), epochs=3)``.
 """
 
 from __future__ import annotations
@@ -94,6 +97,11 @@ class TrainConfig:
         Recompute activations in the backward pass (less memory, ~30% slower).
     neftune_alpha : float or None
         NEFTune noise scale (None: off).
+    neftune_length : int, "max_length" or None, default None
+        The sequence length NEFTune's noise is scaled for (``alpha /
+        sqrt(length * d)``): None each batch's padded width (transformers'
+        NEFTune), ``"max_length"`` this config's ``max_length`` (what a run
+        that pads every example to ``max_length`` gets, as the paper's did).
     optim : str, default "adamw_torch"
         The transformers optimizer name.
     seed : int, default 42
@@ -123,6 +131,7 @@ class TrainConfig:
     bf16: bool = False
     gradient_checkpointing: bool = False
     neftune_alpha: float | None = None
+    neftune_length: int | str | None = None
     optim: str = "adamw_torch"
     seed: int = 42
     logging_steps: int = 1
@@ -157,6 +166,13 @@ class TrainConfig:
         check_positive_int(self.batch_size, "batch_size", _OWNER)
         check_positive_int(self.micro_batch_size, "micro_batch_size", _OWNER)
         check_positive_real(self.neftune_alpha, "neftune_alpha", _OWNER, allow_none=True)
+        length = self.neftune_length
+        if length not in (None, "max_length") and (
+            isinstance(length, bool) or not isinstance(length, numbers.Integral) or length <= 0
+        ):
+            raise param_error(
+                _OWNER, "neftune_length", "a positive int, 'max_length' or None", length
+            )
         if not isinstance(self.optim, str) or not self.optim:
             raise param_error(_OWNER, "optim", "a transformers optimizer name", self.optim)
         check_non_negative_int(self.seed, "seed", _OWNER)
@@ -171,6 +187,10 @@ class TrainConfig:
                 self.batch_size,
             )
         return self.batch_size // per_step
+
+    def neftune_scale_length(self) -> int | None:
+        """The length NEFTune's noise is scaled for (None: each batch's width)."""
+        return self.max_length if self.neftune_length == "max_length" else self.neftune_length
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
@@ -209,6 +229,7 @@ def long_is_more(*, neftune_alpha: float | None = 15.0) -> TrainConfig:
         bf16=True,
         gradient_checkpointing=True,
         neftune_alpha=neftune_alpha,
+        neftune_length="max_length",
         optim="adamw_torch",
     )
 

@@ -13,6 +13,7 @@ implementation used (packed rows on ``sdpa`` run segment by segment,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from .attention import packed_attention
 from .config import TrainConfig
 from .examples import EncodeStats, conversations, encode_dataset
 from .loading import import_torch, load_model, load_tokenizer, pad_id
+from .neftune import neftune
 from .packing import PackedCollator, PadCollator, pack
 
 __all__ = ["LOG_NAME", "TrainResult", "train"]
@@ -188,7 +190,7 @@ def train(
         max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
         bf16=config.bf16,
         **{checkpointing: config.gradient_checkpointing},
-        neftune_noise_alpha=config.neftune_alpha,
+        neftune_noise_alpha=None,  # our own hook below: the noise's length is a setting
         optim=config.optim,
         seed=config.seed,
         logging_steps=config.logging_steps,
@@ -209,7 +211,12 @@ def train(
         processing_class=tok,
         callbacks=[_loss_callback(transformers.TrainerCallback, history)],
     )
-    with packed_attention(net) if config.packing else _own_attention(net) as attention:
+    noise = (
+        neftune(net, config.neftune_alpha, config.neftune_scale_length())
+        if config.neftune_alpha is not None
+        else contextlib.nullcontext()
+    )
+    with packed_attention(net) if config.packing else _own_attention(net) as attention, noise:
         start = time.perf_counter()
         output = trainer.train()
         seconds = time.perf_counter() - start
