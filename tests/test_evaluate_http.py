@@ -353,3 +353,137 @@ def test_killed_judge_process_resumes_sending_only_the_rest(tmp_path):
     assert result.report.cache_hits == stored and result.report.sent == 60 - stored
     assert len(ReplyCache(cache)) == 60 and result.summary["overall"]["scored"] == 30
     assert not (tmp_path / "o.json").exists()
+
+
+def _judge_section(doc):
+    """The `judge` options part of docs/cli.md: from its heading to the paragraph on `report`."""
+    start = doc.index("### `judge` and `report` options")
+    return doc[start : doc.index("`report RESULT.json` takes", start)]
+
+
+def test_docs_list_exactly_the_options_judge_accepts():
+    """docs/cli.md's judge section names every option `sftselect judge` accepts and no other."""
+    from pathlib import Path
+
+    from sftselect.cli import build_parser
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    rows = [line for line in _judge_section(doc).splitlines() if line.startswith("| `-")]
+    named = {f for line in rows for f in re.findall(r"`(--?[a-z][a-z0-9-]*)", line.split(" | ")[0])}
+    parser = build_parser()
+    judge = parser._subparsers._group_actions[0].choices["judge"]
+    accepted = {s for a in judge._actions for s in a.option_strings} - {"-h", "--help"}
+    assert named == accepted
+    row = next(line for line in doc.splitlines() if line.startswith("| `judge --answers-a"))
+    assert "judge options above" not in row and "`--on-request-error raise\\|omit`" in doc
+
+
+def _judge_args(server, tmp_path, a, b, *extra):
+    return [
+        "judge", "--answers-a", str(a), "--answers-b", str(b), "--base-url", server.base_url,
+        "--model", "judge", "--cache", str(tmp_path / "c.sqlite"), "-o", str(tmp_path / "o.json"),
+        "--n-bootstrap", "0", "-q", *extra,
+    ]  # fmt: skip
+
+
+def test_cli_judge_dry_run_counts_cached_requests_tokens_and_cost_sending_nothing(tmp_path, capsys):
+    """`judge --dry-run` prints the requests to send, those cached, prompt tokens and a cost bound; it sends and writes nothing."""
+    pairs = case_pairs()
+    a = _write_generate(tmp_path / "a.jsonl", pairs, "a", "x")
+    b = _write_generate(tmp_path / "b.jsonl", pairs, "b", "y")
+    prices = ["--usd-per-1m-input", "30", "--usd-per-1m-output", "60"]
+    with LoopbackServer(reply=scripted_judge("scores")) as server:
+        assert main(_judge_args(server, tmp_path, a, b, "--dry-run", *prices)) == 0
+        assert server.request_count == 0
+        assert not (tmp_path / "c.sqlite").exists() and not (tmp_path / "o.json").exists()
+        first = capsys.readouterr().out
+        assert "14 requests to send (0 cached)" in first and "at most 3,584 output tokens" in first
+        assert "prompt tokens [" in first and "estimated cost at most $" in first
+        # judge the first three pairs, then the dry run counts their six replies as cached
+        head = [json.loads(x) for x in a.read_text().splitlines()][:3]
+        a3 = tmp_path / "a3.jsonl"
+        a3.write_text("".join(json.dumps(r) + "\n" for r in head))
+        b3 = tmp_path / "b3.jsonl"
+        b3.write_text("".join(b.read_text().splitlines(keepends=True)[:3]))
+        assert main(_judge_args(server, tmp_path, a3, b3)) == 0
+        sent = server.request_count
+        capsys.readouterr()
+        assert main(_judge_args(server, tmp_path, a, b, "--dry-run", *prices)) == 0
+        assert server.request_count == sent == 6
+    assert "8 requests to send (6 cached)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--seed", "-1"], "--seed"),
+        (["--n-bootstrap", "-5"], "--n-bootstrap"),
+        (["--confidence", "1"], "--confidence"),
+        (["--max-tokens", "0"], "--max-tokens"),
+        (["--max-concurrency", "0"], "--max-concurrency"),
+        (["--timeout", "0"], "--timeout"),
+        (["--usd-per-1m-input", "1"], "--usd-per-1m-input is a price for --dry-run"),
+        (
+            ["--dry-run", "--usd-per-1m-output", "1"],
+            "--usd-per-1m-output needs --usd-per-1m-input",
+        ),
+    ],
+)
+def test_cli_judge_option_errors_name_the_flag_not_the_parameter(tmp_path, capsys, extra, flag):
+    """A bad judge option exits 2 with an error naming its flag, not a Python parameter, and sends nothing."""
+    pairs = case_pairs()
+    a = _write_generate(tmp_path / "a.jsonl", pairs, "a", "x")
+    b = _write_generate(tmp_path / "b.jsonl", pairs, "b", "y")
+    with LoopbackServer(reply=scripted_judge("scores")) as server:
+        try:
+            code = main(_judge_args(server, tmp_path, a, b, *extra))
+        except SystemExit as exc:  # argparse refuses a value of the wrong kind
+            code = exc.code
+        assert server.request_count == 0
+    err = capsys.readouterr().err
+    assert code == 2 and flag in err
+    assert "parameter of" not in err and "random_state" not in err and "max_tokens" not in err
+
+
+def test_cli_request_failure_names_the_on_request_error_flag(tmp_path, capsys):
+    """A failed judge request exits 2 with a message naming `--on-request-error omit`."""
+    pairs = case_pairs([*CASES[:2], ("vicuna", 7, 3, "FAIL-HERE")])
+    a = _write_generate(tmp_path / "a.jsonl", pairs, "a", "x")
+    b = _write_generate(tmp_path / "b.jsonl", pairs, "b", "y")
+    with LoopbackServer(reply=scripted_judge("scores")) as server:
+        assert main(_judge_args(server, tmp_path, a, b)) == 2
+    err = capsys.readouterr().err
+    assert "--on-request-error omit" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_report_on_an_answers_file_says_it_is_not_a_judge_result(tmp_path, capsys):
+    """`sftselect report` on a generate answers file exits 2 with one line saying it is not a judge result and what report reads."""
+    pairs = case_pairs()
+    a = _write_generate(tmp_path / "a1.jsonl", pairs, "a", "x")
+    assert main(["report", str(a)]) == 2
+    err = capsys.readouterr().err
+    assert "malformed" not in err and "not a pairwise result" in err
+    assert "sftselect judge -o" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_judge_warns_on_pairs_left_out_and_exits_2_when_none_was_judged(tmp_path, capsys):
+    """Some pairs left out: exit 0 with one warning line; every pair unparsable: the result is written and exit 2 with a one-line error."""
+    pairs = case_pairs()
+    a = _write_generate(tmp_path / "a.jsonl", pairs, "a", "x")
+    b = _write_generate(tmp_path / "b.jsonl", pairs, "b", "y")
+    with LoopbackServer(reply=scripted_judge("scores")) as server:
+        assert main(_judge_args(server, tmp_path, a, b)) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sftselect judge: warning: ")
+    assert "1 of 7 pairs were left out" in lines[0] and "pair 5" in lines[0]
+
+    (tmp_path / "o.json").unlink()
+    with LoopbackServer(reply=lambda body: "I cannot choose.") as server:
+        assert main(_judge_args(server, tmp_path, a, b, "--protocol", "fastchat-pair-v2")) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "7 of 7 pairs were left out" in lines[0]
+    assert lines[1].startswith("sftselect judge: error: no pair could be judged")
+    assert "7 with an unparsable reply" in lines[1] and "o.json" in lines[1]
+    doc = load_result(tmp_path / "o.json")
+    assert doc["summary"]["overall"]["win_score"] is None
+    assert doc["judgments"][0]["reply_ab"] == "I cannot choose."

@@ -188,3 +188,35 @@ def test_swapped_pairs_swap_answers_and_names_back_and_forth(rows):
     s = pairs.swapped()
     assert s.answers_a == pairs.answers_b and (s.model_a, s.model_b) == ("y", "x")
     assert s.swapped() == pairs
+
+
+def test_prompt_mismatch_shows_where_the_prompts_first_differ(tmp_path):
+    """Prompts that differ only late (a trailing space) are refused naming the first differing index and a repr window on both sides."""
+    prompt = "Explain, in a few sentences, why the sky looks blue on a clear day at noon?"
+    assert len(prompt) > 70
+    a = _jsonl(tmp_path / "a.jsonl", [{"id": 0, "testset": "t", "prompt": prompt, "answer": "x"}])
+    b = _jsonl(
+        tmp_path / "b.jsonl", [{"id": 0, "testset": "t", "prompt": prompt + " ", "answer": "y"}]
+    )
+    with pytest.raises(DataFormatError) as err:
+        load_pairs(a, b)
+    message = str(err.value)
+    assert f"first differ at character {len(prompt)}" in message
+    assert repr(prompt[-20:]) + " (end of text)" in message
+    assert repr(prompt[-20:] + " ") in message
+    assert "record 0" in message and "('t', '0')" in message
+
+
+def test_alpaca_eval_mismatch_shows_the_differing_window(tmp_path):
+    """AlpacaEval instructions differing by a tab deep in the text show the index and both windows with the tab visible."""
+    text = "word " * 30 + "end"
+    other = text[:100] + "\t" + text[101:]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps([{"instruction": text, "output": "x"}]))
+    b.write_text(json.dumps([{"instruction": other, "output": "y"}]))
+    with pytest.raises(DataFormatError, match="first mismatch is record 0") as err:
+        load_pairs(a, b)
+    message = str(err.value)
+    assert "first differ at character 100" in message
+    assert repr(text[80:120]) in message and repr(other[80:120]) in message
+    assert "\\t" in message

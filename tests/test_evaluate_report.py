@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 
-from sftselect.backends import CallableBackend
-from sftselect.evaluate import Pairs, judge_pairs, load_result, markdown_table, plot_wtl
-from sftselect.exceptions import InvalidParameterError
+from sftselect.backends import CallableBackend, MemoryCache
+from sftselect.evaluate import (
+    Pairs,
+    judge_pairs,
+    load_result,
+    markdown_table,
+    plan_requests,
+    plot_wtl,
+)
+from sftselect.exceptions import DataFormatError, InvalidParameterError, JudgeFailureWarning
 
 
 def _judge(reply_text):
@@ -89,3 +97,114 @@ def test_judge_pairs_needs_pairs():
         InvalidParameterError, match="'pairs' parameter of judge_pairs must be a Pairs"
     ):
         judge_pairs([("q", "a", "b")], _judge("9 2"))
+
+
+def _by_answer(messages):
+    """Scores 8 2, except an unparsable reply when the answer 'four' is shown first."""
+    text = messages[-1]["content"]
+    first = text.split("Answer]\n", 1)[1]
+    return "I cannot decide." if first.startswith("four") else "8 2\nfirst is better"
+
+
+def test_judge_pairs_warns_naming_how_many_pairs_were_left_out_and_the_first():
+    """A run leaving a pair out for an unparsable reply warns JudgeFailureWarning with the count and that pair."""
+    judge = CallableBackend(_by_answer, identity="by-answer")
+    with pytest.warns(JudgeFailureWarning) as caught:
+        result = judge_pairs(_pairs(), judge, n_bootstrap=0)
+    assert result.summary["overall"]["parse_failures"] == 1
+    (message,) = [str(w.message) for w in caught if issubclass(w.category, JudgeFailureWarning)]
+    assert "1 of 3 pairs were left out" in message and "1 with an unparsable reply" in message
+    assert "pair 1, test set 'vicuna', id '1', order ab: " in message
+    assert "'I cannot decide.'" in message and "counts 2 pairs" in message
+
+
+def test_judge_pairs_does_not_warn_when_every_pair_is_scored():
+    """A run in which every pair is scored emits no JudgeFailureWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", JudgeFailureWarning)
+        result = judge_pairs(_pairs(), _judge("9 2\nfirst is better"), n_bootstrap=0)
+    assert result.summary["overall"]["scored"] == 3
+
+
+def test_all_unparsable_replies_warn_that_every_pair_was_left_out():
+    """A judge that never replies in format makes judge_pairs warn that all pairs were left out."""
+    with pytest.warns(JudgeFailureWarning, match="3 of 3 pairs were left out .*counts 0 pairs"):
+        judge_pairs(_pairs(), _judge("I like both."), n_bootstrap=0)
+
+
+def test_load_result_on_an_answers_file_says_it_is_not_a_judge_result(tmp_path):
+    """load_result on a generate answers file (JSON Lines) says it is not a judge result and what report reads, not "malformed JSON"."""
+    rows = [
+        {"id": i, "testset": "t", "prompt": f"q{i}", "answer": "a", "model": "m"} for i in (0, 1)
+    ]
+    for name in ("a1.jsonl", "a1.json"):
+        path = tmp_path / name
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        with pytest.raises(DataFormatError) as err:
+            load_result(path)
+        message = str(err.value)
+        assert "malformed" not in message and "not a pairwise result" in message
+        assert "JSON Lines" in message and "answers file of `sftselect generate`" in message
+        assert "sftselect judge -o" in message and "sftselect-pairwise-v1" in message
+
+
+def test_load_result_on_an_alpaca_eval_array_names_what_it_is(tmp_path):
+    """load_result on an AlpacaEval outputs array names it as such and the format report reads."""
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps([{"instruction": "q", "output": "a", "generator": "m"}]))
+    with pytest.raises(DataFormatError, match="JSON array of 1 item, .*AlpacaEval model outputs"):
+        load_result(path)
+
+
+def test_load_result_still_reports_truly_malformed_json(tmp_path):
+    """A truncated result file is still reported as malformed JSON with its line."""
+    path = tmp_path / "r.json"
+    path.write_text('{"format": "sftselect-pairwise-v1",\n "model_a": ')
+    with pytest.raises(DataFormatError, match=r"r\.json:2: malformed JSON"):
+        load_result(path)
+
+
+def test_estimate_counts_uncached_requests_and_their_tokens_and_sends_nothing():
+    """estimate_judge_cost counts the planned requests not yet cached, their prompt tokens and a max_tokens cost bound, sending nothing."""
+    from sftselect.evaluate import estimate_judge_cost
+
+    sent = []
+
+    def judge_fn(messages):
+        sent.append(messages)
+        return "9 2"
+
+    judge = CallableBackend(judge_fn, identity="counting")
+    pairs = _pairs()
+    cache = MemoryCache()
+    head = Pairs.from_lists(
+        pairs.prompts[:1], pairs.answers_a[:1], pairs.answers_b[:1], testsets=["vicuna"]
+    )
+    judge_pairs(head, judge, cache=cache, n_bootstrap=0)
+    assert len(sent) == 2
+    est = estimate_judge_cost(
+        pairs,
+        judge,
+        cache=cache,
+        count_tokens=len,
+        usd_per_1m_input=2.0,
+        usd_per_1m_output=4.0,
+    )
+    assert len(sent) == 2  # nothing more was sent
+    todo = plan_requests(pairs)[2:]
+    tokens = sum(len(text) for r in todo for _, text in r.messages)
+    assert (est.rows, est.requests_to_send, est.cached) == (3, 4, 2)
+    assert est.prompt_tokens == tokens and est.max_output_tokens == 4 * 256
+    assert est.cost_usd == pytest.approx(tokens / 1e6 * 2.0 + 4 * 256 / 1e6 * 4.0)
+    assert est.token_counter == "len" and "4 requests to send (2 cached)" in est.summary()
+    fast = estimate_judge_cost(pairs, judge, protocol="fastchat-pair-v2", max_tokens=100)
+    assert (fast.cached, fast.max_output_tokens, fast.cost_usd) == (0, 6 * 100, None)
+
+
+def test_estimate_on_a_cache_path_that_does_not_exist_creates_no_file(tmp_path):
+    """A dry-run estimate on a new cache path counts nothing cached and does not create the file."""
+    from sftselect.evaluate import estimate_judge_cost
+
+    est = estimate_judge_cost(_pairs(), _judge("9 2"), cache=tmp_path / "new" / "c.sqlite")
+    assert (est.requests_to_send, est.cached) == (6, 0)
+    assert not (tmp_path / "new").exists()

@@ -354,3 +354,74 @@ def test_cli_train_then_generate(model_dir, tmp_path, capsys):
     again = ["generate", "--model", str(out), "--testset", "wizardlm", "-o", str(answers)]
     assert main([*again, "--limit", "2", "--max-new-tokens", "5", "-q"]) == 2
     assert "max_new_tokens 4 (this run: 5)" in capsys.readouterr().err
+
+
+def test_a_model_retrained_in_the_same_folder_is_another_run(model, tok, tmp_path):
+    """A model folder overwritten by another model is another run: its old answers are not
+    resumed (the file is refused and left as it was), while the unchanged folder resumes."""
+    from sftselect.generate import _path_identity
+
+    folder = saved(model, tok, tmp_path / "m1")
+    out, kw = tmp_path / "a1.jsonl", {"limit": 2, "max_new_tokens": 4, "device": "cpu"}
+    assert generate(folder, "vicuna", out, **kw).written == 2
+    again = generate(folder, "vicuna", out, **kw)
+    assert (again.written, again.skipped) == (0, 2)
+    before = out.read_bytes()
+    tiny_llama(tok, context=1024, seed=1).save_pretrained(folder)  # retrained into m1
+    with pytest.raises(DataFormatError, match=r"differs in weights 'files:[0-9a-f]{16}' \(this"):
+        generate(folder, "vicuna", out, **kw)
+    assert out.read_bytes() == before
+    assert {r["run"]["weights"][:6] for r in read_answers(out)} == {"files:"}
+    assert _path_identity("org/no-such-hub-model", None) == ("org/no-such-hub-model", None)
+
+
+def test_answers_holding_unicode_line_separators_read_back_whole(model, tok, tmp_path):
+    """Answers holding U+2028, U+2029 or U+0085 (written as is) are one row each, so generate
+    resumes and extends its own file, and a last line cut short is still dropped."""
+    out = tmp_path / "u.jsonl"
+    generate(model, "koala", out, tokenizer=tok, limit=3, max_new_tokens=4)
+    rows = read_answers(out)
+    for row, odd in zip(rows, ("\u2028", "\u2029", "\x85")):
+        row["answer"] = f"one{odd}two"
+    out.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        + '{"id": "koala_9", "answer": "cut\u2028sh',
+        encoding="utf-8",
+    )
+    assert read_answers(out) == rows
+    report = generate(model, "koala", out, tokenizer=tok, limit=4, max_new_tokens=4)
+    assert (report.written, report.skipped) == (1, 3)
+    assert [r["answer"] for r in read_answers(out)][:3] == [
+        "one\u2028two",
+        "one\u2029two",
+        "one\x85two",
+    ]
+
+
+def test_a_mistyped_model_folder_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    """`generate --model` with no such local folder exits 2 with one line saying so: a
+    path-like name without trying the hub, any other name with the hub error's first line."""
+    calls = []
+
+    def offline(name, **_):
+        calls.append(name)
+        raise OSError("We couldn't connect to 'https://huggingface.co'.\nCheck your connection.")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    base = ["generate", "--testset", "vicuna", "-o", str(tmp_path / "a.jsonl"), "--model"]
+    for name in ("./nosuchmodel_dir", "out/llama2-1k-longset", str(tmp_path / "gone"), "x/"):
+        capsys.readouterr()
+        assert main([*base, name]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"no local folder or file {name!r}" in err
+        assert "looks like a path, so it was not tried as a hub name" in err
+    assert calls == []
+    assert main([*base, "nosuchmodel_dir"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and calls == ["nosuchmodel_dir"]
+    assert "no local folder or file 'nosuchmodel_dir'" in err
+    assert "loading it as a hub name failed: We couldn't connect to" in err
+    assert "Check your connection" not in err
+    assert not (tmp_path / "a.jsonl").exists()

@@ -286,3 +286,77 @@ def test_smollm2_sft_then_answers_vicuna_questions(longest, tmp_path):
     rows = read_answers(tmp_path / "a.jsonl")
     assert report.template == "chat" and len(rows) == 4
     assert all(r["answer"].strip() for r in rows)
+
+
+def test_a_missing_model_or_tokenizer_path_is_not_tried_on_the_hub(tok, tmp_path, monkeypatch):
+    """A model or tokenizer name that is no local path raises ModelNotFoundError (an OSError)
+    saying so: at once for a path-like name, else with the hub error's first line."""
+    from sftselect.exceptions import SftSelectError
+
+    tried = []
+
+    def hub(name, **_):
+        tried.append(name)
+        raise OSError(f"{name} is not a valid model identifier.\nMore lines.")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", hub)
+    monkeypatch.chdir(tmp_path)
+    data = Dataset.from_list([{"instruction": "Hi", "input": "", "output": "Hello."}])
+    out = tmp_path / "out"
+    for name in (str(tmp_path / "nosuch"), "./nosuch", "../nosuch", "~/nosuch", "nosuch/"):
+        with pytest.raises(OSError, match=r"looks like a path, so it was not tried as a hub"):
+            train(name, data, out)
+    with pytest.raises(OSError, match=r"'tokenizer' parameter of train: there is no local fold"):
+        train(tiny_llama(tok), data, out, tokenizer="./no-tokenizer")
+    assert tried == []
+    with pytest.raises(OSError) as err:
+        train("nosuchmodel_dir", data, out)
+    assert str(err.value) == (
+        "The 'model' parameter of train: there is no local folder or file 'nosuchmodel_dir' "
+        f"(looked for {tmp_path / 'nosuchmodel_dir'}), and loading it as a hub name failed: "
+        "nosuchmodel_dir is not a valid model identifier."
+    )
+    assert tried == ["nosuchmodel_dir"] and isinstance(err.value.__cause__, OSError)
+    assert type(err.value).__name__ == "ModelNotFoundError"
+    assert isinstance(err.value, SftSelectError)
+    assert not out.exists()
+
+
+def test_cli_train_quiet_prints_nothing_and_logs_the_same(tok, tmp_path, capsys):
+    """`sftselect train -q` prints nothing (no loss dicts, no progress bars), writes the same
+    training log as without -q, and leaves transformers' logging and progress bars as they were."""
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    from sftselect.cli import main
+
+    base = tmp_path / "base"
+    base.mkdir()
+    tiny_llama(tok).save_pretrained(base)
+    tok.save_pretrained(base)
+    records = [{"instruction": f"Say {w}.", "input": "", "output": f"{w} {w}."} for w in ("a", "b")]
+    (tmp_path / "d.json").write_text(json.dumps(records))
+    state = (
+        hf_logging.get_verbosity(),
+        hf_logging.is_progress_bar_enabled(),
+        hub_utils.are_progress_bars_disabled(),
+    )
+    logs = {}
+    for flags in ([], ["-q"]):
+        capsys.readouterr()
+        out = tmp_path / f"m{len(flags)}"
+        argv = ["train", "--model", str(base), "--data", str(tmp_path / "d.json")]
+        argv += ["--output", str(out), "--max-steps", "2", "--batch-size", "1", "--cpu"]
+        assert main([*argv, "--max-length", "128", "--seed", "3", *flags]) == 0
+        printed = capsys.readouterr()
+        logs[len(flags)] = json.loads((out / "training_log.json").read_text())["losses"]
+        if flags:
+            assert (printed.out, printed.err) == ("", "")
+        else:
+            assert "'train_runtime'" in printed.out and "steps in" in printed.err
+        assert state == (
+            hf_logging.get_verbosity(),
+            hf_logging.is_progress_bar_enabled(),
+            hub_utils.are_progress_bars_disabled(),
+        )
+    assert len(logs[1]) == 2 and logs[1] == logs[0]

@@ -19,7 +19,9 @@ tokens, stopping at an EOS token (the model's ``generation_config`` EOS ids and
 the tokenizer's). Only the new token ids are decoded (up to the first EOS,
 special tokens skipped, surrounding whitespace stripped). Rows are appended
 and flushed after every batch; a restarted run skips the ids of the test set
-already in the file (a last line cut short by a crash is removed first).
+already in the file (a last line cut short by a crash is removed first). Only
+``\\n``, ``\\r\\n`` and ``\\r`` end a row, so an answer holding U+2028, U+2029 or
+U+0085 (written as is) reads back whole.
 
 Resuming never mixes runs. Every row's ``run`` field records what made it:
 
@@ -28,7 +30,12 @@ Resuming never mixes runs. Every row's ``run`` field records what made it:
     joined to it); for a loaded model, its ``name_or_path`` (resolved when it
     is a folder), else its class name.
 ``weights``
-    None for a path; for a loaded model, a fingerprint of its weights:
+    For a local folder or file, ``files:`` and the 16 hex digits of
+    :func:`~sftselect.embedding.fingerprint.files_fingerprint` (the name,
+    size and modification time of its ``config.json``, weight and tokenizer
+    files; no weight is read): a model retrained or overwritten in the same
+    folder is another run. None for a hub name. For a loaded model, a
+    fingerprint of its weights:
     ``sha256:`` and 16 hex digits of a SHA-256 over the class name, the
     config (without bookkeeping fields such as ``use_cache``, ``dtype`` or
     ``transformers_version``) and every parameter's name, shape, dtype and
@@ -73,8 +80,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._json_records import _records_from_jsonl_text
 from ._validation import check_choice, check_positive_int, param_error
 from .backends._torch_generate import left_pad, seeded
+from .embedding.fingerprint import files_fingerprint
 from .exceptions import DataFormatError
 from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
 from .train.loading import DTYPES, eos_ids, import_torch, load_model, load_tokenizer, pad_id
@@ -145,6 +154,9 @@ class GenerateReport:
 def read_answers(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read an answers file, dropping a last line cut short (the file is repaired in place).
 
+    Only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (as for every JSON Lines file
+    sftselect reads): an answer holding U+2028, U+2029 or U+0085 is one row.
+
     Raises
     ------
     DataFormatError
@@ -154,24 +166,18 @@ def read_answers(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     data = path.read_bytes()
-    if data and not data.endswith(b"\n"):  # a crash mid-write: drop the partial line
-        keep = data.rfind(b"\n") + 1
+    if data and not data.endswith((b"\n", b"\r")):  # a crash mid-write: drop the partial line
+        keep = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
         with path.open("r+b") as fh:
             fh.truncate(keep)
         data = data[:keep]
-    rows = []
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"{path}:{lineno}: malformed JSON ({exc.msg}).") from None
-        if not isinstance(row, dict) or any(k not in row for k in OUTPUT_FIELDS):
+    lines: list[int] = []
+    rows = _records_from_jsonl_text(data.decode("utf-8"), path, lines)
+    for lineno, row in zip(lines, rows):
+        if any(k not in row for k in OUTPUT_FIELDS):
             raise DataFormatError(
                 f"{path}:{lineno}: expected an object with fields {list(OUTPUT_FIELDS)}."
             )
-        rows.append(row)
     return rows
 
 
@@ -254,12 +260,15 @@ def _prompts(
     return name, pairs
 
 
-def _path_identity(model: str | os.PathLike[str], gguf_file: str | None) -> str:
-    """A path's resolved absolute path (a hub name as given), a ``gguf_file`` joined to it."""
+def _path_identity(model: str | os.PathLike[str], gguf_file: str | None) -> tuple[str, str | None]:
+    """A path's resolved absolute path (a hub name as given), a ``gguf_file`` joined to it, and
+    its weights: ``files:`` and the checkpoint files' fingerprint (None for a hub name)."""
     text = os.fspath(model)
+    weights = None
     if os.path.exists(text):
         text = str(Path(text).resolve())
-    return text if gguf_file is None else f"{text}/{gguf_file}"
+        weights = "files:" + files_fingerprint(text)
+    return (text if gguf_file is None else f"{text}/{gguf_file}"), weights
 
 
 def _dtype_name(net: Any) -> str | None:
@@ -424,6 +433,9 @@ def generate(
         model, template, dtype or decoding settings, or another ``model``
         field), or rows without ``run``; see the module docstring. Nothing
         is generated or written then.
+    ~sftselect.train.loading.ModelNotFoundError
+        ``model`` (or ``tokenizer``) is no local folder or file and does not
+        load as a hub name, or looks like a path (then the hub is not tried).
     """
     batch_size = check_positive_int(batch_size, "batch_size", _OWNER)
     max_new_tokens = check_positive_int(max_new_tokens, "max_new_tokens", _OWNER)
@@ -465,7 +477,7 @@ def generate(
             dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
         elif dtype not in DTYPES:
             raise param_error(_OWNER, "dtype", f"one of {list(DTYPES)} or None", dtype)
-        model_id, weights = _path_identity(model, gguf_file), None
+        model_id, weights = _path_identity(model, gguf_file)
     else:
         net = load_model(model, gguf_file, dtype, _OWNER)  # checks it is a model
         model_id, weights = _loaded_identity(torch, net)

@@ -1,20 +1,94 @@
 """``sftselect judge`` and ``sftselect report``: pairwise LLM-as-judge
-evaluation in both answer orders, and its Markdown table and W/T/L figure."""
+evaluation in both answer orders, and its Markdown table and W/T/L figure.
+
+``judge`` exits 0 when at least one pair was judged (pairs left out for an
+unparsable reply or, with ``--on-request-error omit``, a failed request are
+counted in the result and named in a warning), and 2 with a one-line error
+when none was: the result file is still written, holding every raw reply, but
+its win score is null, and a pipeline must not go on to report it as a result.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-from ._common import add_backend_options, backend_from_args, info
+from ._common import CliError, add_backend_options, backend_from_args, info
 
 __all__ = ["register"]
+
+
+def _non_negative_int(text: str) -> int:
+    """``--seed``, ``--n-bootstrap``: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative int; got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    """``--confidence``: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1); got {text!r}")
+    return value
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """The shared judge-backend options and the prices, named by their flags
+    (the library would name its Python parameters)."""
+    for flag, value in (
+        ("--max-tokens", args.max_tokens),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None and value <= 0:
+            raise CliError(f"{flag} must be a positive int; got {value}")
+    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm), ("--timeout", args.timeout)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise CliError(f"{flag} must be a positive number; got {value}")
+    prices = {
+        "--usd-per-1m-input": args.usd_per_1m_input,
+        "--usd-per-1m-output": args.usd_per_1m_output,
+    }
+    for flag, value in prices.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CliError(f"{flag} must be a non-negative number (USD); got {value}")
+    given = [flag for flag, value in prices.items() if value is not None]
+    if given and not args.dry_run:
+        raise CliError(f"{given[0]} is a price for --dry-run, which was not given")
+    if len(given) == 1:
+        other = next(flag for flag in prices if flag not in given)
+        raise CliError(f"{given[0]} needs {other} too (both prices bound the cost)")
+
+
+def _dry_run(args: argparse.Namespace, pairs) -> int:
+    from ..evaluate import estimate_judge_cost
+
+    estimate = estimate_judge_cost(
+        pairs,
+        backend_from_args(args, "sftselect judge"),
+        protocol=args.protocol,
+        cache=args.cache,
+        max_tokens=args.max_tokens,
+        usd_per_1m_input=args.usd_per_1m_input,
+        usd_per_1m_output=args.usd_per_1m_output,
+    )
+    print(estimate.summary())
+    return 0
 
 
 def _judge(args: argparse.Namespace) -> int:
     from ..evaluate import judge_pairs, load_pairs
 
+    _check_flags(args)
     pairs = load_pairs(
         args.answers_a,
         args.answers_b,
@@ -26,10 +100,13 @@ def _judge(args: argparse.Namespace) -> int:
         model_b=args.model_b,
     )
     info(
-        f"judging {len(pairs):,} pairs ({pairs.model_a} vs {pairs.model_b}) in both orders: "
-        f"{2 * len(pairs):,} requests, protocol {args.protocol}",
+        f"{'dry run, nothing sent: ' if args.dry_run else ''}judging {len(pairs):,} pairs "
+        f"({pairs.model_a} vs {pairs.model_b}) in both orders: {2 * len(pairs):,} requests, "
+        f"protocol {args.protocol}",
         args.quiet,
     )
+    if args.dry_run:
+        return _dry_run(args, pairs)
     backend = backend_from_args(args, "sftselect judge")
     result = judge_pairs(
         pairs,
@@ -47,6 +124,13 @@ def _judge(args: argparse.Namespace) -> int:
     out = result.save(args.output)
     info(f"run: {result.report.summary()}", args.quiet)
     o = result.summary["overall"]
+    if o["scored"] == 0:
+        raise CliError(
+            f"no pair could be judged: all {o['pairs']} were left out ({o['parse_failures']} "
+            f"with an unparsable reply, {o['request_failures']} with a failed request), so "
+            f"there is no win score; {out} holds the raw replies (does --protocol match how "
+            "the judge replies?)"
+        )
     info(
         f"wrote {out}: W/T/L {o['win']}/{o['tie']}/{o['lose']}, win score {o['win_score']}, "
         f"parse failures {o['parse_failures']}",
@@ -96,9 +180,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--answer-b-field", default="answer_b", help="pairs file: B's answer field")
     j.add_argument("--model-a", default=None, help="name of side A (default: from the file)")
     j.add_argument("--model-b", default=None, help="name of side B (default: from the file)")
-    j.add_argument("--n-bootstrap", type=int, default=1000, help="bootstrap resamples (0: none)")
-    j.add_argument("--confidence", type=float, default=0.95, help="bootstrap interval coverage")
-    j.add_argument("--seed", type=int, default=0, help="bootstrap seed (recorded in the result)")
+    j.add_argument(
+        "--n-bootstrap", type=_non_negative_int, default=1000, help="bootstrap resamples (0: none)"
+    )
+    j.add_argument(
+        "--confidence", type=_fraction, default=0.95, help="bootstrap interval coverage, in (0, 1)"
+    )
+    j.add_argument(
+        "--seed", type=_non_negative_int, default=0, help="bootstrap seed (recorded in the result)"
+    )
     j.add_argument(
         "--on-request-error",
         choices=["raise", "omit"],
@@ -106,6 +196,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a request failing after retries: exit with an error (replies kept in the cache) "
         "or leave its pair out, counted",
     )
+    j.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="count the requests not yet cached and their prompt tokens, bound the cost; "
+        "send nothing, write nothing",
+    )
+    j.add_argument("--usd-per-1m-input", type=float, default=None, help="price, for --dry-run")
+    j.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
     j.add_argument("-q", "--quiet", action="store_true")
     add_backend_options(j, "judge backend")
     j.set_defaults(handler=_judge)

@@ -4,12 +4,46 @@ then answer a packaged test set."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 from ._common import info, positive_int
 
 __all__ = ["register"]
+
+
+@contextlib.contextmanager
+def _quiet_transformers(quiet: bool) -> Iterator[None]:
+    """With ``quiet``: no transformers log lines (errors aside), no progress bars of
+    transformers or huggingface_hub ("Loading weights", "Writing model shards"), and nothing
+    on stdout (Trainer's PrinterCallback prints each log dict there, ``train_runtime`` too).
+    What the callbacks record (the training log) is unchanged; the global logging and
+    progress-bar settings are restored afterwards."""
+    if not quiet:
+        yield
+        return
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hub_bars = not hub_utils.are_progress_bars_disabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # huggingface_hub's bars too
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # huggingface_hub's bars too
+        if hub_bars:
+            hub_utils.enable_progress_bars()
+        else:
+            hub_utils.disable_progress_bars()
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -45,15 +79,16 @@ def _train(args: argparse.Namespace) -> int:
     config = replace(config, **switches)
     data = load_data(args.data, split=args.split)
     info(f"training on {len(data)} rows from {args.data} -> {args.output}", args.quiet)
-    result = train(
-        args.model,
-        data,
-        args.output,
-        config=config,
-        format=args.format,
-        gguf_file=args.gguf_file,
-        dtype=args.dtype,
-    )
+    with _quiet_transformers(args.quiet):
+        result = train(
+            args.model,
+            data,
+            args.output,
+            config=config,
+            format=args.format,
+            gguf_file=args.gguf_file,
+            dtype=args.dtype,
+        )
     first = f"{result.losses[0]:.4f}" if result.losses else "n/a"
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
     info(
@@ -68,23 +103,24 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from ..generate import generate
 
-    report = generate(
-        args.model,
-        args.testset,
-        args.output,
-        template=args.template,
-        model_name=args.model_name,
-        gguf_file=args.gguf_file,
-        dtype=args.dtype,
-        device=args.device,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        seed=args.seed,
-        limit=args.limit,
-        turns=args.turns,
-    )
+    with _quiet_transformers(args.quiet):
+        report = generate(
+            args.model,
+            args.testset,
+            args.output,
+            template=args.template,
+            model_name=args.model_name,
+            gguf_file=args.gguf_file,
+            dtype=args.dtype,
+            device=args.device,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            seed=args.seed,
+            limit=args.limit,
+            turns=args.turns,
+        )
     info(
         f"{report.written} answers written, {report.skipped} already there, "
         f"{report.seconds:.1f}s ({report.tokens_per_second:.1f} tokens/s), "

@@ -13,7 +13,8 @@ module                     holds
 ``parse``                  strict reply parsers (two scores; verdict tags)
 ``combine``                the combination rules, win score, bootstrap
 ``inputs``                 ``Pairs`` and ``load_pairs`` (generate, AlpacaEval, pairs files)
-``pairwise``               ``judge_pairs``, ``pairwise``, ``PairwiseResult``
+``pairwise``               ``judge_pairs``, ``pairwise``, ``PairwiseResult``,
+                           ``estimate_judge_cost`` (a dry run)
 ``summary``                the per-test-set summary
 ``report``                 the Markdown table and the W/T/L figure
 ``external``               optional alpaca_eval / lm-eval wrappers
@@ -22,7 +23,7 @@ module                     holds
 
 from .combine import adjusted_win_rate, combine_fastchat, combine_paper, win_score
 from .inputs import Pairs, load_pairs
-from .pairwise import PairwiseResult, judge_pairs, pairwise, plan_requests
+from .pairwise import PairwiseResult, estimate_judge_cost, judge_pairs, pairwise, plan_requests
 from .parse import ParsedVerdict, parse_score_pair, parse_verdict_tag
 from .protocols import PairwiseProtocol, pairwise_protocol, protocol_names
 from .report import load_result, markdown_table, plot_wtl
@@ -35,6 +36,7 @@ __all__ = [
     "adjusted_win_rate",
     "combine_fastchat",
     "combine_paper",
+    "estimate_judge_cost",
     "judge_pairs",
     "load_pairs",
     "load_result",

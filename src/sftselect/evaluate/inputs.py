@@ -51,6 +51,27 @@ def _short(text: str, limit: int = 70) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
+def _first_difference(a: str, b: str, window: int = 20) -> str:
+    """Where two different strings first differ: the character index and, on
+    both sides, up to ``window`` characters before and after it, as ``repr``
+    (so a trailing space, a tab or a newline shows)."""
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    start = max(0, i - window)
+
+    def excerpt(text: str) -> str:
+        head = "..." if start > 0 else ""
+        tail = "..." if len(text) > i + window else ""
+        shown = repr(text[start : i + window])
+        if i >= len(text):
+            shown += " (end of text)"
+        return f"{head}{shown}{tail}"
+
+    return (
+        f"they first differ at character {i} (lengths {len(a)} and {len(b)}): "
+        f"{excerpt(a)} vs {excerpt(b)}"
+    )
+
+
 @dataclass(frozen=True)
 class Pairs:
     """Prompts with two answers each, their test sets, ids and the two models' names.
@@ -255,8 +276,9 @@ def _load_generate(path_a: Path, recs_a: list, path_b: Path, recs_b: list) -> Pa
         j, prompt_b, answer_b = rows_b[key]
         if prompt != prompt_b:
             raise DataFormatError(
-                f"The answer files do not match: (testset, id) {key} has prompt {_short(prompt)} "
-                f"in {path_a} (record {i}) but {_short(prompt_b)} in {path_b} (record {j})."
+                f"The answer files do not match: (testset, id) {key} has different prompts in "
+                f"{path_a} (record {i}) and {path_b} (record {j}); "
+                f"{_first_difference(prompt, prompt_b)}."
             )
         prompts.append(prompt)
         answers_a.append(answer)
@@ -282,8 +304,9 @@ def _load_alpaca_eval(path_a: Path, recs_a: list, path_b: Path, recs_b: list) ->
         ib = _field(rb, "instruction", path_b, i)
         if ia != ib:
             raise DataFormatError(
-                f"The AlpacaEval files are not aligned: the first mismatch is record {i}, "
-                f"instruction {_short(ia)} in {path_a} but {_short(ib)} in {path_b}."
+                f"The AlpacaEval files are not aligned: the first mismatch is record {i}, whose "
+                f"instruction differs between {path_a} and {path_b}; "
+                f"{_first_difference(ia, ib)}."
             )
     if len(recs_a) != len(recs_b):
         longer, shorter = (path_a, path_b) if len(recs_a) > len(recs_b) else (path_b, path_a)

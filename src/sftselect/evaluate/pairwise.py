@@ -23,7 +23,12 @@ killed run resumes.
 A pair with an unparsable reply in either order is left out of W/T/L and
 counted under ``parse_failures``; a pair with a failed request is left out and
 counted under ``request_failures`` (or the run raises, by default, after every
-other reply has been cached).
+other reply has been cached). Either way :func:`judge_pairs` warns
+(:class:`~sftselect.exceptions.JudgeFailureWarning`) with the counts and the
+first pair left out.
+
+:func:`estimate_judge_cost` counts what a run would send (requests not yet
+cached, their prompt tokens, a cost bound) without sending anything.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import json
 import math
 import numbers
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +48,24 @@ import numpy as np
 from .._validation import check_choice, check_positive_int, param_error
 from .._version import __version__
 from ..backends.base import ChatRequest
-from ..backends.cache import as_reply_store
+from ..backends.cache import MemoryCache, as_reply_store
+from ..backends.estimate import estimate_requests
 from ..backends.runner import RunReport, run_requests
-from ..exceptions import JudgeRequestError
+from ..exceptions import JudgeFailureWarning, JudgeRequestError
 from .combine import OUTCOME_NAMES, combine_fastchat, combine_paper, outcome_of_verdict
 from .inputs import Pairs
 from .parse import parse_reply
 from .protocols import PairwiseProtocol, pairwise_protocol
 from .summary import summarize
 
-__all__ = ["RESULT_FORMAT", "PairwiseResult", "judge_pairs", "pairwise", "plan_requests"]
+__all__ = [
+    "RESULT_FORMAT",
+    "PairwiseResult",
+    "estimate_judge_cost",
+    "judge_pairs",
+    "pairwise",
+    "plan_requests",
+]
 
 #: The ``format`` tag of a saved result file.
 RESULT_FORMAT = "sftselect-pairwise-v1"
@@ -161,6 +175,64 @@ def plan_requests(
     return requests
 
 
+def estimate_judge_cost(
+    pairs: Pairs,
+    judge: Any,
+    *,
+    protocol: str | PairwiseProtocol = "paper",
+    cache: Any = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    count_tokens: Any = None,
+    usd_per_1m_input: float | None = None,
+    usd_per_1m_output: float | None = None,
+) -> Any:
+    """What :func:`judge_pairs` with these settings would send, without sending anything.
+
+    The requests are :func:`plan_requests`'s (two per pair); identical ones
+    count once, and those already in ``cache`` (a reply store or a path; a
+    path that does not exist holds nothing and is not created) are left out.
+    Counted as ``QualitySelector.estimate`` counts: the prompt tokens of the
+    requests to send with ``count_tokens`` (a ``str -> int`` function; default
+    tiktoken's ``cl100k_base`` when installed, else characters / 4, labelled),
+    and a cost bound, given both prices in USD per million tokens, that
+    charges every request its ``max_tokens`` of output (the protocol's unless
+    overridden). Returns a :class:`~sftselect.backends.estimate.CostEstimate`
+    whose ``rows`` are the pairs. ``sftselect judge --dry-run`` prints its
+    ``summary()``.
+    """
+    owner = "estimate_judge_cost"
+    _check_pairs(pairs, owner)
+    identity = getattr(judge, "identity", None)
+    if not isinstance(identity, str) or not identity:
+        raise param_error(owner, "judge", "a chat backend with an 'identity'", judge)
+    _check_decoding(max_tokens, temperature, owner)
+    for name, price in (
+        ("usd_per_1m_input", usd_per_1m_input),
+        ("usd_per_1m_output", usd_per_1m_output),
+    ):
+        if price is not None and (
+            isinstance(price, bool)
+            or not isinstance(price, numbers.Real)
+            or not math.isfinite(price)
+            or price < 0
+        ):
+            raise param_error(owner, name, "a non-negative number or None", price)
+    requests = plan_requests(pairs, protocol, max_tokens=max_tokens, temperature=temperature)
+    if isinstance(cache, (str, os.PathLike)) and not Path(cache).exists():
+        cache = MemoryCache()  # nothing is cached yet, and a dry run creates no file
+    return estimate_requests(
+        requests,
+        identity,
+        as_reply_store(cache, owner),
+        rows=len(pairs),
+        unit="pairs",
+        count_tokens=count_tokens,
+        usd_per_1m_input=usd_per_1m_input,
+        usd_per_1m_output=usd_per_1m_output,
+    )
+
+
 def _resolve_seed(random_state: Any, owner: str) -> int:
     if random_state is None:
         return int(np.random.SeedSequence().entropy)  # fresh, and recorded with the result
@@ -173,9 +245,16 @@ def _resolve_seed(random_state: Any, owner: str) -> int:
     raise param_error(owner, "random_state", "a non-negative int or None", random_state)
 
 
-def _check_options(
-    max_tokens: Any, temperature: Any, n_bootstrap: Any, confidence: Any, owner: str
-) -> None:
+def _check_pairs(pairs: Any, owner: str) -> None:
+    if not isinstance(pairs, Pairs):
+        raise param_error(
+            owner, "pairs", "a Pairs (see load_pairs, Pairs.from_lists)", type(pairs).__name__
+        )
+    if len(pairs) == 0:
+        raise param_error(owner, "pairs", "at least one pair", "0 pairs")
+
+
+def _check_decoding(max_tokens: Any, temperature: Any, owner: str) -> None:
     if max_tokens is not None:
         check_positive_int(max_tokens, "max_tokens", owner)
     if temperature is not None and (
@@ -185,6 +264,12 @@ def _check_options(
         or temperature < 0
     ):
         raise param_error(owner, "temperature", "a non-negative number or None", temperature)
+
+
+def _check_options(
+    max_tokens: Any, temperature: Any, n_bootstrap: Any, confidence: Any, owner: str
+) -> None:
+    _check_decoding(max_tokens, temperature, owner)
     if (
         isinstance(n_bootstrap, bool)
         or not isinstance(n_bootstrap, numbers.Integral)
@@ -248,6 +333,36 @@ def _judgment(
     return rec
 
 
+def _warn_left_out(judgments: Sequence[dict[str, Any]]) -> None:
+    """Warn when pairs were left out of W/T/L: how many, why, and the first one."""
+    left_out = [j for j in judgments if j["status"] != "scored"]
+    if not left_out:
+        return
+    parse = sum(j["status"] == "parse_failure" for j in left_out)
+    failed = len(left_out) - parse
+    first = left_out[0]
+    order = next(
+        o
+        for o in _ORDERS
+        if first[f"verdict_{o}"] is None
+        and (first["status"] == "parse_failure" or first[f"reply_{o}"] is None)
+    )
+    reason = first[f"reason_{order}"]
+    reply = first[f"reply_{order}"]
+    if reply is not None and repr(reply[:60]) not in reason:
+        reason += f"; the reply begins {reply[:60]!r}"
+    scored = len(judgments) - len(left_out)
+    warnings.warn(
+        f"judge_pairs: {len(left_out)} of {len(judgments)} pairs were left out of W/T/L "
+        f"({parse} with an unparsable reply, {failed} with a failed request), so the win score "
+        f"counts {scored} pairs (first left out: pair {first['index']}, test set "
+        f"{first['testset']!r}, id {first['id']!r}, order {order}: {reason}). Each judgment "
+        "of the result holds its replies and the reasons.",
+        JudgeFailureWarning,
+        stacklevel=3,
+    )
+
+
 def judge_pairs(
     pairs: Pairs,
     judge: Any,
@@ -293,20 +408,24 @@ def judge_pairs(
         A request that fails after the backend's retries raises
         :class:`~sftselect.exceptions.JudgeRequestError` once the run is over
         (the replies received are cached, so running again resumes), or its
-        pair is left out and counted under ``request_failures``.
+        pair is left out and counted under ``request_failures``
+        (command line: ``--on-request-error raise|omit``).
     show_progress : bool, default False
 
     Returns
     -------
     PairwiseResult
+
+    Warns
+    -----
+    JudgeFailureWarning
+        When any pair is left out of W/T/L (an unparsable reply, or a failed
+        request with ``on_request_error="omit"``): how many, for which
+        reason, and the first such pair with its reason. When every pair is
+        left out, ``win_score`` is None (``sftselect judge`` then exits 2).
     """
     owner = "judge_pairs"
-    if not isinstance(pairs, Pairs):
-        raise param_error(
-            owner, "pairs", "a Pairs (see load_pairs, Pairs.from_lists)", type(pairs).__name__
-        )
-    if len(pairs) == 0:
-        raise param_error(owner, "pairs", "at least one pair", "0 pairs")
+    _check_pairs(pairs, owner)
     proto = pairwise_protocol(protocol)
     check_choice(on_request_error, "on_request_error", owner, ("raise", "omit"))
     concurrency = check_positive_int(max_concurrency, "max_concurrency", owner)
@@ -330,8 +449,10 @@ def judge_pairs(
             f"{result.report.failures} of {result.report.unique} judge requests failed after "
             f"retries, leaving {failed} of {len(pairs)} pairs unjudged (first: "
             f"{result.report.first_errors[:1]}); {result.report.succeeded} replies were cached, "
-            "so running again resumes. Use on_request_error='omit' to summarize without them."
+            "so running again resumes. To summarize without them, pass on_request_error='omit' "
+            "(command line: --on-request-error omit)."
         )
+    _warn_left_out(judgments)
     summary = summarize(
         judgments, pairs, n_bootstrap=int(n_bootstrap), confidence=float(confidence), seed=seed
     )

@@ -23,18 +23,55 @@ WTL_COLORS = ("#4c9a5f", "#b8b8b8", "#c8553d")
 _REQUIRED = ("model_a", "model_b", "judge", "protocol", "summary")
 
 
+def _kind_of(record: Any) -> str:
+    """What a record's fields suggest it is, for an error message."""
+    if isinstance(record, dict):
+        keys = set(record)
+        if {"prompt", "answer"} <= keys:
+            return ", as in an answers file of `sftselect generate`: `sftselect judge` compares two of them"
+        if {"instruction", "output"} <= keys:
+            return ", as in AlpacaEval model outputs: `sftselect judge` compares two of them"
+    return ""
+
+
+def _describe(doc: Any) -> str:
+    """What a JSON document that is not a result holds."""
+    if isinstance(doc, dict):
+        if "format" in doc:
+            return f"its 'format' is {doc['format']!r}"
+        return f"it is an object with no 'format' field (fields: {sorted(doc)[:8]}){_kind_of(doc)}"
+    if isinstance(doc, list):
+        first = doc[0] if doc else None
+        fields = f", the first with fields {sorted(first)[:8]}" if isinstance(first, dict) else ""
+        items = "1 item" if len(doc) == 1 else f"{len(doc)} items"
+        return f"it is a JSON array of {items}{fields}{_kind_of(first)}"
+    return f"it holds a JSON {type(doc).__name__}"
+
+
 def load_result(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a result file written by ``PairwiseResult.save`` / ``sftselect judge``."""
     p = Path(path)
+    expected = (
+        f"not a pairwise result (`sftselect report` reads the JSON file that `sftselect judge "
+        f"-o` or PairwiseResult.save writes, with 'format': {RESULT_FORMAT!r})"
+    )
+    text = p.read_text(encoding="utf-8")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
+        first_line = text.lstrip().split("\n", 1)[0]
+        try:
+            first = json.loads(first_line) if exc.msg == "Extra data" else None
+        except json.JSONDecodeError:
+            first = None
+        if isinstance(first, dict):  # JSON Lines: one object a line
+            raise DataFormatError(
+                f"{p}: {expected}: it is JSON Lines, the first record with fields "
+                f"{sorted(first)[:8]}{_kind_of(first)}."
+            ) from None
         raise DataFormatError(f"{p}:{exc.lineno}: malformed JSON ({exc.msg}).") from None
     if not isinstance(doc, dict) or doc.get("format") != RESULT_FORMAT:
-        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
-        raise DataFormatError(
-            f"{p}: not a pairwise result: expected 'format': {RESULT_FORMAT!r}, found {found!r}."
-        )
+        raise DataFormatError(f"{p}: {expected}: {_describe(doc)}.")
     missing = [k for k in _REQUIRED if k not in doc]
     if missing:
         raise DataFormatError(f"{p}: the result has no {missing} field(s).")

@@ -16,7 +16,6 @@ is counted and reported, and is never selected (or raises, on request).
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,8 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from .._validation import check_choice, check_non_negative_int, check_positive_int
-from ..backends.base import ChatReply, ChatRequest, request_keys
+from ..backends.base import ChatReply, ChatRequest
 from ..backends.cache import MemoryCache, as_reply_store
+from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, run_requests
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
@@ -66,28 +66,6 @@ class Ratings:
             reasked=self.reasked,
         )
         return out
-
-
-@dataclass(frozen=True)
-class CostEstimate:
-    """What a rating run would send: requests, prompt tokens, and an estimated cost."""
-
-    rows: int
-    requests_to_send: int
-    cached: int
-    prompt_tokens: int
-    max_output_tokens: int
-    token_counter: str
-    cost_usd: float | None
-
-    def summary(self) -> str:
-        cost = "n/a (no prices given)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
-        return (
-            f"{self.rows:,} rows: {self.requests_to_send:,} requests to send "
-            f"({self.cached:,} cached), {self.prompt_tokens:,} prompt tokens "
-            f"[{self.token_counter}], at most {self.max_output_tokens:,} output tokens; "
-            f"estimated cost at most {cost}"
-        )
 
 
 class QualitySelector(ScoreSelector):
@@ -451,21 +429,15 @@ class QualitySelector(ScoreSelector):
         add up to ``N`` follow-up requests, not counted here. Requests already
         in the cache are left out (they cost nothing).
         """
-        requests = self.requests(dataset)
-        identity = self.judge.identity
-        by_key = dict(zip(request_keys(requests, identity), requests))
-        hits = set(self._store().get_many(list(by_key)))
-        counter, label = _token_counter(count_tokens)
-        prompt_tokens = sum(
-            sum(counter(c) for _, c in r.messages) for k, r in by_key.items() if k not in hits
+        return estimate_requests(
+            self.requests(dataset),
+            self.judge.identity,
+            self._store(),
+            rows=len(dataset),
+            count_tokens=count_tokens,
+            usd_per_1m_input=usd_per_1m_input,
+            usd_per_1m_output=usd_per_1m_output,
         )
-        cached = len(hits)
-        n_send = len(by_key) - cached
-        max_out = n_send * (requests[0].max_tokens or 0) if requests else 0
-        cost = None
-        if usd_per_1m_input is not None and usd_per_1m_output is not None:
-            cost = prompt_tokens / 1e6 * usd_per_1m_input + max_out / 1e6 * usd_per_1m_output
-        return CostEstimate(len(dataset), n_send, cached, prompt_tokens, max_out, label, cost)
 
 
 def _merge(into: RunReport, more: RunReport) -> None:
@@ -483,15 +455,3 @@ def _merge(into: RunReport, more: RunReport) -> None:
     if into.retries is not None and more.retries is not None:
         into.retries += more.retries
     into.seconds += more.seconds
-
-
-def _token_counter(count_tokens: Any) -> tuple[Any, str]:
-    if count_tokens is not None:
-        return count_tokens, getattr(count_tokens, "__name__", "custom")
-    try:
-        import tiktoken
-
-        enc = tiktoken.get_encoding("cl100k_base")
-        return (lambda s: len(enc.encode_ordinary(s))), "tiktoken cl100k_base"
-    except Exception:
-        return (lambda s: math.ceil(len(s) / 4)), "approximate: characters / 4"

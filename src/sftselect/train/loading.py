@@ -1,4 +1,14 @@
-"""Loading a causal LM and its tokenizer for training and generation (torch imported lazily)."""
+"""Loading a causal LM and its tokenizer for training and generation (torch imported lazily).
+
+A ``model`` (or ``tokenizer``) given as a string or path is a local folder or
+file when one of that name exists, else a hub name. A name that is neither
+raises :class:`ModelNotFoundError`, one line saying both: no local folder or
+file of that name, and what loading it as a hub name gave (the hub error's
+first line). A name that looks like a path (it starts with ``./``, ``../``,
+``/`` or ``~``, ends with a path separator, or holds a separator and its first
+component exists locally, as ``out/llama2-1k-longset`` beside ``out/``) is
+never tried as a hub name: that raises at once instead of retrying the hub.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +17,16 @@ import os
 from typing import Any
 
 from .._validation import param_error
-from ..exceptions import InvalidParameterError, MissingExtraError
+from ..exceptions import InvalidParameterError, MissingExtraError, SftSelectError
 
-__all__ = ["eos_ids", "import_torch", "load_model", "load_tokenizer", "pad_id"]
+__all__ = [
+    "ModelNotFoundError",
+    "eos_ids",
+    "import_torch",
+    "load_model",
+    "load_tokenizer",
+    "pad_id",
+]
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -27,6 +44,49 @@ def import_torch(owner: str) -> tuple[Any, Any]:
     return torch, transformers
 
 
+class ModelNotFoundError(SftSelectError, OSError):
+    """A model or tokenizer name that is no local folder or file, and does not load as a hub
+    name (or looks like a path, so is not tried as one)."""
+
+
+def _looks_like_path(text: str) -> bool:
+    """``text`` is meant as a local path, not a hub name (see the module docstring)."""
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    if text.startswith("~") or os.path.isabs(text) or text.endswith(seps):
+        return True
+    if any(text.startswith(dots + sep) for dots in (".", "..") for sep in seps):
+        return True
+    for sep in seps:
+        first, found, _ = text.partition(sep)
+        if found and first and os.path.exists(first):
+            return True
+    return False
+
+
+def _from_pretrained(loader: Any, name: str, param: str, owner: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(name, **kwargs)``; a ``name`` that is no local path and does
+    not load raises :class:`ModelNotFoundError` naming both (see the module docstring)."""
+    if os.path.exists(name):
+        return loader.from_pretrained(name, **kwargs)
+    where = os.path.abspath(name) + (", ~ not expanded" if name.startswith("~") else "")
+    missing = (
+        f"The {param!r} parameter of {owner}: there is no local folder or file {name!r} "
+        f"(looked for {where})"
+    )
+    if _looks_like_path(name):
+        raise ModelNotFoundError(
+            f"{missing}; it looks like a path, so it was not tried as a hub name."
+        )
+    try:
+        return loader.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as exc:
+        lines = str(exc).strip().splitlines()
+        first = lines[0] if lines else type(exc).__name__
+        raise ModelNotFoundError(
+            f"{missing}, and loading it as a hub name failed: {first}"
+        ) from exc
+
+
 def _source(path: Any, gguf_file: str | None) -> tuple[str, str | None]:
     text = os.fspath(path)
     if gguf_file is None and text.lower().endswith(".gguf") and os.path.isfile(text):
@@ -42,14 +102,18 @@ def load_tokenizer(model: Any, tokenizer: Any, gguf_file: str | None, owner: str
             raise param_error(owner, "tokenizer", "None, a path or a tokenizer", tokenizer)
         return tokenizer
     if tokenizer is not None:
-        return transformers.AutoTokenizer.from_pretrained(os.fspath(tokenizer))
+        return _from_pretrained(
+            transformers.AutoTokenizer, os.fspath(tokenizer), "tokenizer", owner
+        )
     if not isinstance(model, (str, os.PathLike)):
         raise InvalidParameterError(
             f"The 'tokenizer' parameter of {owner} is required when 'model' is a loaded model "
             f"({type(model).__name__}). Got None instead."
         )
     path, gguf = _source(model, gguf_file)
-    return transformers.AutoTokenizer.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+    return _from_pretrained(
+        transformers.AutoTokenizer, path, "model", owner, **({"gguf_file": gguf} if gguf else {})
+    )
 
 
 def load_model(model: Any, gguf_file: str | None, dtype: str | None, owner: str) -> Any:
@@ -65,7 +129,7 @@ def load_model(model: Any, gguf_file: str | None, dtype: str | None, owner: str)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype or "float32")}
     if gguf:
         kwargs["gguf_file"] = gguf
-    net = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    net = _from_pretrained(transformers.AutoModelForCausalLM, path, "model", owner, **kwargs)
     quantizer = getattr(net, "hf_quantizer", None)
     if gguf and quantizer is not None and all(p.is_floating_point() for p in net.parameters()):
         # transformers dequantises GGUF weights to ``dtype`` but keeps its GGUF quantizer,
