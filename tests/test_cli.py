@@ -192,3 +192,12 @@ def test_score_length_writes_integer_counts(data, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["response_length"] for r in rows] == [i + 1 for i in range(10)]
     assert all(type(r["response_length"]) is int for r in rows)
+
+
+def test_judge_backend_options_are_named_by_their_flags(data, tmp_path, capsys):
+    """select --selector quality --rpm 0 names --rpm, not the backend's Python parameter."""
+    args = ["select", str(data), "-o", str(tmp_path / "o.jsonl"), "--selector", "quality"]
+    args += ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--rpm", "0", "-q"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--rpm must be a positive number" in err and "requests_per_minute" not in err

@@ -40,8 +40,9 @@ class KTooLargeWarning(SftSelectWarning):
 
 
 class JudgeFailureWarning(SftSelectWarning):
-    """Some LLM-judge replies could not be parsed, or some requests failed, and
-    those rows were scored NaN (``on_parse_error="nan"`` / ``on_request_error="nan"``)."""
+    """Some LLM-judge replies could not be parsed, or some requests failed: a
+    quality judge scored those rows NaN (``on_parse_error="nan"`` /
+    ``on_request_error="nan"``), a pairwise judge left those pairs out of W/T/L."""
 
 
 class JudgeParseError(SftSelectError, ValueError):

@@ -5,6 +5,7 @@ data-format and length-scorer options."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -13,6 +14,7 @@ __all__ = [
     "CliError",
     "add_backend_options",
     "backend_from_args",
+    "check_backend_flags",
     "format_arg",
     "info",
     "length_scorer",
@@ -93,10 +95,26 @@ def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._Arg
     return g
 
 
+def check_backend_flags(args: argparse.Namespace) -> None:
+    """The options above, named by their flags (the backend would name its Python
+    parameters): positive ``--max-tokens`` and ``--max-concurrency``, positive
+    finite ``--rpm``, ``--tpm`` and ``--timeout``."""
+    for flag, value in (
+        ("--max-tokens", args.max_tokens),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None and value <= 0:
+            raise CliError(f"{flag} must be a positive int; got {value}")
+    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm), ("--timeout", args.timeout)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise CliError(f"{flag} must be a positive number; got {value}")
+
+
 def backend_from_args(args: argparse.Namespace, what: str) -> Any:
     """An :class:`~sftselect.backends.OpenAICompatibleBackend` from the options above."""
     from ..backends.openai_compat import OpenAICompatibleBackend
 
+    check_backend_flags(args)
     if not args.model:
         raise CliError(f"{what} needs --model (the judge model name)")
     return OpenAICompatibleBackend(

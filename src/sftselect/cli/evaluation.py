@@ -15,7 +15,7 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import CliError, add_backend_options, backend_from_args, info
+from ._common import CliError, add_backend_options, backend_from_args, check_backend_flags, info
 
 __all__ = ["register"]
 
@@ -45,15 +45,7 @@ def _fraction(text: str) -> float:
 def _check_flags(args: argparse.Namespace) -> None:
     """The shared judge-backend options and the prices, named by their flags
     (the library would name its Python parameters)."""
-    for flag, value in (
-        ("--max-tokens", args.max_tokens),
-        ("--max-concurrency", args.max_concurrency),
-    ):
-        if value is not None and value <= 0:
-            raise CliError(f"{flag} must be a positive int; got {value}")
-    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm), ("--timeout", args.timeout)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise CliError(f"{flag} must be a positive number; got {value}")
+    check_backend_flags(args)
     prices = {
         "--usd-per-1m-input": args.usd_per_1m_input,
         "--usd-per-1m-output": args.usd_per_1m_output,

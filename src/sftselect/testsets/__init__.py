@@ -55,7 +55,8 @@ PAPER_TESTSETS: tuple[str, ...] = ("vicuna", "koala", "wizardlm", "sinstruct", "
 def _records(name: str) -> list[dict[str, Any]]:
     text = resources.files(__package__).joinpath("data", FILES[name]).read_text(encoding="utf-8")
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Only \n (and \r) end a record: str.splitlines would also split on U+2028 in a string.
+    for lineno, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
