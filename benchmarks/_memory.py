@@ -21,6 +21,17 @@ def vm(field: str) -> int:
     return 0
 
 
+def reset_peak() -> bool:
+    """Reset VmHWM to the current RSS, where the kernel allows it; True if it now
+    reads as a fresh peak (within 16 MiB of the RSS)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    return 0 < vm("VmHWM") <= vm("VmRSS") + (16 << 20)
+
+
 class RssSampler:
     """Polls VmRSS every few milliseconds in a thread; ``peak`` is the largest seen."""
 

@@ -54,7 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _memory import RssSampler, vm
+from _memory import RssSampler, reset_peak, vm
 
 DEFAULT_POOL = "/work/shared/data/alpaca_pool"
 METHODS = {
@@ -146,12 +146,7 @@ def child(args: argparse.Namespace) -> None:
         )
     gc.collect()
     base = vm("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS, where the kernel allows it
-    except OSError:
-        pass
-    hwm_reset = 0 < vm("VmHWM") <= vm("VmRSS") + (16 << 20)
+    hwm_reset = reset_peak()
     t0 = time.perf_counter()
     c0 = time.process_time()
     with RssSampler() as sampler:

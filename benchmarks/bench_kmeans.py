@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from _memory import RssSampler, vm
+from _memory import RssSampler, reset_peak, vm
 
 BACKENDS = ("sklearn", "minibatch", "faiss", "auto")
 TARGET_S = 60.0
@@ -52,12 +52,7 @@ def child(args: argparse.Namespace) -> None:
 
     X = make_data(args.rows, args.dim, args.blobs, args.seed)
     base = vm("VmRSS")
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")  # reset VmHWM to the current RSS, where the kernel allows it
-    except OSError:
-        pass
-    hwm_reset = vm("VmHWM") <= vm("VmRSS") + (16 << 20)
+    hwm_reset = reset_peak()
     t0 = time.perf_counter()
     c0 = time.process_time()
     with RssSampler() as sampler:
