@@ -220,3 +220,33 @@ def test_alpaca_eval_mismatch_shows_the_differing_window(tmp_path):
     assert "first differ at character 100" in message
     assert repr(text[80:120]) in message and repr(other[80:120]) in message
     assert "\\t" in message
+
+
+def test_later_turns_can_be_skipped_to_judge_the_first_turns(tmp_path):
+    """later_turns='skip' leaves out rows with a history and pairs the first turns; 'refuse' names them."""
+    import json
+
+    from sftselect.evaluate import load_pairs
+
+    def write(name, answer):
+        rows = [
+            {"id": "q1", "testset": "mt_bench", "prompt": "P1", "answer": answer, "model": name},
+            {
+                "id": "q1/turn2",
+                "testset": "mt_bench",
+                "prompt": "P2",
+                "answer": answer + "!",
+                "model": name,
+                "turn": 2,
+                "history": [["P1", answer]],
+            },
+        ]
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return path
+
+    a, b = write("a", "x"), write("b", "y")
+    with pytest.raises(DataFormatError, match="later_turns='skip'"):
+        load_pairs(a, b)
+    pairs = load_pairs(a, b, later_turns="skip")
+    assert (list(pairs.ids), list(pairs.answers_a), list(pairs.answers_b)) == (["q1"], ["x"], ["y"])

@@ -90,6 +90,7 @@ def _judge(args: argparse.Namespace) -> int:
         answer_b_field=args.answer_b_field,
         model_a=args.model_a,
         model_b=args.model_b,
+        later_turns="skip" if args.skip_later_turns else "refuse",
     )
     info(
         f"{'dry run, nothing sent: ' if args.dry_run else ''}judging {len(pairs):,} pairs "
@@ -172,6 +173,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--answer-b-field", default="answer_b", help="pairs file: B's answer field")
     j.add_argument("--model-a", default=None, help="name of side A (default: from the file)")
     j.add_argument("--model-b", default=None, help="name of side B (default: from the file)")
+    j.add_argument(
+        "--skip-later-turns",
+        action="store_true",
+        help="leave out the later turns of multi-turn answers (generate --turns all) and judge "
+        "the first turns (default: refuse such files)",
+    )
     j.add_argument(
         "--n-bootstrap", type=_non_negative_int, default=1000, help="bootstrap resamples (0: none)"
     )

@@ -236,7 +236,7 @@ def _model_name(records: list[dict[str, Any]], key: str, path: Path) -> str:
 
 
 def _generate_rows(
-    records: list[dict[str, Any]], path: Path
+    records: list[dict[str, Any]], path: Path, later_turns: str = "refuse"
 ) -> dict[tuple[str, str], tuple[int, str, str]]:
     rows: dict[tuple[str, str], tuple[int, str, str]] = {}
     for i, rec in enumerate(records):
@@ -244,10 +244,13 @@ def _generate_rows(
         prompt = _field(rec, "prompt", path, i)
         answer = _field(rec, "answer", path, i)
         if rec.get("history"):
+            if later_turns == "skip":
+                continue
             raise DataFormatError(
                 f"{path}: record {i} (id {key[1]!r}) answers turn {rec.get('turn', '?')} of a "
                 "multi-turn question (it has a 'history'); the pairwise protocols here judge "
-                "single-turn answers. Judge the first-turn rows (those without 'history')."
+                "single-turn answers. Judge the first-turn rows only with "
+                "later_turns='skip' (command line: --skip-later-turns)."
             )
         if key in rows:
             raise DataFormatError(
@@ -257,8 +260,11 @@ def _generate_rows(
     return rows
 
 
-def _load_generate(path_a: Path, recs_a: list, path_b: Path, recs_b: list) -> Pairs:
-    rows_a, rows_b = _generate_rows(recs_a, path_a), _generate_rows(recs_b, path_b)
+def _load_generate(
+    path_a: Path, recs_a: list, path_b: Path, recs_b: list, later_turns: str = "refuse"
+) -> Pairs:
+    rows_a = _generate_rows(recs_a, path_a, later_turns)
+    rows_b = _generate_rows(recs_b, path_b, later_turns)
     for key in rows_a:
         if key not in rows_b:
             raise DataFormatError(
@@ -385,6 +391,7 @@ def load_pairs(
     id_field: str = "id",
     model_a: str | None = None,
     model_b: str | None = None,
+    later_turns: str = "refuse",
 ) -> Pairs:
     """Read the pairs to judge from files (see the module docstring for the formats).
 
@@ -401,9 +408,15 @@ def load_pairs(
     model_a, model_b : str or None
         Names for the two sides (default: the files' ``model``/``generator``
         field, the ``pairs`` answer field names, or the file names).
+    later_turns : {"refuse", "skip"}, default "refuse"
+        ``generate`` rows that answer a later turn of a multi-turn question
+        (``generate(turns="all")``, MT-Bench): refused with an error naming
+        the first (the protocols here judge single-turn answers), or left out,
+        so the first turns are judged.
     """
     owner = "load_pairs"
     check_choice(format, "format", owner, FORMATS)
+    check_choice(later_turns, "later_turns", owner, ("refuse", "skip"))
     path_a = Path(answers_a)
     if answers_b is None:
         if format not in ("auto", "pairs"):
@@ -436,8 +449,10 @@ def load_pairs(
             f"{path_a}: format {format!r} was asked for, but the records look like {kind_a!r} "
             f"(fields {sorted(recs_a[0])})."
         )
-    loader = _load_generate if kind_a == "generate" else _load_alpaca_eval
-    pairs = loader(path_a, recs_a, path_b, recs_b)
+    if kind_a == "generate":
+        pairs = _load_generate(path_a, recs_a, path_b, recs_b, later_turns)
+    else:
+        pairs = _load_alpaca_eval(path_a, recs_a, path_b, recs_b)
     if model_a is not None or model_b is not None:
         pairs = Pairs.from_lists(
             pairs.prompts,
