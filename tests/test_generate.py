@@ -359,7 +359,7 @@ def test_cli_train_then_generate(model_dir, tmp_path, capsys):
 def test_a_model_retrained_in_the_same_folder_is_another_run(model, tok, tmp_path):
     """A model folder overwritten by another model is another run: its old answers are not
     resumed (the file is refused and left as it was), while the unchanged folder resumes."""
-    from sftselect.generate import _path_identity
+    from sftselect.answer_files import path_identity as _path_identity
 
     folder = saved(model, tok, tmp_path / "m1")
     out, kw = tmp_path / "a1.jsonl", {"limit": 2, "max_new_tokens": 4, "device": "cpu"}

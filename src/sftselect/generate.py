@@ -31,17 +31,15 @@ Resuming never mixes runs. Every row's ``run`` field records what made it:
     is a folder), else its class name.
 ``weights``
     For a local folder or file, ``files:`` and the 16 hex digits of
-    :func:`~sftselect.embedding.fingerprint.files_fingerprint` (the name,
+    :func:`~sftselect.fingerprint.files_fingerprint` (the name,
     size and modification time of its ``config.json``, weight and tokenizer
     files; no weight is read): a model retrained or overwritten in the same
-    folder is another run. None for a hub name. For a loaded model, a
-    fingerprint of its weights:
-    ``sha256:`` and 16 hex digits of a SHA-256 over the class name, the
-    config (without bookkeeping fields such as ``use_cache``, ``dtype`` or
-    ``transformers_version``) and every parameter's name, shape, dtype and
-    4,096 evenly spaced values (all of them for a smaller tensor). It is a
-    cheap fingerprint, not a checksum of every weight; any fine-tune or
-    merged adapter moves the sampled values.
+    folder is another run. None for a hub name. For a loaded model,
+    ``sha256:`` and the 16 hex digits of
+    :func:`~sftselect.fingerprint.weights_fingerprint` (the class name, the
+    config and 4,096 evenly spaced values of every tensor; the embedding
+    cache uses the same). It is a cheap fingerprint, not a checksum of every
+    weight; any fine-tune or merged adapter moves the sampled values.
 ``template``, ``dtype``, ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``
     The template's name, the weights' dtype, and the decoding settings
     (``top_p`` and ``seed`` are None when greedy: they change nothing then).
@@ -69,7 +67,6 @@ any turn, reading earlier answers from the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import numbers
@@ -80,10 +77,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._json_records import _records_from_jsonl_text
 from ._validation import check_choice, check_positive_int, param_error
+from .answer_files import (
+    OUTPUT_FIELDS,
+    answered_by_run,
+    loaded_from,
+    loaded_identity,
+    path_identity,
+    read_answers,
+)
 from .backends._torch_generate import left_pad, seeded
-from .embedding.fingerprint import files_fingerprint
 from .exceptions import DataFormatError
 from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
 from .train.loading import DTYPES, eos_ids, import_torch, load_model, load_tokenizer, pad_id
@@ -98,24 +101,6 @@ __all__ = [
 ]
 
 _OWNER = "generate"
-#: The fields every output row must have (rows written now also have ``run``,
-#: what made the answer; see the module docstring).
-OUTPUT_FIELDS = ("id", "testset", "prompt", "answer", "model")
-#: Values sampled from each parameter for a loaded model's weights fingerprint.
-_SAMPLED = 4096
-#: Config fields that are bookkeeping, not the model (left out of the fingerprint).
-_VOLATILE_CONFIG = frozenset(
-    {
-        "architectures",
-        "dtype",
-        "torch_dtype",
-        "transformers_version",
-        "use_cache",
-        "output_attentions",
-        "output_hidden_states",
-        "return_dict",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -151,47 +136,6 @@ class GenerateReport:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-def read_answers(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read an answers file, dropping a last line cut short (the file is repaired in place).
-
-    Only ``\\n``, ``\\r\\n`` and ``\\r`` end a line (as for every JSON Lines file
-    sftselect reads): an answer holding U+2028, U+2029 or U+0085 is one row.
-
-    Raises
-    ------
-    DataFormatError
-        A complete line that is not a JSON object with the output fields.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    if data and not data.endswith((b"\n", b"\r")):  # a crash mid-write: drop the partial line
-        keep = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-        with path.open("r+b") as fh:
-            fh.truncate(keep)
-        data = data[:keep]
-    lines: list[int] = []
-    rows = _records_from_jsonl_text(data.decode("utf-8"), path, lines)
-    for lineno, row in zip(lines, rows):
-        if any(k not in row for k in OUTPUT_FIELDS):
-            raise DataFormatError(
-                f"{path}:{lineno}: expected an object with fields {list(OUTPUT_FIELDS)}."
-            )
-    return rows
-
-
-def _loaded_from(model: Any) -> str | None:
-    """A loaded model's ``name_or_path`` (or ``config._name_or_path``), None when empty."""
-    for value in (
-        getattr(model, "name_or_path", None),
-        getattr(getattr(model, "config", None), "_name_or_path", None),
-    ):
-        if isinstance(value, (str, os.PathLike)) and os.fspath(value):
-            return os.fspath(value)
-    return None
-
-
 def default_template(model: Any, tokenizer: Any) -> PromptTemplate | ChatTemplate:
     """The template of ``model``'s training log, else ``chat`` when the tokenizer has one,
     else ``vicuna_v1.1``.
@@ -200,7 +144,7 @@ def default_template(model: Any, tokenizer: Any) -> PromptTemplate | ChatTemplat
     itself when it is a path, else the folder a loaded model was loaded from
     (its ``name_or_path``, or ``config._name_or_path``, when that is an
     existing folder)."""
-    folder = os.fspath(model) if isinstance(model, (str, os.PathLike)) else _loaded_from(model)
+    folder = os.fspath(model) if isinstance(model, (str, os.PathLike)) else loaded_from(model)
     if folder is not None:
         log = Path(folder) / "training_log.json"
         if log.is_file():
@@ -258,99 +202,6 @@ def _prompts(
             )
         pairs.append((str(ident), list(turns)))
     return name, pairs
-
-
-def _path_identity(model: str | os.PathLike[str], gguf_file: str | None) -> tuple[str, str | None]:
-    """A path's resolved absolute path (a hub name as given), a ``gguf_file`` joined to it, and
-    its weights: ``files:`` and the checkpoint files' fingerprint (None for a hub name)."""
-    text = os.fspath(model)
-    weights = None
-    if os.path.exists(text):
-        text = str(Path(text).resolve())
-        weights = "files:" + files_fingerprint(text)
-    return (text if gguf_file is None else f"{text}/{gguf_file}"), weights
-
-
-def _dtype_name(net: Any) -> str | None:
-    """The dtype of the first floating-point parameter (``"float32"``), None without one."""
-    for p in net.parameters():
-        if p.is_floating_point():
-            return str(p.dtype).removeprefix("torch.")
-    return None
-
-
-def _loaded_identity(torch: Any, net: Any) -> tuple[str, str]:
-    """A loaded model's name (``name_or_path``, resolved when a folder; else its class name)
-    and its weights fingerprint (see the module docstring)."""
-    name = _loaded_from(net)
-    if name is None:
-        name = type(net).__name__
-    elif os.path.isdir(name):
-        name = str(Path(name).resolve())
-    digest = hashlib.sha256(type(net).__name__.encode())
-    config = getattr(net, "config", None)
-    settings = config.to_dict() if callable(getattr(config, "to_dict", None)) else {}
-    settings = {
-        k: v for k, v in settings.items() if not k.startswith("_") and k not in _VOLATILE_CONFIG
-    }
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    with torch.no_grad():
-        for pname, p in net.named_parameters():
-            digest.update(f"\n{pname}:{tuple(p.shape)}:{p.dtype}:".encode())
-            if p.device.type == "meta":
-                continue
-            flat = p.detach().reshape(-1)
-            if flat.numel() > _SAMPLED:  # integer steps: the same indices on every device
-                step = flat.numel() // _SAMPLED
-                index = torch.arange(_SAMPLED, dtype=torch.long) * step
-                flat = flat[index.to(flat.device)]
-            values = flat.float() if flat.is_floating_point() else flat.long()
-            digest.update(values.cpu().numpy().tobytes())
-    return name, "sha256:" + digest.hexdigest()[:16]
-
-
-def _answered(
-    out: Path, testset: str, model_name: str, signature: dict[str, Any]
-) -> dict[str, str]:
-    """The answers on file to ``testset`` by this run, by id; a row of the test set by another
-    run, or without a ``run``, raises :class:`DataFormatError`."""
-    answered: dict[str, str] = {}
-    for row in read_answers(out):
-        if row["testset"] != testset:
-            continue
-        ident = str(row["id"])
-        if "run" not in row:
-            raise DataFormatError(
-                f"{out}: row {ident!r} of test set {testset!r} has no 'run' field: it was "
-                "written by an earlier sftselect that did not record the model and settings "
-                "that made it, so it cannot be checked against this run and the file is not "
-                "resumed. Write this run to another file (or, if you know those rows were made "
-                f'by this model with these settings, add "run": {json.dumps(signature)} to '
-                "each of them)."
-            )
-        differs = []
-        if row["model"] != model_name:
-            differs.append(("'model' field", row["model"], model_name))
-        recorded = row["run"]
-        if not isinstance(recorded, dict):
-            differs.append(("run", recorded, signature))
-        else:
-            keys = list(signature) + [k for k in recorded if k not in signature]
-            differs += [
-                (k, recorded.get(k), signature.get(k))
-                for k in keys
-                if recorded.get(k) != signature.get(k)
-            ]
-        if differs:
-            detail = "; ".join(f"{k} {a!r} (this run: {b!r})" for k, a, b in differs)
-            raise DataFormatError(
-                f"{out} holds answers to test set {testset!r} made by another run: row "
-                f"{ident!r} differs in {detail}. A file holds one run's answers (each row's "
-                "'run' records the model, template and decoding settings); write this run to "
-                "another file."
-            )
-        answered[ident] = row["answer"]
-    return answered
 
 
 def turn_id(ident: str, turn: int) -> str:
@@ -477,11 +328,10 @@ def generate(
             dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
         elif dtype not in DTYPES:
             raise param_error(_OWNER, "dtype", f"one of {list(DTYPES)} or None", dtype)
-        model_id, weights = _path_identity(model, gguf_file)
+        model_id, weights = path_identity(model, gguf_file)
     else:
         net = load_model(model, gguf_file, dtype, _OWNER)  # checks it is a model
-        model_id, weights = _loaded_identity(torch, net)
-        dtype = _dtype_name(net)
+        model_id, weights, dtype = loaded_identity(net)
     sampling = temperature > 0
     signature = {
         "model": model_id,
@@ -493,7 +343,7 @@ def generate(
         "top_p": float(top_p) if sampling else None,
         "seed": int(seed) if sampling and seed is not None else None,
     }
-    answered = _answered(out, name, model_name, signature)
+    answered = answered_by_run(out, name, model_name, signature)
     total = sum(len(t) for _, t in questions)
     skipped = sum(turn_id(i, k) in answered for i, t in questions for k in range(1, len(t) + 1))
     if skipped == total:

@@ -1,4 +1,6 @@
-"""Cheap fingerprints of model weights, for the embedding cache key.
+"""Cheap fingerprints of models, for cache keys and run records: the embedding
+cache (:mod:`sftselect.embedding.cache`) and the ``run`` of each answer
+:func:`sftselect.generate.generate` writes.
 
 Two kinds, both returning 16 hex digits (the start of a SHA-256):
 
@@ -23,7 +25,8 @@ Two kinds, both returning 16 hex digits (the start of a SHA-256):
   (23 tensors), and 27-66 ms (55-225 ms the first time; the spread is the
   machine's load) for a LLaMA-2-7B-shaped model (291 tensors, 6.7B
   parameters, 12.6 GiB in bfloat16), where 291 x 4,096 elements (2.4 MB) are
-  hashed; reading every byte instead would take seconds on a CPU. It catches every change that touches weights broadly
+  hashed; reading every byte instead would take seconds on a CPU. It catches
+  every change that touches weights broadly
   (another seed or checkpoint, training steps, a merged adapter, a cast or
   quantisation, a resized vocabulary) but not an edit of a few elements
   between the sampled positions.
