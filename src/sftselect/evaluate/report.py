@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import DataFormatError
-from .pairwise import RESULT_FORMAT
+from .result import RESULT_FORMAT
 
 __all__ = ["WTL_COLORS", "load_result", "markdown_table", "plot_wtl"]
 
