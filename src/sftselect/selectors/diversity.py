@@ -23,7 +23,8 @@ the ranking is apportioned among clusters by a divisor method:
 * ``allocation="proportional"`` -- Sainte-Laguë: the ``j``-th row of a cluster
   of size ``n_c`` has priority ``(2j + 1) / n_c``, so counts follow sizes.
 
-Ties go to the lower cluster number (clusters are numbered by their first row).
+Ties between clusters (which get the leftover rows) are broken by seeded draws,
+one per cluster.
 A cluster that runs out of rows simply drops out of the round robin, so the
 quota it cannot fill goes to the remaining clusters in the same order and any
 ``k <= n`` gives exactly ``k`` rows. Both rules are house-monotone: a larger

@@ -9,8 +9,8 @@ strata by the Sainte-Laguë (Webster) divisor method: with
 ``allocation="proportional"`` stratum ``s`` of size ``n_s`` gets its ``j``-th
 row at priority ``(2j + 1) / n_s``; with ``allocation="equal"`` at priority
 ``j`` (round robin). Divisor methods are house-monotone, so the counts per
-stratum never go down when ``k`` grows. Ties go to the stratum whose value sorts
-first. Null values form a stratum of their own.
+stratum never go down when ``k`` grows. Ties between strata (which get the
+leftover rows) are broken by seeded draws. Null values form a stratum of their own.
 """
 
 from __future__ import annotations
