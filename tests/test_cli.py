@@ -201,3 +201,13 @@ def test_judge_backend_options_are_named_by_their_flags(data, tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--rpm must be a positive number" in err and "requests_per_minute" not in err
+
+
+def test_prices_are_checked_by_flag_for_the_quality_dry_run(data, tmp_path, capsys):
+    """select --selector quality checks its prices as judge does: both, non-negative, with --dry-run."""
+    base = ["select", str(data), "-o", str(tmp_path / "o.jsonl"), "--selector", "quality"]
+    base += ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "-q"]
+    assert main([*base, "--usd-per-1m-input", "1"]) == 2
+    assert "is a price for --dry-run" in capsys.readouterr().err
+    assert main([*base, "--dry-run", "--usd-per-1m-input", "1"]) == 2
+    assert "needs --usd-per-1m-output too" in capsys.readouterr().err

@@ -211,7 +211,7 @@ def _reference_columns(records):
 def _reference_schema_error(path, columns, lines, exc):
     import pyarrow as pa
 
-    from sftselect._arrow_columns import _json_kind
+    from sftselect._arrow_columns import json_kind
 
     def where(i):
         return f"line {lines[i]}" if lines is not None else f"record {i} (0-based)"
@@ -225,12 +225,12 @@ def _reference_schema_error(path, columns, lines, exc):
         first = next((i for i, v in enumerate(values) if v is not None), None)
         if first is None:  # pragma: no cover
             continue
-        kind = _json_kind(values[first])
+        kind = json_kind(values[first])
         for i in range(first + 1, len(values)):
             v = values[i]
-            if v is not None and _json_kind(v) != kind:
+            if v is not None and json_kind(v) != kind:
                 return DataFormatError(
-                    f"{path}: field {name!r} is a {_json_kind(v)} at {where(i)} but a "
+                    f"{path}: field {name!r} is a {json_kind(v)} at {where(i)} but a "
                     f"{kind} at {where(first)}; each field must have one type in "
                     "every record."
                 )
@@ -245,13 +245,13 @@ def _reference_load(path):
     """The previous loader: the whole file parsed, then Dataset.from_dict of all columns."""
     import pyarrow as pa
 
-    from sftselect._json_records import _records_from_json, _records_from_jsonl_text
+    from sftselect._json_records import records_from_json, records_from_jsonl_text
 
     if path.suffix == ".jsonl":
         lines = []
-        records = _records_from_jsonl_text(path.read_text(encoding="utf-8"), path, lines)
+        records = records_from_jsonl_text(path.read_text(encoding="utf-8"), path, lines)
     else:
-        records, lines = _records_from_json(path)
+        records, lines = records_from_json(path)
     columns = _reference_columns(records)
     try:
         return Dataset.from_dict(columns)

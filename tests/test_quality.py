@@ -235,3 +235,11 @@ def test_without_a_cache_one_selector_object_pays_once():
     selector.clone().run(ds)
     assert len(calls) == 6
     assert "_memory_cache" in selector.__dict__ and "_memory_cache" not in selector.__getstate__()
+
+
+def test_estimate_refuses_a_negative_price():
+    """QualitySelector.estimate checks its prices (shared with the pairwise judge's estimate)."""
+    judge = CallableBackend(lambda messages: "4", identity="j")
+    ds = Dataset.from_dict({"instruction": ["q"], "output": ["a"]})
+    with pytest.raises(InvalidParameterError, match="'usd_per_1m_input' parameter of"):
+        QualitySelector(judge).estimate(ds, usd_per_1m_input=-1.0, usd_per_1m_output=1.0)

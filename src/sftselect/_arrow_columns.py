@@ -1,12 +1,12 @@
 """Arrow columns built a chunk of records at a time, typed as ``Dataset.from_dict``
 would type the whole list.
 
-:class:`_TableBuilder` takes chunks of records (dicts) and keeps one
+:class:`TableBuilder` takes chunks of records (dicts) and keeps one
 :class:`_ColumnBuilder` per field, in order of first appearance: a field first
 seen in a later chunk is back-filled with nulls, types inferred per chunk are
 merged as pyarrow's inference over the whole column would merge them (int and
 float to double, a null column to any type), and a field whose JSON types
-clash raises :class:`_FieldTypeError` naming it. :func:`_table_fingerprint`
+clash raises :class:`FieldTypeError` naming it. :func:`table_fingerprint`
 hashes the result's Arrow buffers for the ``Dataset`` fingerprint.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+
+__all__ = ["FieldTypeError", "TableBuilder", "json_kind", "table_fingerprint"]
 
 # datasets.arrow_writer.OptimizedTypedSequence stores these columns with smaller
 # integers when their values fit (as Dataset.from_dict does).
@@ -25,7 +27,7 @@ _OPTIMIZED_INTS = {
 }
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """The JSON type of ``value`` as a message names it (int and float are both numbers)."""
     if isinstance(value, bool):
         return "boolean"
@@ -196,13 +198,13 @@ class _ColumnBuilder:
         return column
 
 
-class _FieldTypeError(Exception):
+class FieldTypeError(Exception):
     def __init__(self, name: str, detail: str) -> None:
         super().__init__(name, detail)
         self.name, self.detail = name, detail
 
 
-class _TableBuilder:
+class TableBuilder:
     """Columns over the union of the records' fields, in order of first appearance,
     with None where a record lacks a field, built a chunk of records at a time."""
 
@@ -222,7 +224,7 @@ class _TableBuilder:
         self.rows += len(records)
 
     def table(self) -> Any:
-        """The Arrow table; raises _FieldTypeError for the first column (in column
+        """The Arrow table; raises FieldTypeError for the first column (in column
         order) whose values do not share one type."""
         import pyarrow as pa
 
@@ -230,12 +232,12 @@ class _TableBuilder:
         for name, column in self.columns.items():
             array = column.finish(name)
             if array is None:
-                raise _FieldTypeError(name, column.error or "")
+                raise FieldTypeError(name, column.error or "")
             arrays.append(array)
         return pa.Table.from_arrays(arrays, names=list(self.columns))
 
 
-def _table_fingerprint(table: Any) -> str:
+def table_fingerprint(table: Any) -> str:
     """A fingerprint of ``table``'s schema and Arrow buffers.
 
     ``Dataset`` would otherwise hash a pickled copy of the whole table (about

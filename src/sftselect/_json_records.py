@@ -18,16 +18,26 @@ from typing import Any, TextIO
 
 from .exceptions import DataFormatError
 
+__all__ = [
+    "NotStreamable",
+    "Records",
+    "json_source",
+    "jsonl_file_records",
+    "listed",
+    "records_from_json",
+    "records_from_jsonl_text",
+]
+
 _READ_CHARS = 1 << 20  # characters read at a time from a .json array
 _JSON_WS = re.compile(r"[ \t\n\r]*")  # the whitespace json skips between values
 _DECODER = json.JSONDecoder()
 
 # A record source yields (position, record, length of its JSON text): the line
 # number for JSON Lines, the 0-based index for an array.
-_Records = Iterator[tuple[int, dict[str, Any], int]]
+Records = Iterator[tuple[int, dict[str, Any], int]]
 
 
-class _NotStreamable(Exception):
+class NotStreamable(Exception):
     """A ``.json`` file that is not one array of records parsed a record at a time
     (another document, or malformed JSON): the whole-document parse reads it, or
     reports its error, as it always did."""
@@ -52,7 +62,7 @@ def _records_from_document(data: Any, path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | None]:
+def records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | None]:
     """The records of a JSON array file, or of JSON Lines saved as ``.json`` (then
     with each record's line number; None for an array), parsed whole."""
     text = path.read_text(encoding="utf-8")
@@ -61,14 +71,14 @@ def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | No
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             lines: list[int] = []
-            return _records_from_jsonl_text(text, path, lines), lines  # JSON Lines as .json
+            return records_from_jsonl_text(text, path, lines), lines  # JSON Lines as .json
         raise DataFormatError(
             f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
         ) from None
     return _records_from_document(data, path), None
 
 
-def _jsonl_records(lines: Iterable[str], path: Path) -> _Records:
+def _jsonl_records(lines: Iterable[str], path: Path) -> Records:
     """(line number, record, line length) for each non-blank line of JSON Lines.
 
     Lines are what a text file gives (ending in ``"\\n"`` or not). A record may
@@ -96,7 +106,7 @@ def _jsonl_records(lines: Iterable[str], path: Path) -> _Records:
         yield lineno, rec, len(line)
 
 
-def _records_from_jsonl_text(
+def records_from_jsonl_text(
     text: str, path: Path, lines: list[int] | None = None
 ) -> list[dict[str, Any]]:
     """The records of JSON Lines ``text``; ``lines`` (if given) receives each one's line number."""
@@ -110,7 +120,7 @@ def _records_from_jsonl_text(
     return records
 
 
-def _jsonl_file_records(path: Path) -> _Records:
+def jsonl_file_records(path: Path) -> Records:
     with open(path, encoding="utf-8") as fh:
         yield from _jsonl_records(fh, path)
 
@@ -155,14 +165,14 @@ class _TextReader:
             except json.JSONDecodeError:
                 if self.read_more():
                     continue
-                raise _NotStreamable from None
+                raise NotStreamable from None
             if end == len(self.text) and self.read_more():
                 continue  # a number or literal may go on in the next block
             size, self.pos = end - self.pos, end
             return value, size
 
 
-def _array_records(path: Path) -> _Records:
+def _array_records(path: Path) -> Records:
     """(index, record, text length) for each element of a ``.json`` file that is one
     JSON array, parsed a record at a time. As with the whole-document parse, a
     malformed file is reported before an element that is not an object."""
@@ -170,7 +180,7 @@ def _array_records(path: Path) -> _Records:
     with open(path, encoding="utf-8") as fh:
         reader = _TextReader(fh)
         if reader.peek() != "[":
-            raise _NotStreamable
+            raise NotStreamable
         reader.pos += 1
         if reader.peek() == "]":
             reader.pos += 1
@@ -190,19 +200,19 @@ def _array_records(path: Path) -> _Records:
                 if sep == "]":
                     break
                 if sep != ",":
-                    raise _NotStreamable
+                    raise NotStreamable
         if reader.peek():
-            raise _NotStreamable  # extra data after the array
+            raise NotStreamable  # extra data after the array
     if bad is not None:
         raise DataFormatError(f"{path}: record {bad[0]} is a {bad[1]}; expected an object.")
 
 
-def _listed(records: list[dict[str, Any]], lines: list[int] | None) -> Callable[[], _Records]:
+def listed(records: list[dict[str, Any]], lines: list[int] | None) -> Callable[[], Records]:
     positions = lines if lines is not None else range(len(records))
     return lambda: ((p, rec, 0) for p, rec in zip(positions, records))
 
 
-def _json_source(path: Path) -> tuple[Callable[[], _Records], bool]:
+def json_source(path: Path) -> tuple[Callable[[], Records], bool]:
     """How to read the records of a ``.json`` file, and whether their positions are
     line numbers (JSON Lines saved as ``.json``)."""
     with open(path, encoding="utf-8") as fh:
@@ -213,11 +223,11 @@ def _json_source(path: Path) -> tuple[Callable[[], _Records], bool]:
         if first == "{":
             try:
                 document, _ = reader.value()
-            except _NotStreamable:
+            except NotStreamable:
                 document = None
             else:
                 if reader.peek():  # more after the first object: JSON Lines
-                    return (lambda: _jsonl_file_records(path)), True
-                return _listed(_records_from_document(document, path), None), False
-    records, lines = _records_from_json(path)  # raises what it always raised
-    return _listed(records, lines), lines is not None
+                    return (lambda: jsonl_file_records(path)), True
+                return listed(_records_from_document(document, path), None), False
+    records, lines = records_from_json(path)  # raises what it always raised
+    return listed(records, lines), lines is not None

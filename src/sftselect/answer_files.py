@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._json_records import _records_from_jsonl_text
+from ._json_records import records_from_jsonl_text
 from .exceptions import DataFormatError
 from .fingerprint import files_fingerprint, weights_fingerprint
 
@@ -55,7 +55,7 @@ def read_answers(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             fh.truncate(keep)
         data = data[:keep]
     lines: list[int] = []
-    rows = _records_from_jsonl_text(data.decode("utf-8"), path, lines)
+    rows = records_from_jsonl_text(data.decode("utf-8"), path, lines)
     for lineno, row in zip(lines, rows):
         if any(k not in row for k in OUTPUT_FIELDS):
             raise DataFormatError(

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._arrow_columns import _FieldTypeError, _json_kind, _table_fingerprint, _TableBuilder
+from ._arrow_columns import FieldTypeError, TableBuilder, json_kind, table_fingerprint
 from ._json_records import (
-    _json_source,
-    _jsonl_file_records,
-    _listed,
-    _NotStreamable,
-    _Records,
-    _records_from_json,
+    NotStreamable,
+    Records,
+    json_source,
+    jsonl_file_records,
+    listed,
+    records_from_json,
 )
 from .exceptions import DataFormatError
 
@@ -52,7 +52,7 @@ _CHUNK_CHARS = 1 << 24
 
 
 def _field_type_error(
-    path: Path, name: str, detail: str, records: _Records, lines: bool
+    path: Path, name: str, detail: str, records: Records, lines: bool
 ) -> DataFormatError:
     """The field's first value and the first later value of another JSON type."""
 
@@ -65,10 +65,10 @@ def _field_type_error(
         if value is None:
             continue
         if not kind:
-            first, kind = pos, _json_kind(value)
-        elif _json_kind(value) != kind:
+            first, kind = pos, json_kind(value)
+        elif json_kind(value) != kind:
             return DataFormatError(
-                f"{path}: field {name!r} is a {_json_kind(value)} at {where(pos)} but a "
+                f"{path}: field {name!r} is a {json_kind(value)} at {where(pos)} but a "
                 f"{kind} at {where(first)}; each field must have one type in every record."
             )
     return DataFormatError(
@@ -79,14 +79,14 @@ def _field_type_error(
 
 def _dataset_from_source(
     path: Path,
-    source: Callable[[], _Records],
+    source: Callable[[], Records],
     lines: bool,
     chunk_rows: int = _CHUNK_ROWS,
     chunk_chars: int = _CHUNK_CHARS,
 ) -> Dataset:
     from datasets import Dataset
 
-    builder = _TableBuilder()
+    builder = TableBuilder()
     chunk: list[dict[str, Any]] = []
     chars = 0
     for _, rec, size in source():
@@ -102,11 +102,11 @@ def _dataset_from_source(
         return Dataset.from_dict({})
     try:
         table = builder.table()
-    except _FieldTypeError as exc:
+    except FieldTypeError as exc:
         del builder
         raise _field_type_error(path, exc.name, exc.detail, source(), lines) from None
     del builder
-    return Dataset(table, fingerprint=_table_fingerprint(table))
+    return Dataset(table, fingerprint=table_fingerprint(table))
 
 
 def _load_json_file(
@@ -124,17 +124,17 @@ def _load_json_file(
         raise ValueError(f"chunk_rows must be at least 1; got {chunk_rows}.")
     if jsonl:
         return _dataset_from_source(
-            path, lambda: _jsonl_file_records(path), True, chunk_rows, chunk_chars
+            path, lambda: jsonl_file_records(path), True, chunk_rows, chunk_chars
         )
-    source, lines = _json_source(path)
+    source, lines = json_source(path)
     try:
         return _dataset_from_source(path, source, lines, chunk_rows, chunk_chars)
-    except _NotStreamable:
+    except NotStreamable:
         # Malformed JSON inside the array: the whole-document parse reports it
         # (file and line) as it always did.
-        records, line_numbers = _records_from_json(path)
+        records, line_numbers = records_from_json(path)
         return _dataset_from_source(
-            path, _listed(records, line_numbers), line_numbers is not None, chunk_rows, chunk_chars
+            path, listed(records, line_numbers), line_numbers is not None, chunk_rows, chunk_chars
         )
 
 

@@ -13,10 +13,12 @@ the estimate says so instead of guessing one.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._validation import param_error
 from .base import ChatRequest, request_keys
 
 __all__ = ["CostEstimate", "estimate_requests", "token_counter"]
@@ -79,6 +81,7 @@ def estimate_requests(
     count_tokens: Callable[[str], int] | None = None,
     usd_per_1m_input: float | None = None,
     usd_per_1m_output: float | None = None,
+    owner: str = "estimate_requests",
 ) -> CostEstimate:
     """Count what sending ``requests`` through the backend ``identity`` would cost.
 
@@ -95,8 +98,21 @@ def estimate_requests(
     count_tokens:
         A ``str -> int`` prompt-token counter (see :func:`token_counter`).
     usd_per_1m_input, usd_per_1m_output:
-        Prices per million tokens; the cost is given only with both.
+        Prices per million tokens, non-negative; the cost is given only with both.
+    owner:
+        Who asked, as error messages name it.
     """
+    for name, price in (
+        ("usd_per_1m_input", usd_per_1m_input),
+        ("usd_per_1m_output", usd_per_1m_output),
+    ):
+        if price is not None and (
+            isinstance(price, bool)
+            or not isinstance(price, numbers.Real)
+            or not math.isfinite(price)
+            or price < 0
+        ):
+            raise param_error(owner, name, "a non-negative number or None", price)
     by_key = dict(zip(request_keys(requests, identity), requests))
     hits = set(store.get_many(list(by_key)))
     counter, label = token_counter(count_tokens)

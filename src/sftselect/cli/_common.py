@@ -15,6 +15,7 @@ __all__ = [
     "add_backend_options",
     "backend_from_args",
     "check_backend_flags",
+    "check_price_flags",
     "format_arg",
     "info",
     "length_scorer",
@@ -108,6 +109,24 @@ def check_backend_flags(args: argparse.Namespace) -> None:
     for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm), ("--timeout", args.timeout)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise CliError(f"{flag} must be a positive number; got {value}")
+
+
+def check_price_flags(args: argparse.Namespace) -> None:
+    """``--usd-per-1m-input`` / ``--usd-per-1m-output``: non-negative, both or neither, and
+    only with ``--dry-run`` (they bound its cost estimate)."""
+    prices = {
+        "--usd-per-1m-input": args.usd_per_1m_input,
+        "--usd-per-1m-output": args.usd_per_1m_output,
+    }
+    for flag, value in prices.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CliError(f"{flag} must be a non-negative number (USD); got {value}")
+    given = [flag for flag, value in prices.items() if value is not None]
+    if given and not args.dry_run:
+        raise CliError(f"{given[0]} is a price for --dry-run, which was not given")
+    if len(given) == 1:
+        other = next(flag for flag in prices if flag not in given)
+        raise CliError(f"{given[0]} needs {other} too (both prices bound the cost)")
 
 
 def backend_from_args(args: argparse.Namespace, what: str) -> Any:

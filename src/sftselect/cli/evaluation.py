@@ -15,7 +15,14 @@ import math
 import sys
 from pathlib import Path
 
-from ._common import CliError, add_backend_options, backend_from_args, check_backend_flags, info
+from ._common import (
+    CliError,
+    add_backend_options,
+    backend_from_args,
+    check_backend_flags,
+    check_price_flags,
+    info,
+)
 
 __all__ = ["register"]
 
@@ -46,19 +53,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     """The shared judge-backend options and the prices, named by their flags
     (the library would name its Python parameters)."""
     check_backend_flags(args)
-    prices = {
-        "--usd-per-1m-input": args.usd_per_1m_input,
-        "--usd-per-1m-output": args.usd_per_1m_output,
-    }
-    for flag, value in prices.items():
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise CliError(f"{flag} must be a non-negative number (USD); got {value}")
-    given = [flag for flag, value in prices.items() if value is not None]
-    if given and not args.dry_run:
-        raise CliError(f"{given[0]} is a price for --dry-run, which was not given")
-    if len(given) == 1:
-        other = next(flag for flag in prices if flag not in given)
-        raise CliError(f"{given[0]} needs {other} too (both prices bound the cost)")
+    check_price_flags(args)
 
 
 def _dry_run(args: argparse.Namespace, pairs) -> int:

@@ -20,6 +20,7 @@ from ._common import (
     CliError,
     add_backend_options,
     backend_from_args,
+    check_price_flags,
     format_arg,
     info,
     length_scorer,
@@ -249,6 +250,7 @@ def _quality_selector(
     from ..selectors.quality import QualitySelector
 
     judge = backend_from_args(args, "--selector quality")
+    check_price_flags(args)
     return QualitySelector(
         judge,
         k,

@@ -74,15 +74,26 @@ class EmbeddingCache:
                 tmp.unlink()
 
     def get_or_compute(
-        self, identity: str, texts: list[str], compute: Callable[[], Any]
+        self,
+        identity: str,
+        texts: list[str],
+        compute: Callable[[], Any],
+        *,
+        store_identity: Callable[[], str] | None = None,
+        owner: str = "EmbeddingCache",
     ) -> np.ndarray:
-        """The cached array for (identity, texts), computing and storing it if absent."""
-        key = self.key(identity, texts)
-        hit = self.load(key)
+        """The cached array for (identity, texts), computing and storing it if absent.
+
+        ``store_identity``, when given, is asked after ``compute`` for the identity
+        to store the array under (an embedder's identity can change with what it
+        loads: a checkpoint overwritten between the look-up and the load is keyed by
+        what was actually loaded)."""
+        hit = self.load(self.key(identity, texts))
         if hit is not None and hit.shape[0] == len(texts):
             return hit
-        array = as_matrix(compute(), len(texts), "EmbeddingCache")
-        self.save(key, array)
+        array = as_matrix(compute(), len(texts), owner)
+        stored = identity if store_identity is None else store_identity()
+        self.save(self.key(stored, texts), array)
         return array
 
 
@@ -120,13 +131,10 @@ def embed_dataset(
         return np.zeros((0, 0), dtype=np.float32)
     if cache_dir is None:
         return as_matrix(embedder.embed(texts), len(texts), owner)
-    cache = EmbeddingCache(cache_dir)
-    identity = embedder.identity
-    hit = cache.load(cache.key(identity, texts))
-    if hit is not None and hit.shape[0] == len(texts):
-        return hit
-    array = as_matrix(embedder.embed(texts), len(texts), owner)
-    # stored under the identity asked *after* embedding: a checkpoint that changed
-    # between the look-up and the load is keyed by what was actually loaded
-    cache.save(cache.key(embedder.identity, texts), array)
-    return array
+    return EmbeddingCache(cache_dir).get_or_compute(
+        embedder.identity,
+        texts,
+        lambda: embedder.embed(texts),
+        store_identity=lambda: embedder.identity,
+        owner=owner,
+    )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._json_records import _records_from_json, _records_from_jsonl_text
+from .._json_records import records_from_json, records_from_jsonl_text
 from .._validation import check_choice, param_error
 from ..exceptions import DataFormatError
 
@@ -192,8 +192,8 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file.")
     if p.suffix.lower() == ".jsonl":
-        return _records_from_jsonl_text(p.read_text(encoding="utf-8"), p)
-    return _records_from_json(p)[0]
+        return records_from_jsonl_text(p.read_text(encoding="utf-8"), p)
+    return records_from_json(p)[0]
 
 
 def _detect(records: list[dict[str, Any]], path: Path) -> str:

@@ -116,17 +116,6 @@ def estimate_judge_cost(
     if not isinstance(identity, str) or not identity:
         raise param_error(owner, "judge", "a chat backend with an 'identity'", judge)
     _check_decoding(max_tokens, temperature, owner)
-    for name, price in (
-        ("usd_per_1m_input", usd_per_1m_input),
-        ("usd_per_1m_output", usd_per_1m_output),
-    ):
-        if price is not None and (
-            isinstance(price, bool)
-            or not isinstance(price, numbers.Real)
-            or not math.isfinite(price)
-            or price < 0
-        ):
-            raise param_error(owner, name, "a non-negative number or None", price)
     requests = plan_requests(pairs, protocol, max_tokens=max_tokens, temperature=temperature)
     if isinstance(cache, (str, os.PathLike)) and not Path(cache).exists():
         cache = MemoryCache()  # nothing is cached yet, and a dry run creates no file
@@ -139,6 +128,7 @@ def estimate_judge_cost(
         count_tokens=count_tokens,
         usd_per_1m_input=usd_per_1m_input,
         usd_per_1m_output=usd_per_1m_output,
+        owner=owner,
     )
 
 

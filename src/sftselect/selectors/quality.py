@@ -437,6 +437,7 @@ class QualitySelector(ScoreSelector):
             count_tokens=count_tokens,
             usd_per_1m_input=usd_per_1m_input,
             usd_per_1m_output=usd_per_1m_output,
+            owner=f"{type(self).__name__}.estimate",
         )
 
 

@@ -63,9 +63,12 @@ def _looks_like_path(text: str) -> bool:
     return False
 
 
-def _from_pretrained(loader: Any, name: str, param: str, owner: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(name, **kwargs)``; a ``name`` that is no local path and does
+def _from_pretrained(
+    loader: Any, name: str, param: str, owner: str, options: dict[str, Any] | None = None
+) -> Any:
+    """``loader.from_pretrained(name, **options)``; a ``name`` that is no local path and does
     not load raises :class:`ModelNotFoundError` naming both (see the module docstring)."""
+    kwargs = options or {}
     if os.path.exists(name):
         return loader.from_pretrained(name, **kwargs)
     where = os.path.abspath(name) + (", ~ not expanded" if name.startswith("~") else "")
@@ -112,7 +115,7 @@ def load_tokenizer(model: Any, tokenizer: Any, gguf_file: str | None, owner: str
         )
     path, gguf = _source(model, gguf_file)
     return _from_pretrained(
-        transformers.AutoTokenizer, path, "model", owner, **({"gguf_file": gguf} if gguf else {})
+        transformers.AutoTokenizer, path, "model", owner, {"gguf_file": gguf} if gguf else None
     )
 
 
@@ -129,7 +132,7 @@ def load_model(model: Any, gguf_file: str | None, dtype: str | None, owner: str)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype or "float32")}
     if gguf:
         kwargs["gguf_file"] = gguf
-    net = _from_pretrained(transformers.AutoModelForCausalLM, path, "model", owner, **kwargs)
+    net = _from_pretrained(transformers.AutoModelForCausalLM, path, "model", owner, kwargs)
     quantizer = getattr(net, "hf_quantizer", None)
     if gguf and quantizer is not None and all(p.is_floating_point() for p in net.parameters()):
         # transformers dequantises GGUF weights to ``dtype`` but keeps its GGUF quantizer,
