@@ -211,3 +211,25 @@ def test_prices_are_checked_by_flag_for_the_quality_dry_run(data, tmp_path, caps
     assert "is a price for --dry-run" in capsys.readouterr().err
     assert main([*base, "--dry-run", "--usd-per-1m-input", "1"]) == 2
     assert "needs --usd-per-1m-output too" in capsys.readouterr().err
+
+
+def test_warnings_print_as_one_line_naming_the_command(data, tmp_path, capsys):
+    """A library warning (k above the row count) is one 'sftselect select: warning:' line."""
+    out = tmp_path / "o.jsonl"
+    assert main(["select", str(data), "-o", str(out), "-k", "50", "--unit", "words", "-q"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sftselect select: warning: LengthSelector")
+
+
+def test_judge_identity_names_the_backend_in_cache_keys():
+    """--judge-identity sets the backend's identity; without it the identity names the endpoint."""
+    from sftselect.cli import build_parser
+    from sftselect.cli._common import backend_from_args
+
+    parser = build_parser()
+    base = ["judge", "--answers-a", "a.jsonl", "-o", "r.json", "--model", "gpt-4"]
+    base += ["--base-url", "http://127.0.0.1:8000/v1"]
+    plain = backend_from_args(parser.parse_args(base), "judge")
+    assert plain.identity == "openai-compatible/gpt-4@http://127.0.0.1:8000/v1"
+    named = backend_from_args(parser.parse_args([*base, "--judge-identity", "gpt-4-0613"]), "judge")
+    assert named.identity == "gpt-4-0613"

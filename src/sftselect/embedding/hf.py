@@ -90,7 +90,9 @@ def _torch() -> Any:
     return torch
 
 
-def _quiet_load(auto: Any, path: str, dtype: Any, *, quiet: bool, **kwargs: Any) -> Any:
+def _quiet_load(
+    auto: Any, path: str, dtype: Any, *, quiet: bool, revision: str | None = None
+) -> Any:
     """``auto.from_pretrained(path)``; without transformers' loading bar when ``quiet``."""
     from transformers.utils import logging as hf_logging
 
@@ -98,7 +100,8 @@ def _quiet_load(auto: Any, path: str, dtype: Any, *, quiet: bool, **kwargs: Any)
     if quiet and was_on:
         hf_logging.disable_progress_bar()
     try:
-        return auto.from_pretrained(path, dtype=dtype, **kwargs)
+        hub = {} if revision is None else {"revision": revision}
+        return auto.from_pretrained(path, dtype=dtype, **hub)
     finally:
         if quiet and was_on:
             hf_logging.enable_progress_bar()
@@ -300,16 +303,18 @@ class HFEmbedder:
             ) from None
         ref = _as_ref(self.model)
         local = ref is None or os.path.exists(ref)
-        hub = {} if local or self.revision is None else {"revision": self.revision}
+        revision = None if local else self.revision
         tok = self.tokenizer
         if tok is None:
-            tok = AutoTokenizer.from_pretrained(ref, **hub)
+            tok = AutoTokenizer.from_pretrained(ref, revision=revision)
         elif _as_ref(tok) is not None:
             tok = AutoTokenizer.from_pretrained(_as_ref(tok))
         device, dtype = self._device(), self._dtype()
         if ref is not None:
             files = files_fingerprint(ref) if local else None
-            model = _quiet_load(AutoModel, ref, dtype, quiet=not self.show_progress, **hub)
+            model = _quiet_load(
+                AutoModel, ref, dtype, quiet=not self.show_progress, revision=revision
+            )
             model.to(device)
             self._loaded_files = files
         else:
