@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,16 @@ from datasets import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The one place the tests look for the real data beside the checkout. Tests that need
+# it skip with a reason where it is absent (a user's fresh clone); nothing else may.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# .ci/run's second pass runs the suite from a copy of the tree with no ../shared beside
+# it and sets this, so that a path that still reaches the data some other way fails.
+if os.environ.get("SFTSELECT_EXPECT_NO_SHARED_DATA") == "1" and SHARED_DATA.exists():
+    raise pytest.UsageError(
+        f"SFTSELECT_EXPECT_NO_SHARED_DATA=1 but {SHARED_DATA} exists: run from a copy of the tree"
+    )
 
 
 def require_shared_data() -> Path:

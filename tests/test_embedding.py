@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,6 @@ from datasets import Dataset
 from sftselect import load_sample
 from sftselect.embedding import EmbeddingCache, HFEmbedder, embed_dataset, example_texts
 from sftselect.exceptions import InvalidParameterError
-
-LLAMA_SPM = Path("/work/shared/data/tokenizers/llama2_tokenizer.model")
 
 
 class Counting:
@@ -130,13 +127,12 @@ def test_minilm_matches_sentence_transformers(minilm_path, offline):
 
 @pytest.fixture(scope="module")
 def tiny_llama(tmp_path_factory):
-    if not LLAMA_SPM.exists():
-        pytest.skip(f"LLaMA-2 tokenizer not found at {LLAMA_SPM}")
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
+    from tiny_llama import spm_tokenizer
+
     folder = tmp_path_factory.mktemp("tiny-llama")
-    shutil.copy(LLAMA_SPM, folder / "tokenizer.model")
-    tok = transformers.LlamaTokenizer.from_pretrained(str(folder))
+    tok = spm_tokenizer(folder)
     tok.save_pretrained(str(folder))
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
@@ -244,14 +240,12 @@ CACHE_ROWS = Dataset.from_dict(
 @pytest.fixture(scope="module")
 def random_llamas(tmp_path_factory):
     """A tokenizer and two tiny LLaMAs with other random weights (both name_or_path '')."""
-    if not LLAMA_SPM.exists():
-        pytest.skip(f"LLaMA-2 tokenizer not found at {LLAMA_SPM}")
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from tiny_llama import llama2_tokenizer
+    from tiny_llama import spm_tokenizer
     from tiny_llama import tiny_llama as random_llama
 
-    tok = llama2_tokenizer(tmp_path_factory.mktemp("tok"))
+    tok = spm_tokenizer(tmp_path_factory.mktemp("tok"))
     return tok, random_llama(tok, seed=0), random_llama(tok, seed=1)
 
 

@@ -332,11 +332,11 @@ def test_lm_eval_runs_local_tasks_on_a_tiny_llama(tmp_path, monkeypatch):
     """The real lm-eval scores a saved tiny LLaMA on local YAML tasks at each task's shot count, offline."""
     lm_eval = pytest.importorskip("lm_eval")
     pytest.importorskip("torch")
-    from tiny_llama import llama2_tokenizer, tiny_llama
+    from tiny_llama import spm_tokenizer, tiny_llama
 
     model_dir = tmp_path / "model"
     model_dir.mkdir()
-    tok = llama2_tokenizer(model_dir)
+    tok = spm_tokenizer(model_dir)
     tiny_llama(tok).save_pretrained(model_dir)
     tok.save_pretrained(model_dir)
     tasks = (("sftselect_tiny_zero", 0, "acc"), ("sftselect_tiny_two", 2, "acc_norm"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -15,6 +14,7 @@ transformers = pytest.importorskip("transformers")
 
 from datasets import Dataset  # noqa: E402
 
+from conftest import SHARED_DATA  # noqa: E402
 from sftselect.cli import main  # noqa: E402
 from sftselect.evaluate.inputs import load_pairs  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
@@ -22,16 +22,14 @@ from sftselect.generate import OUTPUT_FIELDS, generate, read_answers  # noqa: E4
 from sftselect.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.testsets import PAPER_TESTSETS, load  # noqa: E402
 from sftselect.train import TrainConfig, train  # noqa: E402
-from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
+from tiny_llama import spm_tokenizer, tiny_llama  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    if not LLAMA2_TOKENIZER.is_file():
-        pytest.skip(f"no tokenizer at {LLAMA2_TOKENIZER}")
-    return llama2_tokenizer(tmp_path_factory.mktemp("tok"))
+    return spm_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import re
 import sys
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import nltk
 import nltk.tokenize
@@ -19,12 +18,13 @@ from hypothesis import strategies as st
 from nltk.tabdata import TabEncoder
 from nltk.tokenize.destructive import NLTKWordTokenizer
 
+from conftest import SHARED_DATA
 from sftselect.exceptions import DataFormatError, InvalidParameterError, SftSelectWarning
 from sftselect.scoring import nltk_words
 from sftselect.scoring._nltk_fast import FastCounter
 from sftselect.scoring.nltk_words import count_nltk_words, reference_word_tokens
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_DIR = SHARED_DATA
 POOL_FILES = ("random_9k", "claude_t45", "helpfulness_t45")
 PAPER_FILES = ("filtered_alpaca_1k_longest", "filtered_alpaca_1k_score")
 

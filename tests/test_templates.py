@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,9 +11,6 @@ from sftselect.templates import ALPACA, VICUNA_V1_1, ChatTemplate, get_template
 
 transformers = pytest.importorskip("transformers")
 
-LLAMA2_TOKENIZER = (
-    Path(__file__).resolve().parents[2] / "shared/data/tokenizers/llama2_tokenizer.model"
-)
 SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
     "The assistant gives helpful, detailed, and polite answers to the user's questions."
@@ -117,22 +111,21 @@ def test_get_template_rejects_unknown_names():
 
 
 @pytest.fixture(scope="module")
-def llama_tokenizer(tmp_path_factory):
-    if not LLAMA2_TOKENIZER.is_file():
-        pytest.skip(f"no tokenizer at {LLAMA2_TOKENIZER}")
-    folder = tmp_path_factory.mktemp("tok")
-    shutil.copy(LLAMA2_TOKENIZER, folder / "tokenizer.model")
-    return transformers.LlamaTokenizer.from_pretrained(str(folder))
+def spm_tok(tmp_path_factory):
+    """A LLaMA-style SentencePiece tokenizer with no chat template of its own."""
+    from tiny_llama import spm_tokenizer
+
+    return spm_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
-def test_chat_template_spans_are_the_assistant_turns(llama_tokenizer):
+def test_chat_template_spans_are_the_assistant_turns(spm_tok):
     """The chat template's spans are each assistant turn with its end marker, nothing else."""
     jinja = (
         "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<|end|>\n{% endfor %}"
         "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
     )
     tmpl = ChatTemplate(jinja=jinja)
-    r = tmpl.render(conv("Hi", "Hello", "Again", "Sure"), llama_tokenizer)
+    r = tmpl.render(conv("Hi", "Hello", "Again", "Sure"), spm_tok)
     assert [r.text[a:b] for a, b in r.spans] == ["Hello<|end|>\n", "Sure<|end|>\n"]
     with pytest.raises(InvalidParameterError, match="has none"):
-        ChatTemplate().render(conv("Hi", "Yo"), llama_tokenizer)
+        ChatTemplate().render(conv("Hi", "Yo"), spm_tok)

@@ -18,6 +18,7 @@ transformers = pytest.importorskip("transformers")
 
 from datasets import Dataset  # noqa: E402
 
+from conftest import SHARED_DATA  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
 from sftselect.io import load_data  # noqa: E402
 from sftselect.templates import VICUNA_V1_1  # noqa: E402
@@ -35,17 +36,15 @@ from sftselect.train import (  # noqa: E402
     train,
     truncate,
 )
-from tiny_llama import LLAMA2_TOKENIZER, llama2_tokenizer, tiny_llama  # noqa: E402
+from tiny_llama import spm_tokenizer, tiny_llama, truncate_after_prompt  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = SHARED_DATA
 LONGEST = SHARED / "paper" / "filtered_alpaca_1k_longest.json"
 
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    if not LLAMA2_TOKENIZER.is_file():
-        pytest.skip(f"no tokenizer at {LLAMA2_TOKENIZER}")
-    return llama2_tokenizer(tmp_path_factory.mktemp("tok"))
+    return spm_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +149,10 @@ def test_packed_row_attends_only_within_each_example(tok, longest):
     model = tiny_llama(tok).eval()
     model.config.use_cache = False
     convs = conversations(longest.select(range(3)))
-    examples = [truncate(encode(VICUNA_V1_1, tok, c), n)[0] for c, n in zip(convs, (90, 120, 150))]
-    rows = pack(examples, 400)
+    examples = [
+        truncate_after_prompt(encode(VICUNA_V1_1, tok, c), n) for c, n in zip(convs, (30, 60, 90))
+    ]
+    rows = pack(examples, sum(len(e.input_ids) for e in examples))
     packed = PackedCollator(0)(rows)
     assert len(rows) == 1 and "attention_mask" not in packed
     with torch.no_grad():

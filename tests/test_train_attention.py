@@ -9,8 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from conftest import SHARED_DATA  # noqa: E402
-from sftselect.io import load_data  # noqa: E402
+from sftselect import LengthSelector, load_sample  # noqa: E402
 from sftselect.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.train import (  # noqa: E402
     PackedCollator,
@@ -19,27 +18,30 @@ from sftselect.train import (  # noqa: E402
     encode,
     pack,
     train,
-    truncate,
 )
 from sftselect.train.attention import SEGMENTS, packed_attention, segment_attention  # noqa: E402
-from tiny_llama import llama2_tokenizer, tiny_llama  # noqa: E402
+from tiny_llama import spm_tokenizer, tiny_llama, truncate_after_prompt  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tok(tmp_path_factory):
-    return llama2_tokenizer(tmp_path_factory.mktemp("tok"))
+    return spm_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
 def batch(tok):
-    """Two packed rows of real 1k-longest records (3 and 2 examples, plus padding)."""
-    longest = load_data(SHARED_DATA / "paper" / "filtered_alpaca_1k_longest.json").select(range(5))
-    sizes = (90, 120, 150, 200, 100)
+    """Two packed rows of the bundled sample's 5 longest records (3 and 2 examples, plus padding)."""
+    longest = LengthSelector(k=5).select(load_sample())
+    trained = (30, 60, 90, 140, 40)  # answer tokens kept after each first prompt
     examples = [
-        truncate(encode(VICUNA_V1_1, tok, c), n)[0] for c, n in zip(conversations(longest), sizes)
+        truncate_after_prompt(encode(VICUNA_V1_1, tok, c), n)
+        for c, n in zip(conversations(longest), trained)
     ]
+    assert sum(len(e.input_ids) for e in examples) <= 800
     rows = pack(examples, 400)
-    assert len(rows) == 2 and sorted(len(r.lengths) for r in rows) == [2, 3]
+    assert len(rows) == 2 and sorted(len(r.lengths) for r in rows) == [2, 3], [
+        len(e.input_ids) for e in examples
+    ]
     return PackedCollator(0)(rows)
 
 
@@ -105,7 +107,7 @@ def test_refuses_what_it_would_compute_wrongly():
 def test_packed_training_logs_segments_and_saves_plain_sdpa(tok, tmp_path):
     """train(packing=True) runs segment attention, says so in the log, and the saved
     model loads with its own attention (the custom name is never saved)."""
-    longest = load_data(SHARED_DATA / "paper" / "filtered_alpaca_1k_longest.json").select(range(8))
+    longest = LengthSelector(k=8).select(load_sample())
     config = TrainConfig(
         max_length=128, max_steps=2, batch_size=2, micro_batch_size=2, use_cpu=True, packing=True
     )

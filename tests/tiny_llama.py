@@ -1,37 +1,44 @@
 """A real tokenizer that loads offline and a tiny random LLaMA, shared by the
-training, generation and local-judge tests (importing this needs torch)."""
+training, generation, embedding and local-judge tests (importing this needs torch).
+
+The tokenizer is :func:`sftselect.testing.sample_tokenizer` (LLaMA-style
+SentencePiece trained on the bundled sample): nothing beside the checkout is
+needed. It is trained once per test process and copied into each folder asked for.
+"""
 
 from __future__ import annotations
 
+import functools
 import shutil
+import tempfile
 from pathlib import Path
 
-import torch
+import numpy as np
 import transformers
 
-from conftest import SHARED_DATA
+from sftselect.testing import sample_tokenizer, tiny_llama
+from sftselect.train import IGNORE_INDEX, Encoded, truncate
 
-LLAMA2_TOKENIZER = SHARED_DATA / "tokenizers" / "llama2_tokenizer.model"
+__all__ = ["spm_tokenizer", "tiny_llama", "truncate_after_prompt"]
 
 
-def llama2_tokenizer(folder: Path) -> transformers.PreTrainedTokenizerBase:
-    """LLaMA-2's SentencePiece tokenizer, copied into ``folder`` (must exist)."""
-    shutil.copy(LLAMA2_TOKENIZER, folder / "tokenizer.model")
+@functools.cache
+def _trained_model_file() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="sftselect-test-tok-"))
+    sample_tokenizer(folder)
+    return folder / "tokenizer.model"
+
+
+def spm_tokenizer(folder: Path) -> transformers.PreTrainedTokenizerBase:
+    """The sample-trained SentencePiece tokenizer, its model file copied into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(_trained_model_file(), folder / "tokenizer.model")
     return transformers.LlamaTokenizer.from_pretrained(str(folder))
 
 
-def tiny_llama(tok, *, context: int = 512, seed: int = 0) -> transformers.LlamaForCausalLM:
-    """A seeded, randomly initialised 2-layer LLaMA (float32, CPU) for ``tok``'s vocabulary."""
-    config = transformers.LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tok),
-        max_position_embeddings=context,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    return transformers.LlamaForCausalLM(config)
+def truncate_after_prompt(example: Encoded, trained: int) -> Encoded:
+    """``example`` cut to its first prompt and ``trained`` more tokens (so a test's
+    sizes do not depend on how many tokens a tokenizer gives the prompt)."""
+    first_label = int(np.flatnonzero(np.asarray(example.labels) != IGNORE_INDEX)[0])
+    kept, _ = truncate(example, first_label + trained)
+    return kept
