@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conformance import CASES, check_selector, run_quietly
-from sftselect import KTooLargeWarning
+from sftselect import KTooLargeWarning, RankResult, Selector
+from sftselect.testing import check_selector as public_check_selector
 from strategies import alpaca_datasets, ks, seeds
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,3 +47,85 @@ def test_k_one_returns_one_row(case, small_alpaca):
     with warnings.catch_warnings():
         warnings.simplefilter("error", KTooLargeWarning)
         assert case.make(1, 0).select_indices(small_alpaca).size == 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_public_check_selector_passes(case):
+    """sftselect.testing.check_selector (the checks users run on their own selectors)
+    passes on every selector of the suite."""
+    public_check_selector(case.make(3, 0))
+
+
+def exported_selector_classes() -> set[type]:
+    """Every concrete Selector class a user can import from a public module of sftselect."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import sftselect
+    from sftselect import Selector
+
+    found = set()
+    for info in pkgutil.walk_packages(sftselect.__path__, "sftselect."):
+        parts = info.name.split(".")
+        if any(p.startswith("_") for p in parts) or parts[1] in {"distributed", "testing"}:
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed
+            continue
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) and issubclass(obj, Selector) and not inspect.isabstract(obj):
+                found.add(obj)
+    return found
+
+
+def test_every_exported_selector_is_in_the_suite():
+    """A selector the package exports but the conformance suite does not build fails here."""
+    missing = {c.__qualname__ for c in exported_selector_classes()} - {
+        type(case.make(3, 0)).__qualname__ for case in CASES
+    }
+    assert not missing, f"add these to tests/conformance.py CASES: {sorted(missing)}"
+
+
+class _Broken(Selector):
+    """A selector with one configurable defect, to show each check can fail."""
+
+    def __init__(self, k=3, *, defect="none", random_state=None):
+        self.k = k
+        self.defect = defect
+        self.random_state = random_state
+
+    def _rank(self, dataset, rng, limit):
+        order = np.arange(len(dataset), dtype=np.int64)
+        if self.defect == "unseeded":
+            order = np.random.default_rng().permutation(order)
+        if self.defect == "mutates" and len(dataset):
+            dataset._fingerprint = "changed"
+        if self.defect == "duplicates" and len(order) > 1:
+            order = np.concatenate([order[:1], order])
+        return RankResult(order=order, n_eligible=len(order))
+
+
+class _Renamed(_Broken):
+    def __init__(self, k=3, *, defect="none", random_state=None):
+        super().__init__(k, defect=defect, random_state=random_state)
+        self.defect = f"{defect}-"  # not the value given: clone() cannot rebuild it
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [
+        (_Broken(defect="unseeded"), "same random_state gave"),
+        (_Broken(defect="mutates"), "mutated"),
+        (_Broken(defect="duplicates"), "unique and ascending"),
+        (_Renamed(defect="x"), "not stored as given"),
+    ],
+    ids=["unseeded", "mutates", "duplicates", "not-stored-as-given"],
+)
+def test_check_selector_catches_each_defect(selector, message):
+    """Each defect makes check_selector fail with a message naming it."""
+    with pytest.raises(AssertionError, match=message):
+        public_check_selector(selector)
+    public_check_selector(_Broken())  # the defect-free version passes

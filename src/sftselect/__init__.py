@@ -5,7 +5,7 @@
 """
 
 from ._version import __version__
-from .base import Selection, Selector
+from .base import RankResult, Selection, Selector
 from .compose import Chain, Intersection, PerSource, Union
 from .exceptions import (
     DataFormatError,
@@ -48,6 +48,7 @@ __all__ = [
     "PerSource",
     "QualitySelector",
     "RandomSelector",
+    "RankResult",
     "RepresentationFilter",
     "ScoreSelector",
     "Selection",

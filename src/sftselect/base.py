@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ._validation import check_k, check_random_state, resolve_k
-from .exceptions import KTooLargeWarning
+from .exceptions import InvalidParameterError, KTooLargeWarning
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -85,7 +85,7 @@ class Selection:
 def _describe(value: Any) -> Any:
     """Turn a hyper-parameter value into something JSON can hold."""
     if isinstance(value, Selector):
-        return {"selector": type(value).__name__, "params": value.get_params()}
+        return {"selector": type(value).__name__, "params": value.describe_params()}
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, np.random.Generator):
@@ -95,6 +95,48 @@ def _describe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_describe(v) for v in value]
     return repr(value)
+
+
+def _nested_selectors(name: str, value: Any) -> list[tuple[str, Selector]]:
+    """The selectors a parameter holds, each with the key prefix that reaches it."""
+    if isinstance(value, Selector):
+        return [(name, value)]
+    if isinstance(value, (list, tuple)):
+        return [(f"{name}__{i}", v) for i, v in enumerate(value) if isinstance(v, Selector)]
+    return []
+
+
+def _set_nested(owner: Selector, name: str, value: Any, params: dict[str, Any]) -> None:
+    if isinstance(value, Selector):
+        value.set_params(**params)
+        return
+    if isinstance(value, (list, tuple)):
+        by_index: dict[int, dict[str, Any]] = {}
+        for key, sub_value in params.items():
+            index, _, rest = key.partition("__")
+            if not index.isdigit() or int(index) >= len(value) or not rest:
+                raise InvalidParameterError(
+                    f"{type(owner).__name__}: {name}__{key} names no operand parameter; "
+                    f"operands are {name}__0 to {name}__{len(value) - 1}."
+                )
+            by_index.setdefault(int(index), {})[rest] = sub_value
+        for index, sub_params in by_index.items():
+            value[index].set_params(**sub_params)
+        return
+    raise InvalidParameterError(
+        f"{type(owner).__name__}: the {name!r} parameter holds no selector to set "
+        f"{sorted(params)} on."
+    )
+
+
+def _clone_value(value: Any) -> Any:
+    if isinstance(value, Selector):
+        return value.clone()
+    if isinstance(value, tuple) and any(isinstance(v, Selector) for v in value):
+        return tuple(_clone_value(v) for v in value)
+    if isinstance(value, list) and any(isinstance(v, Selector) for v in value):
+        return [_clone_value(v) for v in value]
+    return value
 
 
 class Selector(abc.ABC):
@@ -118,19 +160,77 @@ class Selector(abc.ABC):
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def get_params(self) -> dict[str, Any]:
-        """The hyper-parameters as given to ``__init__``, described for JSON."""
-        return {name: _describe(getattr(self, name)) for name in self._param_names()}
+    def _own_params(self) -> dict[str, Any]:
+        """The ``__init__`` parameters as stored (composites add their operands)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The hyper-parameters as given to ``__init__``, as scikit-learn returns them.
+
+        The values are the objects themselves (a backend, an embedder, a nested
+        selector). With ``deep=True``, a nested selector's own parameters follow
+        as ``name__param`` (a composite's operands as ``selectors__0__k``, ...), so
+        that :meth:`set_params` can reach them. :meth:`describe_params` gives the
+        JSON description the provenance records.
+        """
+        params = self._own_params()
+        if deep:
+            for name, value in list(params.items()):
+                for i, nested in _nested_selectors(name, value):
+                    for sub, sub_value in nested.get_params(deep=True).items():
+                        params[f"{i}__{sub}"] = sub_value
+        return params
+
+    def set_params(self, **params: Any) -> Selector:
+        """Set parameters in place (``name=value`` or ``nested__name=value``); returns ``self``.
+
+        Values are stored as given and validated when used, as by ``__init__``.
+        """
+        own = self._own_params()
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in params.items():
+            name, _, rest = key.partition("__")
+            if name not in own:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no parameter {name!r}; it has {sorted(own)}."
+                )
+            if rest:
+                nested.setdefault(name, {})[rest] = value
+            else:
+                self._store_param(name, value)
+        for name, sub_params in nested.items():
+            _set_nested(self, name, self._own_params()[name], sub_params)
+        return self
+
+    def _store_param(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+
+    def describe_params(self) -> dict[str, Any]:
+        """The hyper-parameters described for JSON (what the provenance records)."""
+        return {name: _describe(value) for name, value in self._own_params().items()}
 
     def clone(self, **overrides: Any) -> Selector:
-        """A new selector of the same class with the same parameters, some overridden."""
-        names = self._param_names()
-        unknown = sorted(set(overrides) - set(names))
+        """A new selector of the same class with the same parameters, some overridden.
+
+        Nested selectors are cloned too; other objects (backends, embedders,
+        generators) are shared, not copied. ``sklearn.base.clone(selector)``
+        calls this.
+        """
+        params = self._own_params()
+        unknown = sorted(set(overrides) - set(params))
         if unknown:
-            raise TypeError(f"{type(self).__name__} has no parameter(s) {unknown}; it has {names}.")
-        params = {name: getattr(self, name) for name in names}
+            raise InvalidParameterError(
+                f"{type(self).__name__} has no parameter(s) {unknown}; it has {sorted(params)}."
+            )
+        params = {name: _clone_value(value) for name, value in params.items()}
         params.update(overrides)
+        return self._construct(params)
+
+    def _construct(self, params: dict[str, Any]) -> Selector:
         return type(self)(**params)
+
+    def __sklearn_clone__(self) -> Selector:
+        return self.clone()
 
     def __repr__(self) -> str:
         parts = [f"{n}={getattr(self, n)!r}" for n in self._param_names()]

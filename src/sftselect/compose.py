@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._validation import check_columns, check_k, param_error, resolve_k
-from .base import RankResult, Selector, _describe
+from .base import RankResult, Selector
 from .exceptions import InvalidParameterError, KTooLargeWarning
 from .selectors.random import stratum_codes
 
@@ -94,18 +94,16 @@ class _Composite(Selector):
 
     _k_optional = True
 
-    def get_params(self) -> dict[str, Any]:
-        params = {"selectors": [_describe(s) for s in self.selectors]}
-        params.update({name: _describe(getattr(self, name)) for name in self._param_names()})
+    def _own_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"selectors": self.selectors}
+        params.update(super()._own_params())
         return params
 
-    def clone(self, **overrides: Any) -> Selector:
-        selectors = overrides.pop("selectors", self.selectors)
-        params = {name: getattr(self, name) for name in self._param_names()}
-        unknown = sorted(set(overrides) - set(params))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no parameter(s) {unknown}.")
-        params.update(overrides)
+    def _store_param(self, name: str, value: Any) -> None:
+        setattr(self, name, tuple(value) if name == "selectors" else value)
+
+    def _construct(self, params: dict[str, Any]) -> Selector:
+        selectors = params.pop("selectors")
         return type(self)(*selectors, **params)
 
     def __repr__(self) -> str:
@@ -270,16 +268,15 @@ class PerSource(_Composite):
     def _param_names(cls) -> list[str]:
         return ["column", "quotas", "base"]
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "column": self.column,
-            "quotas": _describe(dict(self.quotas)),
-            "base": _describe(self.base),
-        }
+    def _own_params(self) -> dict[str, Any]:
+        return {"column": self.column, "quotas": self.quotas, "base": self.base}
 
-    def clone(self, **overrides: Any) -> Selector:
-        params = {"column": self.column, "quotas": self.quotas, "base": self.base}
-        params.update(overrides)
+    def _store_param(self, name: str, value: Any) -> None:
+        setattr(self, name, value)
+        if name == "base":
+            self.selectors = (value,)
+
+    def _construct(self, params: dict[str, Any]) -> Selector:
         return PerSource(**params)
 
     def __repr__(self) -> str:

@@ -80,7 +80,7 @@ def build_provenance(selection: Selection, *, content_hash: bool = True) -> dict
         "sftselect_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "selector": type(sel).__name__,
-        "params": sel.get_params(),
+        "params": sel.describe_params(),
         "seed": selection.seed,
         "k": selection.k,
         "input": {

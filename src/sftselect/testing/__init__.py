@@ -1,5 +1,7 @@
 """Helpers for testing code that uses sftselect, and for smoke runs.
 
+* :func:`check_selector` and :func:`selector_checks` (:mod:`sftselect.testing.checks`):
+  the conformance checks every selector passes, to run on your own;
 * :class:`LoopbackServer` (:mod:`sftselect.testing.server`): a scripted
   OpenAI-compatible chat server on 127.0.0.1 with injectable faults, the
   stand-in judge of the test suite, the benchmarks and the notebooks' smoke
@@ -16,6 +18,7 @@ helpers import them when called.
 
 from __future__ import annotations
 
+from .checks import check_selector, default_datasets, selector_checks
 from .models import sample_tokenizer, tiny_llama
 from .server import Fault, LoopbackServer, ReceivedRequest, default_reply, hashed_faults, prompt_key
 
@@ -23,9 +26,12 @@ __all__ = [
     "Fault",
     "LoopbackServer",
     "ReceivedRequest",
+    "check_selector",
+    "default_datasets",
     "default_reply",
     "hashed_faults",
     "prompt_key",
     "sample_tokenizer",
+    "selector_checks",
     "tiny_llama",
 ]

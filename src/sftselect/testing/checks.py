@@ -1,0 +1,232 @@
+"""The selector conformance checks, for the library's selectors and for yours.
+
+:func:`check_selector` runs every check on one selector and raises
+``AssertionError`` naming the check and what it saw; :func:`selector_checks`
+yields the same checks one by one, to parametrize a test with (as
+scikit-learn's ``parametrize_with_checks`` does)::
+
+    import pytest
+    from sftselect.testing import check_selector, selector_checks
+
+    def test_my_selector_conforms():
+        check_selector(MySelector(k=10, random_state=0))
+
+    @pytest.mark.parametrize("check", selector_checks(MySelector(k=10)), ids=lambda c: c.__name__)
+    def test_each_check(check):
+        check()
+
+What is checked, on small Alpaca-style datasets (``instruction``, ``input``,
+``output``, a ``source`` and a ``score`` column; ties, empty texts, one row,
+no rows) or on the ones you pass:
+
+* parameters: ``get_params(deep=False)`` holds exactly ``__init__``'s
+  parameters, stored as given; ``clone()`` and ``set_params`` round-trip;
+* the selection: unique int64 positions in ascending order, inside the data;
+  ``ranked`` holds the same rows; exactly ``min(k, eligible)`` rows when the
+  selector has a ``k``; ``select(ds)`` is ``ds.select(indices)``;
+  ``rank_indices(ds)[:k]`` sorted is the selection;
+* determinism: the same ``random_state`` gives the same rows (a selector with
+  ``random_state=None`` is checked with 0);
+* the input is never mutated (fingerprint and rows);
+* edge cases: no rows gives an empty int64 selection; ``k`` larger than the
+  data warns :class:`~sftselect.exceptions.KTooLargeWarning` and returns every
+  eligible row; ``k=1`` gives one row.
+
+The library's own test suite runs these on every selector it exports.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import resolve_k
+from ..base import Selector
+from ..exceptions import KTooLargeWarning
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["check_selector", "default_datasets", "selector_checks"]
+
+KS: tuple[int | float, ...] = (1, 3, 0.5)
+SEEDS: tuple[int, ...] = (0, 1)
+
+
+def default_datasets() -> list[Dataset]:
+    """The small datasets the checks run on: varied lengths, ties, empty texts, sources."""
+    from datasets import Dataset
+
+    words = ["alpha", "beta", "gamma delta", "", "epsilon zeta eta", "theta"]
+    rows = [
+        {
+            "instruction": f"Question {i}: {words[i % len(words)]}?",
+            "input": "" if i % 3 else f"context {i}",
+            "output": " ".join(["word"] * ((i * 7) % 11)),
+            "source": ("flan", "dolly", "sharegpt")[i % 3],
+            "score": float((i * 5) % 6),
+        }
+        for i in range(24)
+    ]
+    return [Dataset.from_list(rows), Dataset.from_list(rows[:1]), Dataset.from_list(rows[:5])]
+
+
+def _fail(check: str, selector: Selector, message: str) -> AssertionError:
+    return AssertionError(f"{check} failed for {selector!r}: {message}")
+
+
+def _with(selector: Selector, **params: Any) -> Selector:
+    """A clone of ``selector`` with ``params`` set where it has them."""
+    own = selector.get_params(deep=False)
+    return selector.clone(**{name: value for name, value in params.items() if name in own})
+
+
+def _seeded(selector: Selector, seed: int) -> Selector:
+    return _with(selector, random_state=seed)
+
+
+def _quiet_run(selector: Selector, dataset: Dataset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KTooLargeWarning)
+        return selector.run(dataset)
+
+
+def _has_k(selector: Selector) -> bool:
+    return "k" in selector.get_params(deep=False)
+
+
+def check_parameters(selector: Selector) -> None:
+    """get_params holds __init__'s parameters as stored; clone and set_params round-trip."""
+    name = "check_parameters"
+    params = selector.get_params(deep=False)
+    signature = inspect.signature(type(selector).__init__).parameters
+    expected = {
+        p for p in signature if p != "self" and signature[p].kind != signature[p].VAR_KEYWORD
+    }
+    if set(params) != expected:
+        raise _fail(
+            name,
+            selector,
+            f"get_params(deep=False) gives {sorted(params)}, __init__ takes {sorted(expected)}",
+        )
+    rebuilt = selector.clone().get_params(deep=False)
+    for param, value in params.items():
+        if not isinstance(value, (Selector, tuple, list)) and rebuilt[param] is not value:
+            raise _fail(name, selector, f"{param!r} is not stored as given under its own name")
+    copy = selector.clone()
+    if copy is selector or repr(copy) != repr(selector):
+        raise _fail(name, selector, f"clone() gives {copy!r}")
+    if copy.describe_params() != selector.describe_params():
+        raise _fail(name, selector, "clone() changed describe_params()")
+    if copy.set_params(**copy.get_params(deep=False)) is not copy or repr(copy) != repr(selector):
+        raise _fail(name, selector, "set_params(**get_params()) changed the selector")
+
+
+def check_selection(selector: Selector, dataset: Dataset, k: int | float, seed: int) -> None:
+    """One run's contract: positions, ranking, size, select(), determinism, unmutated input."""
+    name = f"check_selection(k={k}, random_state={seed}, rows={len(dataset)})"
+    n = len(dataset)
+    before_fingerprint = dataset._fingerprint
+    before_rows = dataset.to_list()
+    made = _seeded(_with(selector, k=k), seed)
+    selection = _quiet_run(made, dataset)
+    idx = selection.indices
+    if not isinstance(idx, np.ndarray) or idx.dtype != np.int64 or idx.ndim != 1:
+        raise _fail(name, made, f"indices must be a 1-D int64 array, got {idx!r}")
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise _fail(name, made, f"indices outside 0..{n - 1}: {idx.tolist()}")
+    if np.any(np.diff(idx) <= 0):
+        raise _fail(name, made, f"indices must be unique and ascending: {idx.tolist()}")
+    if sorted(selection.ranked.tolist()) != idx.tolist():
+        raise _fail(name, made, "ranked does not hold the selected rows")
+    if (
+        _has_k(made)
+        and made.k is not None
+        and idx.size != min(resolve_k(k, n), selection.n_eligible)
+    ):
+        raise _fail(
+            name, made, f"{idx.size} rows for k={k} of {n} ({selection.n_eligible} eligible)"
+        )
+    again = _quiet_run(_seeded(_with(selector, k=k), seed), dataset).indices
+    if not np.array_equal(idx, again):
+        raise _fail(name, made, f"the same random_state gave {idx.tolist()} then {again.tolist()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KTooLargeWarning)
+        subset = _seeded(_with(selector, k=k), seed).select(dataset)
+    if subset.to_list() != [before_rows[i] for i in idx]:
+        raise _fail(name, made, "select(ds) is not ds.select(indices)")
+    if dataset._fingerprint != before_fingerprint or dataset.to_list() != before_rows:
+        raise _fail(name, made, "the input dataset was mutated")
+    if _has_k(made) and made.k is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", KTooLargeWarning)
+            ranking = _seeded(_with(selector, k=k), seed).rank_indices(dataset)
+        if not np.array_equal(np.sort(ranking[: idx.size]), idx):
+            raise _fail(name, made, "sorted(rank_indices(ds)[:k]) is not the selection")
+
+
+def check_empty_input(selector: Selector, dataset: Dataset) -> None:
+    """No rows in, an empty int64 selection out."""
+    made = _seeded(_with(selector, k=5), 0)
+    idx = _quiet_run(made, dataset.select([])).indices
+    if idx.dtype != np.int64 or idx.size:
+        raise _fail("check_empty_input", made, f"gave {idx!r}")
+
+
+def check_k_too_large(selector: Selector, dataset: Dataset) -> None:
+    """k above the rows warns KTooLargeWarning and returns every eligible row."""
+    made = _seeded(_with(selector, k=len(dataset) + 5), 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", KTooLargeWarning)
+        selection = made.run(dataset)
+    if not any(issubclass(w.category, KTooLargeWarning) for w in caught):
+        raise _fail("check_k_too_large", made, "no KTooLargeWarning")
+    if selection.indices.size != selection.n_eligible:
+        raise _fail("check_k_too_large", made, "did not return every eligible row")
+
+
+def check_k_one(selector: Selector, dataset: Dataset) -> None:
+    """k=1 gives exactly one row (when a row is eligible)."""
+    made = _seeded(_with(selector, k=1), 0)
+    selection = _quiet_run(made, dataset)
+    if selection.indices.size != min(1, selection.n_eligible):
+        raise _fail("check_k_one", made, f"gave {selection.indices.size} rows")
+
+
+def selector_checks(
+    selector: Selector, *, datasets: Sequence[Dataset] | None = None
+) -> Iterator[Callable[[], None]]:
+    """Each check as a callable taking no argument (its ``__name__`` names it)."""
+    if not isinstance(selector, Selector):
+        raise TypeError(f"check_selector needs a Selector instance; got {selector!r}.")
+    data = list(datasets) if datasets is not None else default_datasets()
+    largest = max(data, key=len)
+
+    def named(function: Callable[..., None], label: str, *args: Any) -> Callable[[], None]:
+        check = functools.partial(function, selector, *args)
+        check.__name__ = label  # type: ignore[attr-defined]
+        return check
+
+    yield named(check_parameters, "check_parameters")
+    ks = KS if _has_k(selector) else (selector.k,)
+    for i, dataset in enumerate(data):
+        for k in ks:
+            for seed in SEEDS:
+                yield named(
+                    check_selection, f"check_selection[data{i}-k{k}-seed{seed}]", dataset, k, seed
+                )
+    yield named(check_empty_input, "check_empty_input", largest)
+    if _has_k(selector):
+        yield named(check_k_too_large, "check_k_too_large", largest)
+        yield named(check_k_one, "check_k_one", largest)
+
+
+def check_selector(selector: Selector, *, datasets: Sequence[Dataset] | None = None) -> None:
+    """Run every conformance check on ``selector``; raise AssertionError at the first failure."""
+    for check in selector_checks(selector, datasets=datasets):
+        check()
