@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sftselect.scoring.rating import parse_rating
+
+_CORPUS = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "data" / "judge_replies.jsonl").read_text().splitlines()
+    if line.strip()
+]
+
+
+@pytest.mark.parametrize("row", _CORPUS, ids=[f"line{i + 1}" for i in range(len(_CORPUS))])
+def test_judge_reply_corpus(row):
+    """Each reply in tests/data/judge_replies.jsonl parses to the score a person reads from it (or None)."""
+    parsed = parse_rating(row["reply"])
+    assert parsed.value == row["score"], f"{row['why']}: got {parsed}"
 
 
 @pytest.mark.parametrize(
@@ -64,10 +80,30 @@ def test_other_scales():
     assert parse_rating("8/10").value is None
 
 
-@given(st.floats(0, 5).map(lambda x: round(x, 1)), st.text(max_size=80))
-def test_first_line_number_always_wins(value, rest):
-    """A number alone on the first line is the score, whatever follows."""
+_grid = st.integers(0, 10).map(lambda i: i / 2)  # 0, 0.5, ..., 5
+_no_digits = st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=80)
+
+
+@given(st.floats(0, 5).map(lambda x: round(x, 1)), _no_digits)
+def test_first_line_number_wins(value, rest):
+    """A number alone on the first line is the score, whatever explanation without digits follows."""
     assert parse_rating(f"{value}\n{rest}").value == value
+
+
+@given(_grid, st.sampled_from(["Score: {}", "**Score:** {}", "Rating: {}/5", "{}"]), _no_digits)
+def test_labelled_score_then_any_explanation(value, form, explanation):
+    """'Score: x' followed by any explanation without digits parses to x, for every x on the grid."""
+    assert parse_rating(form.format(f"{value:g}") + "\n" + explanation).value == value
+
+
+@given(_grid, _grid, _no_digits)
+def test_two_different_labelled_scores_are_refused(a, b, between):
+    """'Score: a' and later 'Score: b' with a != b is ambiguous; with a == b it is a."""
+    parsed = parse_rating(f"Score: {a:g}\n{between}\nScore: {b:g}")
+    if a == b:
+        assert parsed.value == a
+    else:
+        assert parsed.value is None and "ambiguous" in parsed.reason
 
 
 @given(st.text(alphabet=st.characters(blacklist_categories=["Nd"]), max_size=100))
@@ -100,9 +136,8 @@ _reply_parts = st.sampled_from(
 
 
 @given(st.lists(_reply_parts, max_size=8).map("".join), st.sampled_from([(0.0, 5.0), (1.0, 10.0)]))
-def test_fast_path_agrees_with_the_general_rules(reply, scale):
-    """The bare-number fast path never changes a result of the general rules."""
-    from sftselect.scoring.rating import _parse_general
-
-    if reply.strip():
-        assert parse_rating(reply, scale) == _parse_general(reply, scale)
+def test_any_mix_of_parts_gives_a_value_on_the_scale_or_a_reason(reply, scale):
+    """Whatever the mix of numbers, labels and separators, the parser gives a value on the scale or None."""
+    parsed = parse_rating(reply, scale)
+    assert parsed.value is None or scale[0] <= parsed.value <= scale[1]
+    assert parsed.reason
