@@ -175,7 +175,7 @@ def test_quiet_silences_the_datasets_progress_bars(data, tmp_path, capsys):
 def test_closed_pipe_ends_quietly(data):
     """stats piped into a reader that stops early exits without a traceback."""
     proc = subprocess.run(
-        f"{sys.executable} -m sftselect.cli stats {data} --unit words --no-plot | true",
+        f"{sys.executable} -m sftselect.cli stats {data} --unit words | true",
         shell=True,
         capture_output=True,
         text=True,
@@ -233,3 +233,38 @@ def test_judge_identity_names_the_backend_in_cache_keys():
     assert plain.identity == "openai-compatible/gpt-4@http://127.0.0.1:8000/v1"
     named = backend_from_args(parser.parse_args([*base, "--judge-identity", "gpt-4-0613"]), "judge")
     assert named.identity == "gpt-4-0613"
+
+
+@pytest.mark.parametrize("command", ["select", "score"])
+def test_quality_dry_run_creates_no_cache(command, data, tmp_path, monkeypatch, capsys):
+    """select/score --dry-run create no reply cache: neither --cache PATH nor the default one."""
+    monkeypatch.chdir(tmp_path)
+    args = [command, str(data), "-o", str(tmp_path / "o.jsonl"), "--selector", "quality"]
+    args += ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--dry-run", "-q"]
+    assert main([*args, "--cache", str(tmp_path / "c" / "r.sqlite")]) == 0
+    assert main(args) == 0
+    assert "10 requests to send (0 cached)" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.json"]
+
+
+def test_stats_writes_no_picture_unless_asked(tmp_path, monkeypatch, capsys):
+    """stats writes no PNG by default (sample:alpaca_2k wrote 'sample:alpaca_2k.lengths.png');
+    --plot PATH writes one, and --no-plot (now the default) is still accepted."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["stats", "sample:alpaca_2k", "--unit", "words", "-q"]) == 0
+    assert main(["stats", "sample:alpaca_2k", "--unit", "words", "--no-plot", "-q"]) == 0
+    assert "warning: --no-plot is deprecated" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["stats", "sample:alpaca_2k", "--unit", "words", "--plot", "x.png", "-q"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"]
+    assert "histogram: x.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("command", "default"), [("select", "length"), ("score", "quality")])
+def test_help_names_sample_inputs_and_the_default_selector(command, default, capsys):
+    """select/score --help say INPUT may be sample:NAME and list the selectors with the default."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sample:alpaca_2k" in text
+    assert f"(default: {default})" in text and "--selector {" in text

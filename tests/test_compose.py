@@ -166,3 +166,31 @@ def test_per_source_warns_naming_the_short_source(ds):
     with pytest.warns(KTooLargeWarning, match="source 'b' has 3 rows") as caught:
         PerSource("source", {"a": 1, "b": 5}, LengthSelector(unit="words")).run(ds)
     assert not any("LengthSelector was asked" in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize(
+    ("selector", "owner", "column"),
+    [
+        (
+            Chain(ColumnScoreSelector("score", min_score=4.5), LengthSelector(k=1000)),
+            "ColumnScoreSelector",
+            "score",
+        ),
+        (
+            PerSource("source", {"sharegpt": 600, "flan": 400}, base=LengthSelector()),
+            "PerSource",
+            "source",
+        ),
+    ],
+)
+def test_readme_examples_on_the_sample_name_the_column_they_need(selector, owner, column):
+    """The README's Chain and PerSource examples need a column the bundled sample lacks: the
+    error is one line naming it and the columns found."""
+    from sftselect import MissingColumnError, load_sample
+
+    with pytest.raises(MissingColumnError) as info:
+        selector.select_indices(load_sample())
+    assert str(info.value).splitlines() == [
+        f"{owner} needs column(s) [{column!r}], which the dataset does not have. "
+        "Columns found: ['instruction', 'input', 'output']."
+    ]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sftselect import InvalidParameterError, LengthSelector
 from sftselect.embedding import PrecomputedEmbeddings
-from sftselect.selectors.coverage import kcenter_order, similarity_filter_order
+from sftselect.selectors.coverage import kcenter_order, similarity_filter_order, unit_rows
 from sftselect.selectors.dedup import RepresentationFilter
 from sftselect.selectors.kcenter import KCenterSelector
 from strategies import vector_sets
@@ -258,3 +258,80 @@ def test_kcenter_covers_better_than_the_first_rows():
         6, embedder=PrecomputedEmbeddings(X), metric="euclidean", random_state=0
     ).run(rows(120))
     assert sorted((sel.indices // 20).tolist()) == list(range(6))
+
+
+def greedy_kcenter_loop(X: np.ndarray, first: int, metric: str, limit: int | None = None):
+    """The k-center loop as it was before the zero-radius tail: every pick one float32
+    matrix-vector product over all rows (the values the selector must reproduce exactly)."""
+    n = X.shape[0]
+    m = n if limit is None else min(limit, n)
+    if metric == "cosine":
+        P, sq = unit_rows(X), None
+    else:
+        P = np.ascontiguousarray(X, dtype=np.float32)
+        sq = np.einsum("ij,ij->i", P, P)
+
+    def dist(c):
+        dots = P @ P[c]
+        return 1.0 - dots if sq is None else np.maximum(sq + sq[c] - 2.0 * dots, 0.0)
+
+    order = [first]
+    nearest = dist(first)
+    nearest[first] = -np.inf
+    for _ in range(1, m):
+        c = int(np.argmax(nearest))
+        order.append(c)
+        np.minimum(nearest, dist(c), out=nearest)
+        nearest[c] = -np.inf
+    radius = float(nearest.max()) if m < n else 0.0
+    if sq is not None:
+        radius = float(np.sqrt(max(radius, 0.0)))
+    return order, max(radius, 0.0)
+
+
+@st.composite
+def duplicated_vectors(draw):
+    """Float32 rows drawn from a few distinct ones (small integers, or Gaussian floats),
+    so exact duplicates, zero rows and tied distances are common."""
+    distinct = draw(st.integers(1, 12))
+    n = draw(st.integers(1, 60))
+    d = draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    if draw(st.booleans()):
+        base = rng.integers(-2, 3, (distinct, d)).astype(np.float32)
+    else:
+        base = rng.normal(size=(distinct, d)).astype(np.float32)
+    return base[rng.integers(0, distinct, n)]
+
+
+@PROPS
+@given(
+    X=st.one_of(vector_sets(max_rows=60, max_dim=5), duplicated_vectors()),
+    metric=st.sampled_from(["cosine", "euclidean"]),
+    data=st.data(),
+)
+def test_kcenter_order_equals_the_plain_greedy_loop(X, metric, data):
+    """Every pick and the radius equal the plain loop's, for any first row and limit."""
+    n = X.shape[0]
+    first = data.draw(st.integers(0, n - 1))
+    limit = data.draw(st.one_of(st.none(), st.integers(1, n)))
+    order, radius = kcenter_order(X, first, metric, limit=limit)
+    expected, expected_radius = greedy_kcenter_loop(X, first, metric, limit)
+    assert order.tolist() == expected
+    assert radius == expected_radius
+
+
+def test_kcenter_stops_computing_distances_once_the_euclidean_radius_is_zero():
+    """Once every unpicked row lies at distance 0 from a centre, the rest of the order is
+    the unpicked rows by index, given in one step (no further distance pass)."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(-3, 4, (7, 4)).astype(np.float32)
+    X = base[rng.integers(0, 7, 300)]
+    distinct = len(np.unique(X, axis=0))
+    calls: list[int] = []
+    order, radius = kcenter_order(X, 5, "euclidean", progress=calls.append)
+    assert order.tolist() == greedy_kcenter_loop(X, 5, "euclidean")[0] and radius == 0.0
+    assert calls == [1] * distinct + [300 - distinct]
+    part, part_radius = kcenter_order(X, 5, "euclidean", limit=distinct + 10)
+    assert part.tolist() == order[: distinct + 10].tolist() and part_radius == 0.0

@@ -313,6 +313,24 @@ def test_quality_killed_and_restarted_pays_each_example_once(ray_local, tmp_path
     np.testing.assert_array_equal(dist.scores, one.scores)
 
 
+def test_quality_on_ray_uses_no_deprecated_ray_argument(ray_local, tmp_path):
+    """The rating actors are pinned to the driver's node without Ray Data's deprecated
+    ``ray_remote_args`` (removed in Ray 2.64): no RayDeprecationWarning, the same selection."""
+    from ray.util.annotations import RayDeprecationWarning
+
+    pool = make_pool(40, seed=1)
+    with LoopbackServer(reply=rating_reply) as server:
+        judge = OpenAICompatibleBackend("judge", base_url=server.base_url, backoff_base=0.01)
+        q = QualitySelector(judge, k=5, min_score=4.5, cache=tmp_path / "r.sqlite", random_state=0)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dist = sd.run(q, pool, num_blocks=2, workers=2)
+        one = q.run(pool)
+    deprecated = [str(w.message) for w in caught if issubclass(w.category, RayDeprecationWarning)]
+    assert deprecated == []
+    assert dist.indices.tolist() == one.indices.tolist()
+
+
 def test_quality_needs_a_shared_cache(ray_local):
     """QualitySelector on Ray without a cache file is refused, naming the 'cache' parameter."""
     judge = OpenAICompatibleBackend("judge", base_url="http://127.0.0.1:9/v1")

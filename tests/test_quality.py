@@ -243,3 +243,51 @@ def test_estimate_refuses_a_negative_price():
     ds = Dataset.from_dict({"instruction": ["q"], "output": ["a"]})
     with pytest.raises(InvalidParameterError, match="'usd_per_1m_input' parameter of"):
         QualitySelector(judge).estimate(ds, usd_per_1m_input=-1.0, usd_per_1m_output=1.0)
+
+
+def test_dry_run_creates_no_cache_file(tmp_path):
+    """estimate() with a cache path that does not exist counts nothing cached and creates nothing."""
+    path = tmp_path / "sub" / "ratings.sqlite"
+    q = QualitySelector(CallableBackend(scripted(["4"] * 12), identity="j"), cache=path)
+    est = q.estimate(rows())
+    assert (est.requests_to_send, est.cached) == (12, 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_reads_an_existing_cache_without_writing_it(tmp_path):
+    """estimate() counts the replies an existing cache holds, and leaves its files as they were."""
+    path = tmp_path / "ratings.sqlite"
+    store = ReplyCache(path)
+    QualitySelector(CallableBackend(scripted(["4"] * 5), identity="j"), cache=store).score(rows(5))
+    q = QualitySelector(CallableBackend(scripted(["4"] * 12), identity="j"), cache=path)
+
+    def files():
+        # -shm is SQLite's shared-memory index, whose read marks every reader updates.
+        return {
+            p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in tmp_path.iterdir()
+            if not p.name.endswith("-shm")
+        }
+
+    # In use by a writer (its -wal beside it) and closed (one file): read, not written.
+    for state in ("open", "closed"):
+        before = files()
+        est = q.estimate(rows())
+        assert (est.requests_to_send, est.cached) == (7, 5), state
+        assert files() == before, state
+        store.close()
+    assert list(files()) == ["ratings.sqlite"]
+
+
+def test_dry_run_names_a_cache_file_it_cannot_read(tmp_path):
+    """estimate() on a cache path holding no SQLite database raises one CacheError naming it,
+    and leaves the file as it was."""
+    from sftselect.exceptions import CacheError
+
+    path = tmp_path / "ratings.sqlite"
+    path.write_bytes(b"not a database, just some bytes" * 10)
+    q = QualitySelector(CallableBackend(scripted(["4"] * 12), identity="j"), cache=path)
+    with pytest.raises(CacheError, match="ratings.sqlite is not a readable SQLite database"):
+        q.estimate(rows())
+    assert [p.name for p in tmp_path.iterdir()] == ["ratings.sqlite"]
+    assert path.read_bytes() == b"not a database, just some bytes" * 10

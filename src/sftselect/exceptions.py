@@ -50,4 +50,10 @@ class JudgeParseError(SftSelectError, ValueError):
 
 
 class JudgeRequestError(SftSelectError, RuntimeError):
-    """Requests to an LLM backend failed after retries; the replies received are cached."""
+    """Requests to an LLM backend failed (after their retries, or refused by the server);
+    the replies received are cached."""
+
+
+class CacheError(SftSelectError, OSError):
+    """A reply cache file cannot be used: it is corrupted or truncated, not a file, or
+    cannot be created or written. The message names the file."""

@@ -2,9 +2,9 @@
 
 Which ``httpx`` is used (Pydantic's maintained fork ``httpx2`` when installed,
 else ``httpx``), and the clients one event loop sends through: several small
-connection pools, each request placed on the least busy, a semaphore bounding
-the requests in flight, and a task that closes the clients when
-``asyncio.run`` shuts the loop down.
+connection pools, each request placed on the least busy, an adaptive limit on
+the requests in flight (:class:`~sftselect.backends.throttle.AdaptiveLimit`),
+and a task that closes the clients when ``asyncio.run`` shuts the loop down.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover - ...or httpx itself.
     import httpx
 
 from .._version import __version__
+from .throttle import AdaptiveLimit
 
 __all__ = [
     "CONNECTIONS_PER_POOL",
@@ -37,7 +38,8 @@ logger = logging.getLogger(f"{__package__}.openai_compat")
 
 @dataclass(frozen=True)
 class Settings:
-    """The backend's validated parameters, read once per event loop."""
+    """The backend's validated parameters, read once per event loop. Header and
+    query parameter values stay out of ``repr``."""
 
     url: str
     display_url: str
@@ -48,6 +50,22 @@ class Settings:
     backoff_max: float
     trust_env: bool
     needs_key: bool = False
+    deadline: float | None = None
+    lacks_version: bool = False
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    params: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def sets_authorization(self) -> bool:
+        """Whether ``headers`` holds an Authorization header (the key is then not sent)."""
+        return any(name.lower() == "authorization" for name, _ in self.headers)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The header and query parameter values, redacted from messages."""
+        return tuple(value for _, value in self.headers + self.params)
 
 
 #: Connections per HTTP client. httpcore's pool scans all of its connections for
@@ -59,12 +77,12 @@ CONNECTIONS_PER_POOL = 8
 
 @dataclass
 class LoopState:
-    """One event loop's clients (small connection pools), semaphore, and the task
-    that closes them at loop end."""
+    """One event loop's clients (small connection pools), limit on requests in
+    flight, and the task that closes them at loop end."""
 
     loop: asyncio.AbstractEventLoop
     clients: list[httpx.AsyncClient]
-    semaphore: asyncio.Semaphore
+    limit: AdaptiveLimit
     settings: Settings
     closed: bool = False
     guard: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -124,7 +142,7 @@ def open_loop_state(
     settings: Settings,
     transport: httpx.AsyncBaseTransport | None,
 ) -> LoopState:
-    """The clients and semaphore for ``loop``, with the task that closes them at loop end.
+    """The clients and in-flight limit for ``loop``, with the task that closes them at loop end.
 
     Parameters
     ----------
@@ -155,7 +173,7 @@ def open_loop_state(
     state = LoopState(
         loop=loop,
         clients=clients,
-        semaphore=asyncio.Semaphore(settings.max_concurrency),
+        limit=AdaptiveLimit(settings.max_concurrency),
         settings=settings,
         in_flight=[0] * n_pools,
     )

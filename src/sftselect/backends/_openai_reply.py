@@ -3,45 +3,100 @@
 What :class:`~sftselect.backends.openai_compat.OpenAICompatibleBackend` makes
 of a response: a :class:`~sftselect.backends.base.ChatReply`, a
 :class:`Retryable` failure (rate limits, transient server errors, malformed
-bodies) or a final :class:`~sftselect.backends.base.BackendError`; and the
-server's error message in the shapes OpenAI, vLLM and llama.cpp send, with the
-API key redacted from anything that reaches a message.
+bodies) or a final :class:`~sftselect.backends.base.BackendError` (the server
+refused the request); and the server's error message in the shapes OpenAI,
+vLLM and llama.cpp send, with every secret (the API key in each form it can
+take, header and query parameter values) redacted from anything that reaches a
+message.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from ._http_pool import httpx
 from .base import BackendError, ChatReply
 from .throttle import retry_after_seconds
 
-__all__ = ["RETRYABLE_STATUSES", "Retryable", "error_detail", "read_reply", "redact"]
+__all__ = [
+    "MIN_SECRET_CHARS",
+    "RETRYABLE_STATUSES",
+    "Retryable",
+    "error_detail",
+    "read_reply",
+    "redact",
+]
 
-#: Statuses worth another try: rate limits, request timeouts and transient server errors.
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Statuses worth another try: rate limits, request timeouts, conflicts and transient
+#: server errors. Any other status is the server refusing the request: not retried.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 MAX_ERROR_CHARS = 300
+
+#: Secrets shorter than this are not redacted (replacing every "1" would garble
+#: messages, and so short a value hides nothing).
+MIN_SECRET_CHARS = 4
 
 _OWNER = "OpenAICompatibleBackend"
 _NOT_JSON = object()
 
 
 class Retryable(Exception):
-    """One attempt failed in a way another attempt may not."""
+    """One attempt failed in a way another attempt may not.
+
+    ``timed_out``: the server did not answer within the timeout. ``alone``: the
+    attempt went out while the adaptive limit allowed one request in flight
+    (set by the backend).
+    """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.timed_out = timed_out
+        self.alone = False
 
 
-def redact(text: str, key: str | None) -> str:
-    """``text`` with every occurrence of the API key replaced."""
-    if key and key in text:
-        return text.replace(key, "[redacted]")
+def _forms(secret: str) -> set[str]:
+    """The ways ``secret`` can appear in an error text."""
+    forms = set()
+    for value in {secret, secret.strip()}:
+        if len(value) < MIN_SECRET_CHARS:
+            continue
+        forms.update(
+            (
+                value,
+                repr(value)[1:-1],
+                repr(value.encode("utf-8", "backslashreplace"))[2:-1],
+                f"Bearer {value}",
+                quote(value, safe=""),
+                quote_plus(value, safe=""),
+            )
+        )
+    return forms
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every form of each secret replaced by ``[redacted]``: as is,
+    without surrounding whitespace, its ``repr``, its bytes ``repr`` (``b'...'``),
+    after ``Bearer``, and URL-encoded. None and secrets under
+    :data:`MIN_SECRET_CHARS` characters are skipped."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            forms |= _forms(secret)
+    for form in sorted(forms, key=len, reverse=True):
+        if form in text:
+            text = text.replace(form, "[redacted]")
     return text
 
 
@@ -74,7 +129,13 @@ def _token_count(value: Any) -> int | None:
     return value
 
 
-def read_reply(response: httpx.Response, display_url: str, key: str | None) -> ChatReply:
+def read_reply(
+    response: httpx.Response,
+    display_url: str,
+    secrets: Iterable[str | None],
+    *,
+    lacks_version: bool = False,
+) -> ChatReply:
     """The reply in ``response``; :class:`Retryable` or :class:`BackendError` otherwise.
 
     Parameters
@@ -82,25 +143,37 @@ def read_reply(response: httpx.Response, display_url: str, key: str | None) -> C
     response:
         The server's response to one attempt.
     display_url:
-        The endpoint as messages name it (no user:password part).
-    key:
-        The API key sent, redacted from every message; None when none was sent.
+        The endpoint as messages name it (no user:password part, no query).
+    secrets:
+        The API key sent (None when none was) and the header and query parameter
+        values, redacted from every message.
+    lacks_version:
+        Whether the base URL has no ``/v1``: a 404 then says to add it.
     """
     status = response.status_code
+    secrets = tuple(secrets)
     if not 200 <= status < 300:
-        detail = redact(error_detail(response), key)
+        detail = redact(error_detail(response), secrets)
         if status in RETRYABLE_STATUSES:
             retry_after = retry_after_seconds(response)
             raise Retryable(f"HTTP {status}: {detail}", status=status, retry_after=retry_after)
+        hint = ""
+        if status == 404 and lacks_version:
+            hint = (
+                "; the base URL does not end in /v1, under which OpenAI-compatible servers "
+                "answer: add /v1 to base_url (command line: --base-url)"
+            )
         raise BackendError(
-            f"{_OWNER} got HTTP {status} from {display_url}: {detail}", status=status
+            f"{_OWNER}: the server at {display_url} refused the request (HTTP {status}, not "
+            f"retried): {detail}{hint}",
+            status=status,
         )
     try:
         data = response.json()
     except ValueError:
         data = _NOT_JSON
     if data is _NOT_JSON:
-        start = redact(" ".join(response.text[:80].split()), key)
+        start = redact(" ".join(response.text[:80].split()), secrets)
         raise Retryable(f"malformed reply (HTTP {status}, not JSON: {start!r})", status=status)
     choices = data.get("choices") if isinstance(data, dict) else None
     first = choices[0] if isinstance(choices, list) and choices else None
@@ -112,7 +185,7 @@ def read_reply(response: httpx.Response, display_url: str, key: str | None) -> C
     content = message.get("content")
     if not isinstance(content, str):
         refusal = message.get("refusal")
-        extra = f", refusal: {redact(str(refusal)[:MAX_ERROR_CHARS], key)}" if refusal else ""
+        extra = f", refusal: {redact(str(refusal)[:MAX_ERROR_CHARS], secrets)}" if refusal else ""
         raise BackendError(
             f"{_OWNER} got a reply with no text content from {display_url} "
             f"(finish_reason={finish_reason!r}{extra})",

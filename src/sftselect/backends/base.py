@@ -32,12 +32,27 @@ Message = Mapping[str, str]
 
 
 class BackendError(SftSelectError, RuntimeError):
-    """A backend could not produce a reply (after its own retries)."""
+    """A backend could not produce a reply (after its own retries, or at once when
+    retrying cannot help).
 
-    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False) -> None:
+    ``status``: the last HTTP status, if any; ``retryable``: whether the request
+    was retried and a later run may succeed (a 4xx refusal, a request that
+    cannot be sent, is not); ``timed_out``: whether the server left an attempt
+    unanswered within the timeout.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        timed_out: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.retryable = retryable
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)

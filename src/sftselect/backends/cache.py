@@ -11,22 +11,30 @@ a digest of a whole run's input mapped to its list of request keys, so that a
 fully cached re-run reads its replies with one query instead of rebuilding
 and hashing every request. Plans are an index: dropping them
 (:meth:`ReplyCache.clear_plans`) loses no reply.
+
+A file that cannot serve as a cache (corrupted or truncated, a folder, or one
+that cannot be created or written) raises :class:`~sftselect.exceptions.CacheError`
+naming it, when it is first opened (before any request is sent) or, for damage
+deep in the file, when the damaged part is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .._validation import param_error
+from ..exceptions import CacheError
 from .base import ChatReply, ChatRequest
 
-__all__ = ["MemoryCache", "ReplyCache", "as_reply_store"]
+__all__ = ["MemoryCache", "ReplyCache", "as_reply_store", "stored_keys"]
 
 _SCHEMA = (
     """
@@ -63,6 +71,106 @@ CREATE TABLE IF NOT EXISTS plan_keys (
 
 _REPLY_FIELDS = ("text", "input_tokens", "output_tokens", "finish_reason", "model")
 
+#: Seconds a process waits for the others sharing a cache file: SQLite's busy timeout
+#: (set when connecting, before any statement), and the bound on retrying the steps
+#: of opening that SQLite refuses at once with "database is locked" rather than wait
+#: (switching a new file to WAL while another process does the same).
+BUSY_SECONDS = 60.0
+
+
+def _cache_error(path: Path, exc: BaseException) -> CacheError:
+    """The one-line :class:`CacheError` for an SQLite (or OS) error on cache file ``path``."""
+    if isinstance(exc, OSError) and not isinstance(exc, CacheError):
+        detail = exc.strerror or type(exc).__name__
+        return CacheError(f"cannot open or create the reply cache {path}: {detail}")
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if "not a database" in detail or "malformed" in detail:
+        return CacheError(
+            f"the reply cache {path} is not a readable SQLite database ({detail}): it may be "
+            "corrupted or truncated; move it aside or use another cache path"
+        )
+    if "readonly" in detail or "read-only" in detail:
+        return CacheError(
+            f"the reply cache {path} cannot be written ({detail}); make it and its folder "
+            "writable, or use another cache path"
+        )
+    if "locked" in detail or "busy" in detail:
+        return CacheError(
+            f"the reply cache {path} stayed locked by another process for "
+            f"{BUSY_SECONDS:g} s ({detail})"
+        )
+    if "unable to open" in detail:
+        return CacheError(
+            f"cannot open or create the reply cache {path} ({detail}); check that it is a "
+            "file path in a writable folder"
+        )
+    return CacheError(f"the reply cache {path} cannot be used ({detail})")
+
+
+def _retry_while_locked(step: Callable[[], None], until: float) -> None:
+    """Run ``step``, again while SQLite answers "locked" at once, until ``until``."""
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= until:
+                raise
+        time.sleep(random.uniform(0.01, 0.05))
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    # WAL is a property of the file: switch only a file not in WAL yet (the switch
+    # takes an exclusive lock, which two processes opening a new file fight over).
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    if str(mode).lower() != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        conn.execute(statement)
+    conn.commit()
+
+
+def _check_writable(conn: sqlite3.Connection) -> None:
+    # SQLite opens a file it may not write read-only without a word; find out now,
+    # before a run pays for a reply it could not store. Rolled back: nothing changes.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        conn.execute(f"PRAGMA user_version = {version}")
+    finally:
+        conn.execute("ROLLBACK")
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    """A read-write connection to cache file ``path`` (created with its folder when
+    missing), in WAL mode with the tables; :class:`CacheError` when it cannot be used."""
+    if path.is_dir():
+        raise CacheError(f"the reply cache {path} is a folder; give a file path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CacheError(
+            f"cannot create the reply cache {path}: a part of {path.parent} is a file, not a folder"
+        ) from None
+    except OSError as exc:
+        raise _cache_error(path, exc) from None
+    conn: sqlite3.Connection | None = None
+    until = time.monotonic() + BUSY_SECONDS
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False)
+        _retry_while_locked(lambda: _use_wal(conn), until)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        _retry_while_locked(lambda: _create_tables(conn), until)
+        _retry_while_locked(lambda: _check_writable(conn), until)
+    except (sqlite3.Error, OSError) as exc:
+        if conn is not None:
+            conn.close()
+        raise _cache_error(path, exc) from None
+    return conn
+
 
 def _reply(row: tuple) -> ChatReply:
     # A cached run builds one ChatReply per row; filling the frozen dataclass's
@@ -76,7 +184,11 @@ class ReplyCache:
     """Replies stored in the SQLite file ``path`` (created when first used).
 
     The connection is opened lazily in the process and thread that uses it, with
-    WAL journaling and a busy timeout, so several processes can share one file.
+    WAL journaling and a busy timeout, so several processes can share one file
+    (several starting at the same moment on a new file too: see
+    :data:`BUSY_SECONDS`). The file must be writable: one that is not, or that is
+    not an SQLite database, raises :class:`~sftselect.exceptions.CacheError` when
+    first opened.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -89,31 +201,32 @@ class ReplyCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60.0, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
-            conn.commit()
-            self._conn, self._pid = conn, os.getpid()
+            self._conn, self._pid = _open_db(self.path), os.getpid()
         return self._conn
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        """The connection; an SQLite error inside becomes a :class:`CacheError` naming the file."""
+        try:
+            yield self._db()
+        except sqlite3.Error as exc:
+            raise _cache_error(self.path, exc) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, ChatReply]:
         """The stored replies among ``keys``."""
         keys = list(keys)
         found: dict[str, ChatReply] = {}
-        db = self._db()
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = db.execute(
-                "SELECT key, text, input_tokens, output_tokens, finish_reason, model "
-                f"FROM replies WHERE key IN ({marks})",
-                chunk,
-            )
-            for row in rows:
-                found[row[0]] = _reply(row[1:])
+        with self._using() as db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = db.execute(
+                    "SELECT key, text, input_tokens, output_tokens, finish_reason, model "
+                    f"FROM replies WHERE key IN ({marks})",
+                    chunk,
+                )
+                for row in rows:
+                    found[row[0]] = _reply(row[1:])
         return found
 
     def get(self, key: str) -> ChatReply | None:
@@ -122,37 +235,37 @@ class ReplyCache:
 
     def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
         """Store one reply and commit (the first reply stored for a key wins)."""
-        db = self._db()
-        db.execute(
-            "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                backend,
-                json.dumps(request.key_material(), ensure_ascii=False),
-                reply.text,
-                reply.input_tokens,
-                reply.output_tokens,
-                reply.finish_reason,
-                reply.model,
-                time.time(),
-            ),
-        )
-        db.commit()
+        with self._using() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    backend,
+                    json.dumps(request.key_material(), ensure_ascii=False),
+                    reply.text,
+                    reply.input_tokens,
+                    reply.output_tokens,
+                    reply.finish_reason,
+                    reply.model,
+                    time.time(),
+                ),
+            )
+            db.commit()
 
     def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
         """The keys of plan ``digest`` and their stored replies (None where a reply
         is missing), with one query; None if no such plan is stored."""
-        db = self._db()
-        row = db.execute("SELECT id, size FROM plans WHERE digest = ?", (digest,)).fetchone()
-        if row is None:
-            return None
-        plan_id, size = row
-        rows = db.execute(
-            "SELECT p.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model "
-            "FROM plan_keys AS p LEFT JOIN replies AS r ON r.key = p.key "
-            "WHERE p.plan = ? ORDER BY p.pos",
-            (plan_id,),
-        ).fetchall()
+        with self._using() as db:
+            row = db.execute("SELECT id, size FROM plans WHERE digest = ?", (digest,)).fetchone()
+            if row is None:
+                return None
+            plan_id, size = row
+            rows = db.execute(
+                "SELECT p.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model "
+                "FROM plan_keys AS p LEFT JOIN replies AS r ON r.key = p.key "
+                "WHERE p.plan = ? ORDER BY p.pos",
+                (plan_id,),
+            ).fetchall()
         if len(rows) != size:  # never trust a plan that does not hold what it says
             return None
         keys = [r[0] for r in rows]
@@ -161,8 +274,7 @@ class ReplyCache:
 
     def put_plan(self, digest: str, keys: list[str]) -> None:
         """Store plan ``digest -> keys`` in one transaction (the first stored wins)."""
-        db = self._db()
-        with db:
+        with self._using() as db, db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO plans (digest, size, created) VALUES (?, ?, ?)",
                 (digest, len(keys), time.time()),
@@ -176,8 +288,7 @@ class ReplyCache:
 
     def clear_plans(self) -> int:
         """Drop every stored plan (no reply is lost); returns how many were dropped."""
-        db = self._db()
-        with db:
+        with self._using() as db, db:
             n = int(db.execute("SELECT COUNT(*) FROM plans").fetchone()[0])
             db.execute("DELETE FROM plan_keys")
             db.execute("DELETE FROM plans")
@@ -185,26 +296,28 @@ class ReplyCache:
 
     def __len__(self) -> int:
         """The number of stored replies."""
-        return int(self._db().execute("SELECT COUNT(*) FROM replies").fetchone()[0])
+        with self._using() as db:
+            return int(db.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
 
     def records(self) -> Iterator[dict]:
         """Every stored request with its raw reply, oldest first (for audit)."""
-        rows = self._db().execute(
-            "SELECT key, backend, request, text, input_tokens, output_tokens, finish_reason, "
-            "model, created FROM replies ORDER BY created, key"
-        )
-        for key, backend, request, text, tin, tout, finish, model, created in rows:
-            yield {
-                "key": key,
-                "backend": backend,
-                "request": json.loads(request),
-                "reply": text,
-                "input_tokens": tin,
-                "output_tokens": tout,
-                "finish_reason": finish,
-                "model": model,
-                "created": created,
-            }
+        with self._using() as db:
+            rows = db.execute(
+                "SELECT key, backend, request, text, input_tokens, output_tokens, finish_reason, "
+                "model, created FROM replies ORDER BY created, key"
+            )
+            for key, backend, request, text, tin, tout, finish, model, created in rows:
+                yield {
+                    "key": key,
+                    "backend": backend,
+                    "request": json.loads(request),
+                    "reply": text,
+                    "input_tokens": tin,
+                    "output_tokens": tout,
+                    "finish_reason": finish,
+                    "model": model,
+                    "created": created,
+                }
 
     def export_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write every record as JSON Lines; returns the number written."""
@@ -294,3 +407,59 @@ def as_reply_store(cache: Any, owner: str) -> Any:
     if hasattr(cache, "get_many") and hasattr(cache, "put"):
         return cache
     raise param_error(owner, "cache", "a ReplyCache, a MemoryCache, a path or None", cache)
+
+
+def stored_keys(store: Any, keys: Iterable[str]) -> set[str]:
+    """The keys among ``keys`` that ``store`` holds a reply for, read without writing.
+
+    For dry runs. A :class:`ReplyCache` file is never created, and its replies
+    are never written: a missing file holds nothing; a closed one (no ``-wal``
+    file beside it) is read as immutable, since even a read-only open of a WAL
+    database creates ``-wal`` and ``-shm`` files; one that a writer has open is
+    read through its own ``-wal`` and ``-shm`` (``mode=ro``, which updates only
+    the shared-memory read marks, as every reader does). A store of another
+    kind is asked with ``get_many``. A file that is not an SQLite database (or a
+    folder) raises :class:`~sftselect.exceptions.CacheError` naming it.
+    """
+    keys = list(keys)
+    if not isinstance(store, ReplyCache):
+        return set(store.get_many(keys))
+    path = store.path
+    if not keys or not path.exists():
+        return set()
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if not wal.exists():
+            # Trust the immutable read only if no writer came (and checkpointed) meanwhile.
+            before = _file_state(path)
+            try:
+                found: set[str] | None = _select_keys(path, keys, "mode=ro&immutable=1")
+            except sqlite3.DatabaseError:
+                found = None
+            if found is not None and not wal.exists() and _file_state(path) == before:
+                return found
+        return _select_keys(path, keys, "mode=ro")
+    except (sqlite3.Error, OSError) as exc:
+        raise _cache_error(path, exc) from None
+
+
+def _file_state(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _select_keys(path: Path, keys: list[str], mode: str) -> set[str]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True, timeout=BUSY_SECONDS)
+    try:
+        table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'replies'").fetchone()
+        if table is None:  # an empty file: no reply yet
+            return set()
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(f"SELECT key FROM replies WHERE key IN ({marks})", chunk)
+            found.update(row[0] for row in rows)
+        return found
+    finally:
+        conn.close()

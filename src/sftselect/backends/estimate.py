@@ -7,7 +7,9 @@ are left out, prompt tokens are counted with a ``str -> int`` function
 (default: tiktoken's ``cl100k_base`` when installed, else characters / 4, and
 the summary says which), and the cost bound charges every request to send its
 ``max_tokens`` of output. A request without ``max_tokens`` has no bound, and
-the estimate says so instead of guessing one.
+the estimate says so instead of guessing one. Nothing is written: the reply
+store is only read (:func:`~sftselect.backends.cache.stored_keys`), and a
+cache file that does not exist is not created.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from .._validation import param_error
 from .base import ChatRequest, request_keys
+from .cache import stored_keys
 
 __all__ = ["CostEstimate", "estimate_requests", "token_counter"]
 
@@ -92,7 +95,9 @@ def estimate_requests(
     identity:
         The backend's identity (it keys the cache).
     store:
-        The reply store a run would read (``get_many``); its hits are left out.
+        The reply store a run would read; its hits are left out. It is only read:
+        a :class:`~sftselect.backends.ReplyCache` file is opened read-only, and
+        not created when it does not exist (nothing is cached then).
     rows, unit:
         What the requests are for, as the summary names it ("2,000 rows", "805 pairs").
     count_tokens:
@@ -114,7 +119,7 @@ def estimate_requests(
         ):
             raise param_error(owner, name, "a non-negative number or None", price)
     by_key = dict(zip(request_keys(requests, identity), requests))
-    hits = set(store.get_many(list(by_key)))
+    hits = stored_keys(store, by_key)
     counter, label = token_counter(count_tokens)
     to_send = [r for k, r in by_key.items() if k not in hits]
     prompt_tokens = sum(sum(counter(text) for _, text in r.messages) for r in to_send)

@@ -1,7 +1,8 @@
 """A chat backend for any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
-One client serves OpenAI, vLLM's OpenAI server, llama.cpp's server and any
-other server that speaks the chat-completions protocol:
+One client serves OpenAI, vLLM's OpenAI server, llama.cpp's server, Azure
+OpenAI (with ``headers`` and ``params``) and any other server that speaks the
+chat-completions protocol:
 
 .. code-block:: python
 
@@ -11,14 +12,18 @@ other server that speaks the chat-completions protocol:
 
 What it does on its own, so the runner above it need not:
 
-* bounds the requests in flight (``max_concurrency``) and, when asked, meters
-  requests and tokens per minute on the client side, sleeping (never polling)
-  until a request may go;
-* retries 429, 408, 500, 502, 503, 504, timeouts, dropped connections and
+* bounds the requests in flight (``max_concurrency``), halving that bound when
+  the server answers 429 or leaves a request unanswered past ``timeout`` and
+  raising it again as replies come; when asked, meters requests and tokens per
+  minute on the client side, sleeping (never polling) until a request may go;
+* retries 429, 408, 409, 500, 502, 503, 504, timeouts, dropped connections and
   malformed 200 bodies with capped exponential backoff and full jitter,
-  honouring ``Retry-After``; other statuses fail at once;
-* reads the API key from the environment at each request and keeps it out of
-  ``repr``, ``identity``, messages and logs;
+  honouring ``Retry-After``, within a ``deadline`` per request; other statuses
+  are the server refusing the request, and fail at once, as do requests the
+  client cannot send (an illegal header);
+* reads the API key from the environment at each request (without the
+  whitespace around a pasted key) and keeps it, and the values of ``headers``
+  and ``params``, out of ``repr``, ``identity``, messages and logs;
 * counts what it did in :attr:`OpenAICompatibleBackend.stats`.
 
 The HTTP client is created lazily for each running event loop, so one backend
@@ -32,26 +37,27 @@ import asyncio
 import contextlib
 import logging
 import math
-import numbers
-import os
 import random
 import threading
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from .._validation import (
-    check_non_negative_int,
-    check_non_negative_real,
-    check_positive_int,
-    check_positive_real,
-    param_error,
-)
 from ._http_pool import LoopState, Settings, httpx, open_loop_state
-from ._openai_reply import RETRYABLE_STATUSES, Retryable, read_reply, redact
+from ._openai_options import check_settings, display_url, read_api_key
+from ._openai_reply import RETRYABLE_STATUSES, Retryable, read_reply
+from ._openai_send import post
 from .base import BackendError, ChatReply, ChatRequest
-from .throttle import BackendStats, TokenBucket, parse_retry_after
+from .runner import SLOW_ADVICE
+from .throttle import BackendStats, Deadline, RateMeter, parse_retry_after
 
-__all__ = ["RETRYABLE_STATUSES", "BackendStats", "OpenAICompatibleBackend", "parse_retry_after"]
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "RETRYABLE_STATUSES",
+    "TIMEOUTS_ALONE",
+    "BackendStats",
+    "OpenAICompatibleBackend",
+    "parse_retry_after",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,30 +66,18 @@ _OWNER = "OpenAICompatibleBackend"
 #: Output tokens assumed for a request without ``max_tokens`` (token metering only).
 DEFAULT_OUTPUT_ESTIMATE = 256
 
+#: Seconds a request may take in all, its retries and the waits between them
+#: included, unless ``deadline`` says otherwise.
+DEFAULT_DEADLINE = 300.0
 
-def _check_str(value: Any, name: str, expected: str = "a non-empty str") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise param_error(_OWNER, name, expected, value)
-    return value
-
-
-def _display_url(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+#: A request that timed out this many times while alone in flight (the adaptive
+#: limit at 1) is not retried further: the server is not slow from load.
+TIMEOUTS_ALONE = 2
 
 
-def _needs_key(url: str) -> bool:
-    """Whether the endpoint refuses every request without a key (OpenAI's own API)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host == "openai.com" or host.endswith(".openai.com")
-
-
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in {"localhost", "::1"} or host.startswith("127.")
+def _names(mapping: Any) -> Any:
+    """The names of ``headers`` / ``params`` for ``repr`` (never the values)."""
+    return tuple(mapping) if isinstance(mapping, Mapping) else type(mapping).__name__
 
 
 class OpenAICompatibleBackend:
@@ -94,15 +88,26 @@ class OpenAICompatibleBackend:
     model:
         The model name sent in each request (``"gpt-4o-mini"``, the name vLLM serves...).
     base_url:
-        The API root, up to and including ``/v1``; ``/chat/completions`` is appended.
+        The API root, up to and including ``/v1``; ``/chat/completions`` is
+        appended. An ``http://`` or ``https://`` URL without a user:password
+        part (send the key through ``api_key_env`` or ``headers``), query
+        string (use ``params``) or fragment.
     api_key_env:
-        The environment variable holding the API key, read at each request. When
-        it is unset or empty no ``Authorization`` header is sent (local servers
-        need none), except that a request to OpenAI's own API (``*.openai.com``)
+        The environment variable holding the API key, read at each request and
+        sent as ``Authorization: Bearer <key>``. Whitespace around the key is
+        dropped; a key with whitespace, control or non-ASCII characters inside
+        fails with a :class:`BackendError` naming the variable. When it is
+        unset or blank no ``Authorization`` header is sent (local servers need
+        none), except that a request to OpenAI's own API (``*.openai.com``)
         then fails at once with a :class:`BackendError` naming the variable
-        instead of being sent. The key itself is never stored on the backend.
+        instead of being sent. None: send no key (``headers`` authenticate,
+        e.g. Azure OpenAI's ``api-key``). The key itself is never stored on the
+        backend.
     max_concurrency:
-        Requests in flight at once, per event loop.
+        The most requests in flight at once, per event loop. A 429 or a timeout
+        halves the limit (once per wave of requests sent under it, down to 1);
+        each run of as many replies as the limit raises it by one, back up to
+        ``max_concurrency``.
     requests_per_minute, tokens_per_minute:
         Optional client-side rate limits. Requests are spaced ``60 /
         requests_per_minute`` seconds apart; tokens are metered by a bucket
@@ -110,14 +115,32 @@ class OpenAICompatibleBackend:
         + (max_tokens or 256)`` before it is sent, corrected by the reply's
         usage. Every HTTP attempt, retries included, is metered.
     timeout:
-        Seconds allowed for connecting, and for each read or write of a request.
+        Seconds allowed for connecting, and for each read or write of an attempt.
+    deadline:
+        Seconds a request may take from the start of its first attempt to giving
+        up, its retries and the waits before them included (an attempt near the
+        end gets the time left); None: no deadline. At least ``timeout``.
     max_retries:
         Retries after the first attempt before giving up with a retryable
-        :class:`BackendError`.
+        :class:`BackendError`; a request that timed out :data:`TIMEOUTS_ALONE`
+        times while alone in flight, or whose next try would pass the
+        deadline, gives up sooner.
     backoff_base, backoff_max:
         The n-th retry waits a uniform random time in ``[0, min(backoff_max,
         backoff_base * 2**n)]`` (full jitter), or the server's ``Retry-After``
         capped at ``backoff_max``.
+    headers:
+        Extra HTTP headers sent with every request (``{"api-key": ...}`` for
+        Azure OpenAI, a gateway's own headers): names are HTTP tokens, values
+        printable ASCII strings. An ``Authorization`` header here is sent
+        instead of the key (``api_key_env`` is then not read); ``Host``,
+        ``Content-Type``, ``Content-Length``, ``Transfer-Encoding`` and
+        ``Connection`` are the client's own. Values are treated as secrets:
+        redacted from messages, never in ``repr`` or ``identity``.
+    params:
+        Query parameters added to every request's URL (``{"api-version":
+        "2024-06-01"}`` for Azure OpenAI), str names and values; the values are
+        treated as secrets, as header values are.
     transport:
         An ``httpx.AsyncBaseTransport`` to send through (e.g. ``MockTransport``
         in tests). It is shared by every event loop's client and never closed
@@ -126,16 +149,18 @@ class OpenAICompatibleBackend:
     identity:
         The string that identifies this backend in cache keys; defaults to
         ``"openai-compatible/{model}@{base_url}"`` (the URL without any
-        user:password part), so a test server's replies are never read back
-        as another endpoint's. Set it to share a cache between endpoints that
-        serve the same model (a proxy and the API behind it), or to tell apart
-        two models one server serves under the same name.
+        user:password part or query string; ``headers`` and ``params`` are not
+        part of it), so a test server's replies are never read back as another
+        endpoint's. Set it to share a cache between endpoints that serve the
+        same model (a proxy and the API behind it), or to tell apart two
+        models one server serves under the same name.
     retry_seed:
         Seed for the backoff jitter; None draws OS entropy. A private
         ``random.Random`` is used, never the global state.
 
     Parameters are checked, with one message each, when the backend first sends
-    from an event loop (not in ``__init__``, which does no I/O).
+    from an event loop (not in ``__init__``, which does no I/O). Messages never
+    show the key, a header or parameter value, or the secret parts of a URL.
     """
 
     def __init__(
@@ -143,14 +168,17 @@ class OpenAICompatibleBackend:
         model: str,
         *,
         base_url: str = "https://api.openai.com/v1",
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = "OPENAI_API_KEY",
         max_concurrency: int = 16,
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         timeout: float = 60.0,
+        deadline: float | None = DEFAULT_DEADLINE,
         max_retries: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         identity: str | None = None,
         retry_seed: int | None = None,
@@ -162,37 +190,41 @@ class OpenAICompatibleBackend:
         self.requests_per_minute = requests_per_minute
         self.tokens_per_minute = tokens_per_minute
         self.timeout = timeout
+        self.deadline = deadline
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.headers = dict(headers) if isinstance(headers, Mapping) else headers
+        self.params = dict(params) if isinstance(params, Mapping) else params
         self.transport = transport
         self.identity = (
             identity
             if identity is not None
-            else f"openai-compatible/{model}@{_display_url(str(base_url)).rstrip('/')}"
+            else f"openai-compatible/{model}@{display_url(str(base_url)).rstrip('/')}"
         )
         self.retry_seed = retry_seed
         self.stats = BackendStats()
         self._rng: random.Random | None = None  # seeded at first use, after validation
         self._lock = threading.Lock()
         self._states: dict[int, LoopState] = {}
-        self._rpm: TokenBucket | None = None
-        self._tpm: TokenBucket | None = None
+        self._meter = RateMeter()
 
     def __repr__(self) -> str:
         return (
-            f"{_OWNER}(model={self.model!r}, base_url={_display_url(str(self.base_url))!r}, "
+            f"{_OWNER}(model={self.model!r}, base_url={display_url(str(self.base_url))!r}, "
             f"api_key_env={self.api_key_env!r}, max_concurrency={self.max_concurrency!r}, "
             f"requests_per_minute={self.requests_per_minute!r}, "
             f"tokens_per_minute={self.tokens_per_minute!r}, timeout={self.timeout!r}, "
-            f"max_retries={self.max_retries!r}, identity={self.identity!r})"
+            f"deadline={self.deadline!r}, max_retries={self.max_retries!r}, "
+            f"headers={_names(self.headers)!r}, params={_names(self.params)!r}, "
+            f"identity={self.identity!r})"
         )
 
     def __getstate__(self) -> dict[str, Any]:
         """The parameters and counters; clients, locks and rate buckets stay behind
         (a copy in another process opens its own, as on first use)."""
         state = self.__dict__.copy()
-        for name in ("_lock", "_states", "_rpm", "_tpm", "_rng"):
+        for name in ("_lock", "_states", "_meter", "_rng"):
             state.pop(name, None)
         return state
 
@@ -201,8 +233,7 @@ class OpenAICompatibleBackend:
         self._rng = None
         self._lock = threading.Lock()
         self._states = {}
-        self._rpm = None
-        self._tpm = None
+        self._meter = RateMeter()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -235,62 +266,15 @@ class OpenAICompatibleBackend:
                     state.loop.call_soon_threadsafe(state.guard.cancel)
 
     def _validate(self) -> Settings:
-        _check_str(self.model, "model")
-        base_url = _check_str(self.base_url, "base_url", "an http(s) URL such as 'http://host/v1'")
-        if urlsplit(base_url).scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise param_error(
-                _OWNER, "base_url", "an http(s) URL such as 'http://host/v1'", base_url
-            )
-        _check_str(self.api_key_env, "api_key_env", "the name of an environment variable")
-        max_concurrency = check_positive_int(self.max_concurrency, "max_concurrency", _OWNER)
-        rpm = check_positive_real(
-            self.requests_per_minute, "requests_per_minute", _OWNER, allow_none=True
-        )
-        tpm = check_positive_real(
-            self.tokens_per_minute, "tokens_per_minute", _OWNER, allow_none=True
-        )
-        check_positive_real(self.timeout, "timeout", _OWNER)
-        max_retries = check_non_negative_int(self.max_retries, "max_retries", _OWNER)
-        backoff_base = check_non_negative_real(self.backoff_base, "backoff_base", _OWNER)
-        backoff_max = check_non_negative_real(self.backoff_max, "backoff_max", _OWNER)
-        if self.transport is not None and not isinstance(self.transport, httpx.AsyncBaseTransport):
-            raise param_error(
-                _OWNER,
-                "transport",
-                f"an {httpx.__name__}.AsyncBaseTransport or None",
-                type(self.transport).__name__,
-            )
-        if not isinstance(self.identity, str) or not self.identity:
-            raise param_error(_OWNER, "identity", "a non-empty str or None", self.identity)
-        if self.retry_seed is not None and (
-            isinstance(self.retry_seed, bool) or not isinstance(self.retry_seed, numbers.Integral)
-        ):
-            raise param_error(_OWNER, "retry_seed", "an int or None", self.retry_seed)
+        """The parameters checked (one message each); sets up the jitter and rate limits."""
+        settings = check_settings(self)
         if self._rng is None:
             self._rng = random.Random(self.retry_seed)
-        if rpm is None:
-            self._rpm = None
-        elif self._rpm is None or self._rpm.per_minute != rpm:
-            self._rpm = TokenBucket(rpm, capacity=1.0)
-        if tpm is None:
-            self._tpm = None
-        elif self._tpm is None or self._tpm.per_minute != tpm:
-            self._tpm = TokenBucket(tpm, capacity=tpm / 60.0)
-        url = base_url.rstrip("/") + "/chat/completions"
-        return Settings(
-            url=url,
-            display_url=_display_url(url),
-            max_concurrency=max_concurrency,
-            timeout=float(self.timeout),
-            max_retries=max_retries,
-            backoff_base=backoff_base,
-            backoff_max=backoff_max,
-            trust_env=not _is_loopback(base_url),
-            needs_key=_needs_key(base_url),
-        )
+        self._meter.configure(settings.requests_per_minute, settings.tokens_per_minute)
+        return settings
 
     def _state(self) -> LoopState:
-        """This event loop's client and semaphore, created on first use."""
+        """This event loop's client and in-flight limit, created on first use."""
         loop = asyncio.get_running_loop()
         with self._lock:
             state = self._states.get(id(loop))
@@ -338,26 +322,34 @@ class OpenAICompatibleBackend:
         output_allowance = (
             request.max_tokens if request.max_tokens is not None else DEFAULT_OUTPUT_ESTIMATE
         )
-        attempt = 0
+        clock = Deadline(self._state().settings.deadline)
+        attempt = alone_timeouts = 0
+        timed_out = False
         while True:
             state = self._state()
             settings = state.settings
             try:
-                return await self._attempt(state, body, cost, output_allowance)
+                return await self._attempt(state, body, cost, output_allowance, clock)
             except Retryable as exc:
                 failure = exc
             except BackendError:
                 self.stats.failures += 1
                 raise
-            if attempt >= settings.max_retries:
+            timed_out = timed_out or failure.timed_out
+            if failure.timed_out and failure.alone:
+                alone_timeouts += 1
+            delay = self._backoff(attempt, failure.retry_after, settings)
+            stop = self._stop_reason(attempt, alone_timeouts, delay, clock, settings)
+            if stop is not None:
                 self.stats.failures += 1
+                slow = f"; the server answered too slowly: {SLOW_ADVICE}" if timed_out else ""
                 raise BackendError(
-                    f"{_OWNER} gave up on {settings.display_url} after "
-                    f"{attempt + 1} attempt(s): {failure}",
+                    f"{_OWNER} gave up on {settings.display_url} after {attempt + 1} "
+                    f"attempt(s) in {clock.elapsed():.1f} s{stop}: {failure}{slow}",
                     status=failure.status,
                     retryable=True,
+                    timed_out=timed_out,
                 )
-            delay = self._backoff(attempt, failure.retry_after, settings)
             attempt += 1
             self.stats.retries += 1
             logger.debug(
@@ -370,6 +362,20 @@ class OpenAICompatibleBackend:
             )
             await asyncio.sleep(delay)
 
+    @staticmethod
+    def _stop_reason(
+        attempt: int, alone_timeouts: int, delay: float, clock: Deadline, settings: Settings
+    ) -> str | None:
+        """Why the failed ``attempt`` is the last ('' when retries ran out), or None."""
+        if attempt >= settings.max_retries:
+            return ""
+        if alone_timeouts >= TIMEOUTS_ALONE:
+            return f" ({alone_timeouts} timed out with no other request in flight)"
+        remaining = clock.remaining()
+        if remaining is not None and remaining <= delay:
+            return f" (a retry would pass the {clock.seconds:g} s deadline)"
+        return None
+
     def _backoff(self, attempt: int, retry_after: float | None, settings: Settings) -> float:
         if retry_after is not None:
             return min(retry_after, settings.backoff_max)
@@ -377,50 +383,70 @@ class OpenAICompatibleBackend:
         assert self._rng is not None  # set by _validate
         return self._rng.uniform(0.0, cap)
 
-    async def _throttle(self, cost: float) -> tuple[float, float]:
-        """Wait for the rate limits; return what was drawn from each bucket."""
-        rpm, tpm = self._rpm, self._tpm
-        delay = 0.0
-        drawn_requests = drawn_tokens = 0.0
-        if rpm is not None:
-            delay = max(delay, rpm.take(1.0))
-            drawn_requests = 1.0
-        if tpm is not None:
-            delay = max(delay, tpm.take(cost))
-            drawn_tokens = cost
-        if delay > 0:
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                if rpm is not None:
-                    rpm.give_back(drawn_requests)
-                if tpm is not None:
-                    tpm.give_back(drawn_tokens)
-                raise
-        return drawn_requests, drawn_tokens
-
-    async def _attempt(
-        self, state: LoopState, body: dict[str, Any], cost: int, output_allowance: int
-    ) -> ChatReply:
-        settings = state.settings
-        key = os.environ.get(self.api_key_env) or None
+    def _headers(self, settings: Settings) -> tuple[dict[str, str], str | None]:
+        """This attempt's headers, and the key among them (None when none is sent)."""
+        headers = dict(settings.headers)
+        if settings.sets_authorization:
+            return headers, None
+        key = None if self.api_key_env is None else read_api_key(self.api_key_env)
         if key is None and settings.needs_key:
             # Fail at once instead of retrying a request that cannot succeed.
-            raise BackendError(
-                f"{_OWNER}: the environment variable {self.api_key_env} is not set (or is "
-                f"empty), and {settings.display_url} needs an API key; set it, or name "
-                "another variable with api_key_env (command line: --api-key-env)."
+            where = (
+                "api_key_env is None"
+                if self.api_key_env is None
+                else f"the environment variable {self.api_key_env} is not set (or is empty)"
             )
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        async with state.semaphore:
-            pool = state.borrow()
-            try:
-                response, drawn_tokens = await self._send(
-                    state.clients[pool], settings, body, headers, key, cost, output_allowance
+            raise BackendError(
+                f"{_OWNER}: {where}, and {settings.display_url} needs an API key; set it, or "
+                "name another variable with api_key_env (command line: --api-key-env)."
+            )
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers, key
+
+    async def _attempt(
+        self,
+        state: LoopState,
+        body: dict[str, Any],
+        cost: int,
+        output_allowance: int,
+        clock: Deadline,
+    ) -> ChatReply:
+        settings = state.settings
+        headers, key = self._headers(settings)
+        secrets = (key, *settings.secrets)
+        remaining = clock.remaining()  # a retry waits for a place within the deadline
+        acquire = state.limit.acquire()
+        try:
+            slot = await (acquire if remaining is None else asyncio.wait_for(acquire, remaining))
+        except asyncio.TimeoutError:
+            raise Retryable(
+                f"no place in flight came free before the deadline (at most "
+                f"{state.limit.limit} in flight after 429s or timeouts)"
+            ) from None
+        clock.start()
+        pool = state.borrow()
+        try:
+            response, drawn_tokens = await self._send(
+                state.clients[pool], settings, body, headers, secrets, cost, output_allowance, clock
+            )
+            reply = self._parse(response, settings, secrets, drawn_tokens, cost, output_allowance)
+        except Retryable as exc:
+            exc.alone = slot.alone
+            if (exc.timed_out or exc.status == 429) and state.limit.overloaded(slot):
+                self.stats.concurrency_lowered += 1
+                logger.info(
+                    "%s: %s; at most %d requests in flight now",
+                    self.identity,
+                    exc,
+                    state.limit.limit,
                 )
-            finally:
-                state.give_back(pool)
-        return self._parse(response, settings, key, drawn_tokens, cost, output_allowance)
+            raise
+        finally:
+            state.give_back(pool)
+            state.limit.release()
+        state.limit.succeeded()
+        return reply
 
     async def _send(
         self,
@@ -428,62 +454,44 @@ class OpenAICompatibleBackend:
         settings: Settings,
         body: dict[str, Any],
         headers: dict[str, str],
-        key: str | None,
+        secrets: tuple[str | None, ...],
         cost: int,
         output_allowance: int,
+        clock: Deadline,
     ) -> tuple[httpx.Response, float]:
-        _, drawn_tokens = await self._throttle(cost)
+        drawn_tokens = await self._meter.take(cost)
         self.stats.requests_sent += 1
-        # Errors are raised outside the ``except`` blocks, so they carry no
-        # ``__context__``: httpx's exceptions hold the request, headers included.
-        error: Exception | None = None
+        left = clock.remaining()  # near the deadline, an attempt gets the time left
+        seconds = None if left is None or left >= settings.timeout else max(0.001, left)
         try:
-            response = await client.post(settings.url, json=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            error = Retryable(f"timed out after {settings.timeout:g} s ({type(exc).__name__})")
-        except httpx.UnsupportedProtocol as exc:
-            error = BackendError(
-                f"{_OWNER} cannot send to {settings.display_url}: {redact(str(exc), key)}"
-            )
-        except (httpx.TransportError, httpx.DecodingError) as exc:
-            error = Retryable(f"connection failed ({type(exc).__name__}: {redact(str(exc), key)})")
-        except httpx.RequestError as exc:
-            error = BackendError(
-                f"{_OWNER} request to {settings.display_url} failed "
-                f"({type(exc).__name__}: {redact(str(exc), key)})"
-            )
-        except RuntimeError:
-            if not client.is_closed:
-                raise
-            # aclose() ran while this request waited; the next attempt opens a new client.
-            error = Retryable("the HTTP client was closed while the request waited")
-        if error is not None:
-            if isinstance(error, Retryable):
-                self._refund_output(drawn_tokens, output_allowance)
-            raise error
+            response = await post(client, settings, body, headers, secrets, seconds)
+        except Retryable as exc:
+            if drawn_tokens:
+                self._meter.give_back(min(drawn_tokens, output_allowance))
+            if exc.timed_out:
+                self.stats.timeouts += 1
+            raise
         return response, drawn_tokens
-
-    def _refund_output(self, drawn_tokens: float, output_allowance: int) -> None:
-        if self._tpm is not None and drawn_tokens:
-            self._tpm.give_back(min(drawn_tokens, output_allowance))
 
     def _parse(
         self,
         response: httpx.Response,
         settings: Settings,
-        key: str | None,
+        secrets: tuple[str | None, ...],
         drawn_tokens: float,
         cost: int,
         output_allowance: int,
     ) -> ChatReply:
-        if not 200 <= response.status_code < 300:
-            self._refund_output(drawn_tokens, output_allowance)
-        reply = read_reply(response, settings.display_url, key)
+        if drawn_tokens and not 200 <= response.status_code < 300:
+            self._meter.give_back(min(drawn_tokens, output_allowance))
+        reply = read_reply(
+            response, settings.display_url, secrets, lacks_version=settings.lacks_version
+        )
         input_tokens, output_tokens = reply.input_tokens, reply.output_tokens
         if input_tokens is not None:
             self.stats.input_tokens += input_tokens
         if output_tokens is not None:
             self.stats.output_tokens += output_tokens
-        if self._tpm is not None and drawn_tokens and input_tokens is not None:
-            self._tpm.give_back(cost - (input_tokens + (output_tokens or 0)))
+        if drawn_tokens and input_tokens is not None:
+            self._meter.give_back(cost - (input_tokens + (output_tokens or 0)))
         return reply

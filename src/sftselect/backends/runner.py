@@ -1,8 +1,11 @@
 """Run many chat requests through a backend: cache first, bounded concurrency,
 each reply stored as it arrives, and a report of what happened.
 
-Identical requests in one run are sent once. A request whose backend call
-fails is reported (its error kept, its reply None), never given a made-up
+Identical requests in one run are sent once. The cache is read for every
+request at the start and again, for each request, just before it is sent (one
+indexed lookup), so runs sharing a cache file, e.g. a resumed run started
+beside a live one, pay for each request about once. A request whose backend
+call fails is reported (its error kept, its reply None), never given a made-up
 reply, and not cached, so a re-run retries it.
 """
 
@@ -18,7 +21,15 @@ from typing import Any, Protocol
 from .._validation import check_positive_int
 from .base import BackendError, ChatBackend, ChatReply, ChatRequest, request_keys
 
-__all__ = ["ReplyStore", "RunReport", "RunResult", "arun_requests", "run_requests"]
+__all__ = [
+    "SLOW_ADVICE",
+    "ReplyStore",
+    "RunReport",
+    "RunResult",
+    "arun_requests",
+    "failure_message",
+    "run_requests",
+]
 
 
 class ReplyStore(Protocol):
@@ -37,7 +48,14 @@ class ReplyStore(Protocol):
 
 @dataclass
 class RunReport:
-    """Counts for one run: what was asked, found, sent, failed and spent."""
+    """Counts for one run: what was asked, found, sent, failed and spent.
+
+    ``cache_hits`` counts the requests found in the cache, at the start or just
+    before sending; of the ``failures``, ``not_retried`` failed at once because
+    retrying could not help (the server refused them with a 4xx, or they could
+    not be sent: a malformed key...), and ``timed_out`` had attempts the server
+    left unanswered.
+    """
 
     requests: int = 0
     unique: int = 0
@@ -45,6 +63,8 @@ class RunReport:
     sent: int = 0
     succeeded: int = 0
     failures: int = 0
+    not_retried: int = 0
+    timed_out: int = 0
     retries: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
@@ -127,6 +147,15 @@ async def arun_requests(
             except asyncio.QueueEmpty:
                 return
             request = requests[first[key]]
+            if cache is not None:
+                # Another run sharing the cache may have stored it since the start.
+                stored = cache.get_many([key]).get(key)
+                if stored is not None:
+                    by_key[key] = stored
+                    report.cache_hits += 1
+                    if bar is not None:
+                        bar.update(1)
+                    continue
             report.sent += 1
             try:
                 reply = await backend.chat(request)
@@ -135,6 +164,9 @@ async def arun_requests(
             except (BackendError, OSError, TimeoutError) as exc:
                 errors_by_key[key] = exc
                 report.failures += 1
+                if isinstance(exc, BackendError):
+                    report.not_retried += not exc.retryable
+                    report.timed_out += exc.timed_out
                 if len(report.first_errors) < 5:
                     report.first_errors.append(f"{type(exc).__name__}: {exc}")
             else:
@@ -161,6 +193,45 @@ async def arun_requests(
         report.retries = retries_after - retries_before
     report.seconds = time.perf_counter() - t0
     return RunResult(replies=replies, errors=errors, report=report, keys=keys)
+
+
+#: What helps when a server answers too slowly (an OpenAI-compatible backend's settings).
+SLOW_ADVICE = (
+    "allow each attempt more time with timeout=, each request more with deadline=, or send "
+    "fewer at once with max_concurrency= (command line: --timeout, --deadline, --max-concurrency)"
+)
+
+
+def failure_message(report: RunReport, failed: int, total: int, what: str, keep_going: str) -> str:
+    """The error for a run in which ``failed`` of ``total`` requests (``what``:
+    "rating requests"...) failed: how (at once, since retrying could not help,
+    or after their retries), the first error, the replies the cache holds, a way
+    to go on without the failed requests (``keep_going``; none when no request
+    succeeded and none was retried: a wrong model, URL or key is to be fixed),
+    and, when requests timed out, :data:`SLOW_ADVICE`.
+    """
+    first = report.first_errors[0] if report.first_errors else "none kept"
+    stored = report.cache_hits + report.succeeded
+    if report.not_retried >= failed:
+        how = " at once, not retried (retrying could not help)"
+    elif report.not_retried:
+        how = f" ({report.not_retried} at once, not retried; the others after their retries)"
+    else:
+        how = " after their retries"
+    text = f"{failed} of {total} {what} failed{how}; the first: {first}. "
+    if report.not_retried >= failed and not report.succeeded:
+        text += (
+            f"No request succeeded: fix what the error names, then run again ({stored} "
+            "replies are cached)."
+        )
+    else:
+        text += (
+            f"{stored} replies are cached, so running again resumes. To continue without "
+            f"them, pass {keep_going}."
+        )
+    if report.timed_out and SLOW_ADVICE not in first:
+        text += f" {report.timed_out} timed out: {SLOW_ADVICE}."
+    return text
 
 
 def run_requests(

@@ -2,8 +2,8 @@
 
 ``sftselect select INPUT -o OUTPUT --selector length -k 1000`` writes the
 selected rows (same columns, the output's file type) and ``OUTPUT.provenance.json``.
-``sftselect stats INPUT`` prints the response-length distribution and writes a
-histogram PNG.
+``sftselect stats INPUT`` prints the response-length distribution (and, with
+``--plot PATH``, writes a histogram PNG).
 
 Each subcommand lives in a module of this package with a ``register(sub)``
 function that adds its parser and sets ``handler``. Bad input exits with
@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from .._version import __version__
 from ..exceptions import SftSelectError
 from . import evaluation, selection, training
-from ._common import EXIT_USAGE, CliError
+from ._common import EXIT_USAGE, CliError, cli_wording
 
 __all__ = ["build_parser", "main"]
 
@@ -46,11 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextlib.contextmanager
 def _library_output(command: str, quiet: bool) -> Iterator[None]:
-    """Warnings as one ``sftselect COMMAND: warning: ...`` line each; with
+    """Warnings as one ``sftselect COMMAND: warning: ...`` line each (naming flags
+    rather than Python options, see ``_common.cli_wording``); with
     ``quiet``, no progress bars from ``datasets`` either (both restored afterwards)."""
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"sftselect {command}: warning: {message}", file=sys.stderr)
+        print(
+            f"sftselect {command}: warning: {cli_wording(str(message), command)}", file=sys.stderr
+        )
 
     bars_were_on = False
     if quiet:

@@ -1,6 +1,7 @@
 """What the ``sftselect`` subcommands share: the error type, messages on
-stderr, the options that build an OpenAI-compatible chat backend, and the
-data-format and length-scorer options."""
+stderr (library warnings in the command line's terms), the options that build
+an OpenAI-compatible chat backend, and the data-format and length-scorer
+options."""
 
 from __future__ import annotations
 
@@ -9,13 +10,19 @@ import math
 import sys
 from typing import Any
 
+#: ``OpenAICompatibleBackend``'s default deadline (kept here so that ``--help``
+#: imports no HTTP client); a test checks that the two agree.
+DEFAULT_DEADLINE = 300.0
+
 __all__ = [
     "EXIT_USAGE",
+    "WARNING_WORDING",
     "CliError",
     "add_backend_options",
     "backend_from_args",
     "check_backend_flags",
     "check_price_flags",
+    "cli_wording",
     "format_arg",
     "info",
     "length_scorer",
@@ -61,6 +68,28 @@ def info(message: str, quiet: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+#: Python options named in library warnings, and the command line's words for them,
+#: per subcommand: ``(library words, {command: command-line words})``.
+WARNING_WORDING = (
+    ("reask=N asks again", {"score": "--reask N asks again", "select": "--reask N asks again"}),
+    (
+        "Ratings.reasons and the provenance list them",
+        {
+            "score": "--keep-replies writes the reasons (column quality_reason)",
+            "select": "the provenance lists the reasons",
+        },
+    ),
+)
+
+
+def cli_wording(message: str, command: str) -> str:
+    """A library warning as ``sftselect COMMAND`` prints it: flags, not Python options."""
+    for words, by_command in WARNING_WORDING:
+        if words in message and command in by_command:
+            message = message.replace(words, by_command[command])
+    return message
+
+
 def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._ArgumentGroup:
     """The endpoint, model, key, cache and rate-limit options of an LLM judge."""
     g = p.add_argument_group(title)
@@ -73,7 +102,8 @@ def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._Arg
     g.add_argument(
         "--api-key-env",
         default="OPENAI_API_KEY",
-        help="environment variable holding the API key (never printed or stored)",
+        help="environment variable holding the API key (never printed or stored); '': "
+        "send no key (a --header authenticates)",
     )
     g.add_argument(
         "--cache",
@@ -86,7 +116,32 @@ def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._Arg
     g.add_argument(
         "--max-tokens", type=int, default=None, help="judge reply length (default: the prompt's)"
     )
-    g.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request")
+    g.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds allowed each attempt of a request"
+    )
+    g.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="seconds a request may take in all, its retries included (default: "
+        f"{DEFAULT_DEADLINE:g}, or --timeout when longer)",
+    )
+    g.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="an HTTP header sent with every request, e.g. 'api-key: ...' for Azure OpenAI "
+        "(repeatable; values are never printed or stored)",
+    )
+    g.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a query parameter added to every request, e.g. api-version=2024-06-01 "
+        "(repeatable; values are never printed or stored)",
+    )
     g.add_argument(
         "--judge-identity",
         default=None,
@@ -99,16 +154,75 @@ def add_backend_options(p: argparse.ArgumentParser, title: str) -> argparse._Arg
 def check_backend_flags(args: argparse.Namespace) -> None:
     """The options above, named by their flags (the backend would name its Python
     parameters): positive ``--max-tokens`` and ``--max-concurrency``, positive
-    finite ``--rpm``, ``--tpm`` and ``--timeout``."""
+    finite ``--rpm``, ``--tpm``, ``--timeout`` and ``--deadline`` (no shorter
+    than ``--timeout``), a usable ``--base-url``, and well-formed ``--header``
+    and ``--query`` values (never shown)."""
+    from ..backends._openai_options import url_problem
+
     for flag, value in (
         ("--max-tokens", args.max_tokens),
         ("--max-concurrency", args.max_concurrency),
     ):
         if value is not None and value <= 0:
             raise CliError(f"{flag} must be a positive int; got {value}")
-    for flag, value in (("--rpm", args.rpm), ("--tpm", args.tpm), ("--timeout", args.timeout)):
+    for flag, value in (
+        ("--rpm", args.rpm),
+        ("--tpm", args.tpm),
+        ("--timeout", args.timeout),
+        ("--deadline", args.deadline),
+    ):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise CliError(f"{flag} must be a positive number; got {value}")
+    if args.deadline is not None and args.deadline < args.timeout:
+        raise CliError(
+            f"--deadline must be at least --timeout ({args.timeout:g} s); got {args.deadline:g}"
+        )
+    problem = url_problem(args.base_url)
+    if problem is not None:
+        kind, words = problem
+        advice = {
+            "credentials": "; put the key in the environment variable --api-key-env names, "
+            "or send it with --header NAME:VALUE",
+            "query": "; pass query parameters with --query NAME=VALUE",
+        }.get(kind, "")
+        raise CliError(f"--base-url {words}{advice}")
+    _headers(args)
+    _query(args)
+
+
+def _pairs(values: list[str], flag: str, sep: str) -> dict[str, str]:
+    """``NAME<sep>VALUE`` options as a dict; errors name the option, never a value."""
+    form = f"NAME{sep}VALUE"
+    pairs: dict[str, str] = {}
+    seen: set[str] = set()
+    for i, text in enumerate(values, start=1):
+        name, found, value = text.partition(sep)
+        name = name.strip()
+        if not found or not name:
+            raise CliError(
+                f"{flag} takes {form}; {flag} number {i} is not of that form (its text is "
+                "not shown)"
+            )
+        folded = name.lower() if flag == "--header" else name
+        if folded in seen:
+            raise CliError(f"{flag} {name} is given twice")
+        seen.add(folded)
+        pairs[name] = value.strip() if flag == "--header" else value
+    return pairs
+
+
+def _headers(args: argparse.Namespace) -> dict[str, str]:
+    from ..backends._openai_options import headers_problem
+
+    headers = _pairs(args.header, "--header", ":")
+    problem = headers_problem(headers)
+    if problem is not None:
+        raise CliError(f"--header {problem}")
+    return headers
+
+
+def _query(args: argparse.Namespace) -> dict[str, str]:
+    return _pairs(args.query, "--query", "=")
 
 
 def check_price_flags(args: argparse.Namespace) -> None:
@@ -136,14 +250,18 @@ def backend_from_args(args: argparse.Namespace, what: str) -> Any:
     check_backend_flags(args)
     if not args.model:
         raise CliError(f"{what} needs --model (the judge model name)")
+    deadline = args.deadline if args.deadline is not None else max(DEFAULT_DEADLINE, args.timeout)
     return OpenAICompatibleBackend(
         args.model,
         base_url=args.base_url,
-        api_key_env=args.api_key_env,
+        api_key_env=args.api_key_env or None,
         max_concurrency=args.max_concurrency,
         requests_per_minute=args.rpm,
         tokens_per_minute=args.tpm,
         timeout=args.timeout,
+        deadline=deadline,
+        headers=_headers(args) or None,
+        params=_query(args) or None,
         identity=args.judge_identity,
     )
 

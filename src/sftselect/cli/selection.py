@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..sample import SAMPLES
 from ._common import (
     CliError,
     add_backend_options,
@@ -41,7 +43,12 @@ from .plots import plot_embedding, plot_histogram
 
 __all__ = ["register"]
 
-#: Selectors that work on embeddings: K-means, k-center greedy, the DEITA-style filter.
+#: The INPUT argument, as ``load_data`` reads it.
+INPUT_HELP = (
+    "the data: a .json, .jsonl or .parquet file, a saved Dataset folder, "
+    + ", ".join(f"sample:{name}" for name in sorted(SAMPLES))
+    + " (a sample bundled with sftselect), or a Hugging Face hub name"
+)
 
 
 def _add_length_options(p: argparse.ArgumentParser) -> None:
@@ -76,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``select``, ``score`` and ``stats`` to the ``sftselect`` parser."""
 
     sel = sub.add_parser("select", help="select a subset and write it with its provenance")
-    sel.add_argument("input", help=".json, .jsonl, .parquet, a saved Dataset folder, or a hub name")
+    sel.add_argument("input", help=INPUT_HELP)
     sel.add_argument(
         "-o", "--output", required=True, help="output path (.json, .jsonl, .parquet, or a folder)"
     )
@@ -84,6 +91,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--selector",
         choices=["length", "random", "column", "quality", *EMBED_SELECTORS],
         default="length",
+        help="length: the longest responses; random; column: by --score-column; quality: an "
+        "LLM judge's rating; diversity, kcenter, dedup: on embeddings (default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -129,9 +138,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel.set_defaults(handler=_cmd_select)
 
     sc = sub.add_parser("score", help="write every row with its score column")
-    sc.add_argument("input")
-    sc.add_argument("-o", "--output", required=True)
-    sc.add_argument("--selector", choices=["quality", "length"], default="quality")
+    sc.add_argument("input", help=INPUT_HELP)
+    sc.add_argument(
+        "-o", "--output", required=True, help="output path (.json, .jsonl, .parquet, or a folder)"
+    )
+    sc.add_argument(
+        "--selector",
+        choices=["quality", "length"],
+        default="quality",
+        help="quality: an LLM judge's rating (column quality_score); length: the response "
+        "length (column response_length) (default: %(default)s)",
+    )
     _add_length_options(sc)
     sc.add_argument(
         "--keep-replies",
@@ -142,15 +159,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_judge_options(sc)
     sc.set_defaults(handler=_cmd_score)
 
-    st = sub.add_parser("stats", help="print the response-length distribution, write a histogram")
-    st.add_argument("input")
-    _add_length_options(st)
-    st.add_argument(
-        "--plot",
-        default=None,
-        help="histogram PNG path (default: <input name>.lengths.png in the current folder)",
+    st = sub.add_parser(
+        "stats", help="print the response-length distribution (and a histogram PNG with --plot)"
     )
-    st.add_argument("--no-plot", action="store_true", help="do not write the histogram")
+    st.add_argument("input", help=INPUT_HELP)
+    _add_length_options(st)
+    plot = st.add_mutually_exclusive_group()
+    plot.add_argument(
+        "--plot", default=None, metavar="PATH", help="write a histogram PNG to PATH (default: none)"
+    )
+    plot.add_argument(
+        "--no-plot",
+        action="store_true",
+        help="deprecated, removed in the next release: no PNG is written unless --plot is given",
+    )
     st.add_argument("--bins", type=positive_int, default=50, help="histogram bins (the PNG)")
     st.add_argument("-q", "--quiet", action="store_true")
     st.set_defaults(handler=_cmd_stats)
@@ -391,10 +413,19 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         width = max(counts.max(), 1)
         for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
             print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * round(40 * c / width)}")
-    if not args.no_plot and finite.size:
-        plot = Path(args.plot) if args.plot else Path(Path(args.input).name + ".lengths.png")
+    if args.no_plot:
+        warnings.warn(
+            "--no-plot is deprecated and will be removed: no histogram is written unless "
+            "--plot PATH is given",
+            FutureWarning,
+            stacklevel=2,
+        )
+    if args.plot is not None and finite.size:
+        plot = Path(args.plot)
         plot_histogram(
             finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})"
         )
         print(f"histogram: {plot}")
+    elif args.plot is not None:
+        print(f"histogram: not written to {args.plot} (no row has a measurable response)")
     return 0

@@ -49,6 +49,9 @@ __all__ = ["ScoreRun", "is_row_local", "rank_by_score"]
 #: cluster's CPUs to the read tasks that feed it.
 RATING_ACTOR_CPUS = 0.25
 
+#: The label every Ray node carries with its node id (label selectors match it).
+NODE_ID_LABEL = "ray.io/node-id"
+
 #: Rows per batch for cheap scores (lengths, a column) and for LLM-judge ratings.
 SCORE_BATCH_ROWS = 100_000
 RATING_BATCH_ROWS = 256
@@ -195,6 +198,24 @@ def _check_quality_cache(selector: Any) -> None:
         )
 
 
+def _on_node(node_id: str) -> dict[str, Any]:
+    """The ``map_batches`` option that keeps every worker on node ``node_id``.
+
+    Where ``map_batches`` has a ``label_selector`` parameter (Ray 2.60 does, and
+    warns that ``ray_remote_args`` such as ``scheduling_strategy`` go in Ray
+    2.64), a selector on the node's ``ray.io/node-id`` label; on an older Ray,
+    a hard node-affinity ``scheduling_strategy``."""
+    import inspect
+
+    from ray.data import Dataset
+
+    if "label_selector" in inspect.signature(Dataset.map_batches).parameters:
+        return {"label_selector": {NODE_ID_LABEL: node_id}}
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
+
+
 def rank_by_score(
     selector: ScoreSelector,
     dataset: Dataset,
@@ -226,8 +247,6 @@ def rank_by_score(
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
     if rating:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
         n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
         scored = dataset.map_batches(
             ScoringActor,
@@ -236,7 +255,7 @@ def rank_by_score(
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=n_workers),
             num_cpus=RATING_ACTOR_CPUS,
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False),
+            **_on_node(node_id),
         )
         where = (
             f"{n_workers} rating actors on the driver's node (one shared SQLite cache, "

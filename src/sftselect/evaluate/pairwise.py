@@ -47,7 +47,7 @@ from .._validation import check_choice, check_positive_int, param_error
 from ..backends.base import ChatRequest
 from ..backends.cache import MemoryCache, as_reply_store
 from ..backends.estimate import estimate_requests
-from ..backends.runner import run_requests
+from ..backends.runner import failure_message, run_requests
 from ..exceptions import JudgeFailureWarning, JudgeRequestError
 from .combine import OUTCOME_NAMES, combine_fastchat, combine_paper, outcome_of_verdict
 from .inputs import Pairs
@@ -344,12 +344,16 @@ def judge_pairs(
     ]
     failed = sum(j["status"] == "request_failure" for j in judgments)
     if failed and on_request_error == "raise":
+        report = result.report
         raise JudgeRequestError(
-            f"{result.report.failures} of {result.report.unique} judge requests failed after "
-            f"retries, leaving {failed} of {len(pairs)} pairs unjudged (first: "
-            f"{result.report.first_errors[:1]}); {result.report.succeeded} replies were cached, "
-            "so running again resumes. To summarize without them, pass on_request_error='omit' "
-            "(command line: --on-request-error omit)."
+            f"{failed} of {len(pairs)} pairs are unjudged: "
+            + failure_message(
+                report,
+                report.failures,
+                report.unique,
+                "judge requests",
+                "on_request_error='omit' (command line: --on-request-error omit)",
+            )
         )
     _warn_left_out(judgments)
     summary = summarize(

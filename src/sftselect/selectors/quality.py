@@ -28,7 +28,7 @@ from ..backends.base import ChatReply, ChatRequest
 from ..backends.cache import MemoryCache, as_reply_store
 from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
-from ..backends.runner import RunReport, run_requests
+from ..backends.runner import RunReport, failure_message, run_requests
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..formats import Format, resolve_format, response_view
 from ..prompts import RatingPrompt, rating_prompt
@@ -353,10 +353,13 @@ class QualitySelector(ScoreSelector):
         ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
         if request_failures and self.on_request_error == "raise":
             raise JudgeRequestError(
-                f"{request_failures} of {len(rows)} rating requests failed after retries "
-                f"(first: {report.first_errors[:1]}); {report.succeeded} replies were cached, so "
-                "running again resumes. To continue without them, pass on_request_error='nan' "
-                "(command line: --on-request-error nan)."
+                failure_message(
+                    report,
+                    request_failures,
+                    len(rows),
+                    "rating requests",
+                    "on_request_error='nan' (command line: --on-request-error nan)",
+                )
             )
         if (parse_failures and self.on_parse_error == "nan") or request_failures:
             first = next(

@@ -36,7 +36,7 @@ import numpy as np
 from .._validation import check_choice, check_positive_int, param_error
 from ..backends.base import ChatBackend, ChatRequest
 from ..backends.cache import MemoryCache, ReplyCache
-from ..backends.runner import RunReport, run_requests
+from ..backends.runner import RunReport, failure_message, run_requests
 from ..exceptions import JudgeRequestError
 from ..formats import Format, resolve_format
 from ..prompts import load_presets
@@ -175,10 +175,13 @@ def refine_responses(
     failures = sum(r is None for r in result.replies)
     if failures and on_request_error == "raise":
         raise JudgeRequestError(
-            f"{failures} of {len(requests)} refinement requests failed after retries (first: "
-            f"{result.report.first_errors[:1]}); {result.report.succeeded} replies were cached, "
-            "so running again resumes. To keep the original responses of the failed rows "
-            "instead, pass on_request_error='keep'."
+            failure_message(
+                result.report,
+                failures,
+                len(requests),
+                "refinement requests",
+                "on_request_error='keep' (the failed rows keep their original responses)",
+            )
         )
     originals = dataset[fmt.response]
     new, refined, texts = [], np.zeros(len(dataset), dtype=bool), []
