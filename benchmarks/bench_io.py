@@ -32,7 +32,7 @@ Peak extra memory = peak RSS minus the RSS of the interpreter with its imports,
 just before the load. Targets for (b) against (a), measured in the same run:
 peak extra memory at most 0.5x, wall time at most 1.2x. (a) and (b) must give
 the same dataset: the same features and number of rows, the same SHA-256 of
-the Arrow data (``sftselect.provenance.content_sha256``: schema and values,
+the Arrow data (``sftselect.core.provenance.content_sha256``: schema and values,
 whatever the chunking) and the same ``to_list()`` of 500 sampled rows (exit
 status 1 if not; otherwise 0 whatever the figures).
 """
@@ -128,8 +128,8 @@ def child(args: argparse.Namespace) -> None:
     import pyarrow  # noqa: F401  (imported before the baseline RSS, as the loaders use it)
 
     import sftselect
-    from sftselect.io import _load_json_file
-    from sftselect.provenance import content_sha256
+    from sftselect.core.provenance import content_sha256
+    from sftselect.data.io import _load_json_file
 
     path = Path(args.path)
     datasets.disable_progress_bars()
@@ -217,7 +217,7 @@ def main() -> None:
     import datasets
     import pyarrow
 
-    from sftselect.io import _CHUNK_CHARS, _CHUNK_ROWS
+    from sftselect.data.io import _CHUNK_CHARS, _CHUNK_ROWS
 
     records, source = load_records(args.pool)
     folder = Path(tempfile.mkdtemp(prefix="bench_io_"))

@@ -26,8 +26,9 @@ Parts, the old loop and the selector interleaved, best of ``--repeats``
    order is the unpicked rows by index, with no further product).
 
 There is no speed target: without exact duplicates (parts 1 and 2) the work
-per pick is the old loop's, and the ratio is about 1. Exits 1 if any order
-differs from the old loop's, else 0.
+per pick is the old loop's, and the ratio is about 1; a ratio far from 1 there
+is other load on the machine (the 1-minute load average at the end of each
+part is printed). Exits 1 if any order differs from the old loop's, else 0.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def compare(
         start = time.perf_counter()
         new = selector.run(rows).ranked
         new_seconds = min(new_seconds, time.perf_counter() - start)
+    load = os.getloadavg()[0]
     line = f"  {label:<58} KCenterSelector {new_seconds:8.2f} s"
     same = True
     if with_old:
@@ -100,7 +102,7 @@ def compare(
             f"   old loop {old_seconds:8.2f} s   {old_seconds / new_seconds:5.2f}x   "
             f"same order: {'PASS' if same else 'FAIL'}"
         )
-    print(line, flush=True)
+    print(f"{line}   (load {load:.2f})", flush=True)
     return same
 
 

@@ -1,4 +1,4 @@
-"""Benchmark the K-means backends of ``sftselect.clustering.kmeans``: time and peak memory.
+"""Benchmark the K-means backends of ``sftselect.embedding.clustering.kmeans``: time and peak memory.
 
 Run from the repository root::
 
@@ -48,7 +48,7 @@ def child(args: argparse.Namespace) -> None:
     """Run one backend once and print a JSON line with time and memory."""
     import numpy as np
 
-    from sftselect.clustering import kmeans
+    from sftselect.embedding.clustering import kmeans
 
     X = make_data(args.rows, args.dim, args.blobs, args.seed)
     base = vm("VmRSS")
@@ -108,7 +108,7 @@ def main() -> None:
         child(args)
         return
 
-    from sftselect.clustering import MINIBATCH_THRESHOLD
+    from sftselect.embedding.clustering import MINIBATCH_THRESHOLD
 
     try:
         import faiss  # noqa: F401

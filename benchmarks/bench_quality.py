@@ -224,7 +224,7 @@ def load_rows(data_dir: str, rows: int, seed: int) -> tuple[Any, str]:
     import numpy as np
 
     from sftselect import load_sample
-    from sftselect.reference import build_alpaca_pool
+    from sftselect.data.reference import build_alpaca_pool
 
     try:
         pool = build_alpaca_pool(data_dir)

@@ -51,8 +51,8 @@ from unittest import mock
 import torch
 import transformers
 
-from sftselect.io import load_data
-from sftselect.templates import VICUNA_V1_1
+from sftselect.data.io import load_data
+from sftselect.prompts.templates import VICUNA_V1_1
 from sftselect.train import (
     IGNORE_INDEX,
     PadCollator,

@@ -23,8 +23,8 @@ from sftselect import (
     Selector,
     Union,
 )
-from sftselect._validation import resolve_k
 from sftselect.backends import CallableBackend
+from sftselect.core.validation import resolve_k
 from sftselect.embedding import HashingEmbedder
 from sftselect.selectors.dedup import RepresentationFilter
 from sftselect.selectors.diversity import DiversitySelector

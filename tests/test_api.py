@@ -136,7 +136,7 @@ def test_importing_the_library_loads_no_heavy_optional_dependency():
 
     code = (
         "import sys, sftselect, sftselect.cli, sftselect.evaluate, sftselect.train, "
-        "sftselect.generate, sftselect.testsets, sftselect.templates, sftselect.distributed, "
+        "sftselect.generate, sftselect.testsets, sftselect.prompts.templates, sftselect.distributed, "
         "sftselect.embedding, sftselect.backends\n"
         "heavy = ('torch', 'transformers', 'ray', 'sklearn', 'faiss', 'tiktoken')\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))"

@@ -35,11 +35,11 @@ from sftselect import (  # noqa: E402
 )
 from sftselect.backends import ReplyCache  # noqa: E402
 from sftselect.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
-from sftselect.compose import Chain  # noqa: E402
+from sftselect.core.compose import Chain  # noqa: E402
+from sftselect.core.ranking import top_order  # noqa: E402
 from sftselect.distributed.topk import block_candidates, merge_candidates  # noqa: E402
 from sftselect.embedding import HashingEmbedder  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
-from sftselect.ranking import top_order  # noqa: E402
 from sftselect.selectors.diversity import interleave_clusters  # noqa: E402
 from sftselect.selectors.quality import QualitySelector  # noqa: E402
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 
 from conformance import Case, check_selector, run_quietly
 from sftselect import InvalidParameterError, KTooLargeWarning
-from sftselect.clustering import clusters_used, kmeans, n_distinct_rows
 from sftselect.embedding import HashingEmbedder, PrecomputedEmbeddings
+from sftselect.embedding.clustering import clusters_used, kmeans, n_distinct_rows
 from sftselect.selectors.diversity import DiversitySelector, interleave_clusters
 from strategies import _to_dataset, alpaca_datasets, ks, seeds
 

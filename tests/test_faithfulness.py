@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sftselect import LengthSelector
-from sftselect.reference import build_alpaca_pool, load_released, record_key, reproduced
+from sftselect.data.reference import build_alpaca_pool, load_released, record_key, reproduced
 
 
 def test_pool_is_the_documented_16437_records(shared_data):

@@ -19,7 +19,7 @@ from sftselect.cli import main  # noqa: E402
 from sftselect.evaluate.inputs import load_pairs  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
 from sftselect.generate import OUTPUT_FIELDS, generate, read_answers  # noqa: E402
-from sftselect.templates import VICUNA_V1_1  # noqa: E402
+from sftselect.prompts.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.testsets import PAPER_TESTSETS, load  # noqa: E402
 from sftselect.train import TrainConfig, train  # noqa: E402
 from tiny_llama import spm_tokenizer, tiny_llama  # noqa: E402
@@ -357,7 +357,7 @@ def test_cli_train_then_generate(model_dir, tmp_path, capsys):
 def test_a_model_retrained_in_the_same_folder_is_another_run(model, tok, tmp_path):
     """A model folder overwritten by another model is another run: its old answers are not
     resumed (the file is refused and left as it was), while the unchanged folder resumes."""
-    from sftselect.answer_files import path_identity as _path_identity
+    from sftselect.generate.answer_files import path_identity as _path_identity
 
     folder = saved(model, tok, tmp_path / "m1")
     out, kw = tmp_path / "a1.jsonl", {"limit": 2, "max_new_tokens": 4, "device": "cpu"}

@@ -11,10 +11,10 @@ from datasets import Dataset, DatasetDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sftselect._json_records
+import sftselect.data.json_records
 from sftselect import DataFormatError, load_data, load_sample, save_data
-from sftselect.io import check_output_path
-from sftselect.reference import load_released
+from sftselect.data.io import check_output_path
+from sftselect.data.reference import load_released
 
 ROWS = [
     {"instruction": "a", "input": "", "output": "x y"},
@@ -211,7 +211,7 @@ def _reference_columns(records):
 def _reference_schema_error(path, columns, lines, exc):
     import pyarrow as pa
 
-    from sftselect._arrow_columns import json_kind
+    from sftselect.data.arrow_columns import json_kind
 
     def where(i):
         return f"line {lines[i]}" if lines is not None else f"record {i} (0-based)"
@@ -245,7 +245,7 @@ def _reference_load(path):
     """The previous loader: the whole file parsed, then Dataset.from_dict of all columns."""
     import pyarrow as pa
 
-    from sftselect._json_records import records_from_json, records_from_jsonl_text
+    from sftselect.data.json_records import records_from_json, records_from_jsonl_text
 
     if path.suffix == ".jsonl":
         lines = []
@@ -260,7 +260,7 @@ def _reference_load(path):
 
 
 def _chunked(path, chunk_rows):
-    from sftselect.io import _load_json_file
+    from sftselect.data.io import _load_json_file
 
     return _load_json_file(path, jsonl=path.suffix == ".jsonl", chunk_rows=chunk_rows)
 
@@ -388,7 +388,7 @@ def test_chunked_loading_matches_the_whole_list_loader(
         path.write_text(json.dumps(records, ensure_ascii=False, indent=indent), encoding="utf-8")
     if layout == "lines.json" and not records:
         return  # an empty .json file is malformed either way
-    with mock.patch.object(sftselect._json_records, "_READ_CHARS", read_chars):
+    with mock.patch.object(sftselect.data.json_records, "_READ_CHARS", read_chars):
         _assert_same_as_reference(path, chunk_rows)
 
 
@@ -512,9 +512,9 @@ def test_long_records_and_blocks_cut_anywhere(tmp_path):
     rows = [{"instruction": "i" * (i * 37 % 500), "n": i, "x": i / 3} for i in range(60)]
     path = tmp_path / "long.json"
     path.write_text(json.dumps(rows, indent=1))
-    from sftselect.io import _load_json_file
+    from sftselect.data.io import _load_json_file
 
-    with mock.patch.object(sftselect._json_records, "_READ_CHARS", 3):
+    with mock.patch.object(sftselect.data.json_records, "_READ_CHARS", 3):
         loaded = _load_json_file(path, jsonl=False, chunk_rows=10_000, chunk_chars=1000)
     assert loaded.to_list() == rows
     assert loaded.features == _reference_load(path).features
@@ -598,6 +598,6 @@ def test_a_damaged_file_fails_or_loads_as_before(
     text = text[:at] + edit[1] + text[at + (not edit[1]) :]
     path = tmp_path_factory.mktemp("damaged") / ("d.jsonl" if layout == "jsonl" else "d.json")
     path.write_text(text, encoding="utf-8")
-    with mock.patch.object(sftselect._json_records, "_READ_CHARS", read_chars):
+    with mock.patch.object(sftselect.data.json_records, "_READ_CHARS", read_chars):
         for chunk_rows in (1, 2):
             _assert_same_as_reference(path, chunk_rows)

@@ -325,7 +325,7 @@ def test_progress_bar_measures_the_same_lengths(monkeypatch, capsys):
 
 def test_the_prompt_of_a_chat_turn_is_the_nearest_user_turn():
     """A chat answer's prompt is the nearest user turn before it: never a system message or another answer."""
-    from sftselect.formats import resolve_format, response_view
+    from sftselect.data.formats import resolve_format, response_view
 
     rows = [
         [{"from": "system", "value": "SYS"}, {"from": "gpt", "value": "a0"}],

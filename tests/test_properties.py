@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftselect import Chain, Intersection, KTooLargeWarning, LengthSelector, RandomSelector, Union
-from sftselect.ranking import eligible_mask, top_order
+from sftselect.core.ranking import eligible_mask, top_order
 from sftselect.scoring.units import Characters, Words
 from strategies import alpaca_datasets, any_text, seeds
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sftselect.exceptions import DataFormatError, InvalidParameterError
-from sftselect.templates import ALPACA, VICUNA_V1_1, ChatTemplate, get_template
+from sftselect.prompts.templates import ALPACA, VICUNA_V1_1, ChatTemplate, get_template
 
 transformers = pytest.importorskip("transformers")
 

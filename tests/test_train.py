@@ -19,9 +19,9 @@ transformers = pytest.importorskip("transformers")
 from datasets import Dataset  # noqa: E402
 
 from conftest import SHARED_DATA  # noqa: E402
+from sftselect.data.io import load_data  # noqa: E402
 from sftselect.exceptions import DataFormatError, InvalidParameterError  # noqa: E402
-from sftselect.io import load_data  # noqa: E402
-from sftselect.templates import VICUNA_V1_1  # noqa: E402
+from sftselect.prompts.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.train import (  # noqa: E402
     IGNORE_INDEX,
     Conversation,

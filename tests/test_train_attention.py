@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from sftselect import LengthSelector, load_sample  # noqa: E402
-from sftselect.templates import VICUNA_V1_1  # noqa: E402
+from sftselect.prompts.templates import VICUNA_V1_1  # noqa: E402
 from sftselect.train import (  # noqa: E402
     PackedCollator,
     TrainConfig,

@@ -4,9 +4,13 @@
 >>> subset = LengthSelector(k=1000).select(dataset)  # doctest: +SKIP
 """
 
+from . import _moved
 from ._version import __version__
-from .base import RankResult, Selection, Selector
-from .compose import Chain, Intersection, PerSource, Union
+from .core.base import RankResult, Selection, Selector
+from .core.compose import Chain, Intersection, PerSource, Union
+from .data.formats import Format, detect_format
+from .data.io import load_data, save_data
+from .data.sample import load_sample
 from .exceptions import (
     DataFormatError,
     InvalidParameterError,
@@ -17,9 +21,6 @@ from .exceptions import (
     SftSelectError,
     SftSelectWarning,
 )
-from .formats import Format, detect_format
-from .io import load_data, save_data
-from .sample import load_sample
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
@@ -30,6 +31,8 @@ from .selectors import (
     RepresentationFilter,
     ScoreSelector,
 )
+
+_moved.install()
 
 __all__ = [
     "Chain",

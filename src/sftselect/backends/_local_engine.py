@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import InvalidParameterError, MissingExtraError
-from ._torch_generate import left_pad, seeded
+from ..models.generation import left_pad, seeded
 from .base import BackendError, ChatReply, ChatRequest
 
 __all__ = [
@@ -341,7 +341,7 @@ def open_engine(
     """
     from transformers.generation.stopping_criteria import StoppingCriteria
 
-    from ..train.loading import eos_ids
+    from ..models.loading import eos_ids
 
     model.eval()
     if chat_template is None and not getattr(tokenizer, "chat_template", None):

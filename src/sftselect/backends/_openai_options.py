@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .._validation import (
+from ..core.validation import (
     check_non_negative_int,
     check_non_negative_real,
     check_positive_int,

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .._validation import param_error
+from ..core.validation import param_error
 from ..exceptions import CacheError
 from .base import ChatReply, ChatRequest
 

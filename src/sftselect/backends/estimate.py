@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import param_error
+from ..core.validation import param_error
 from .base import ChatRequest, request_keys
 from .cache import stored_keys
 

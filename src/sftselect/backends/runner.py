@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .._validation import check_positive_int
+from ..core.validation import check_positive_int
 from .base import BackendError, ChatBackend, ChatReply, ChatRequest, request_keys
 
 __all__ = [

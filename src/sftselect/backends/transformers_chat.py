@@ -87,7 +87,7 @@ import threading
 import time
 from typing import Any
 
-from .._validation import param_error
+from ..core.validation import param_error
 from ..exceptions import InvalidParameterError, MissingExtraError
 from . import _local_engine
 from ._local_engine import (

@@ -279,7 +279,7 @@ def rating_line(r: dict[str, Any]) -> str:
 def format_arg(args: argparse.Namespace) -> Any:
     """The --format or --response-column choice, as load and selectors take it."""
     if args.response_column:
-        from ..formats import Format
+        from ..data.formats import Format
 
         return Format.custom(args.response_column)
     return args.format

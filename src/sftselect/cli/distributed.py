@@ -55,8 +55,8 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     and ``dry_run`` when the judge options are present) and those of
     :func:`add_engine_options`.
     """
+    from ..core.provenance import file_sha256
     from ..distributed import connect, read, run
-    from ..provenance import file_sha256
 
     output = Path(args.output)
     if output.resolve() == Path(args.input).resolve():

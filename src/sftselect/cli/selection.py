@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sample import SAMPLES
+from ..data.sample import SAMPLES
 from ._common import (
     CliError,
     add_backend_options,
@@ -205,7 +205,7 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from ..io import load_data
+    from ..data.io import load_data
 
     t0 = time.perf_counter()
     dataset = load_data(args.input, split=args.split)
@@ -304,8 +304,8 @@ def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from ..io import check_output_path, save_data
-    from ..provenance import file_sha256, write_json_atomic
+    from ..core.provenance import file_sha256, write_json_atomic
+    from ..data.io import check_output_path, save_data
 
     output = check_output_path(args.output)
     if output.resolve() == Path(args.input).resolve():
@@ -363,7 +363,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from ..io import check_output_path, save_data
+    from ..data.io import check_output_path, save_data
 
     output = check_output_path(args.output)
     if output.resolve() == Path(args.input).resolve():

@@ -47,7 +47,7 @@ def _quiet_transformers(quiet: bool) -> Iterator[None]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..io import load_data
+    from ..data.io import load_data
     from ..train import get_preset, train
     from ..train.config import with_changes
 
@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ..generate import generate
+    from ..generate.runner import generate
 
     with _quiet_transformers(args.quiet):
         report = generate(
@@ -132,7 +132,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``train`` and ``generate`` to the ``sftselect`` parser."""
-    from ..templates import TEMPLATES
+    from ..prompts.templates import TEMPLATES
     from ..testsets import NAMES
     from ..train.config import PRESETS
 

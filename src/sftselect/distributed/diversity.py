@@ -6,7 +6,7 @@ every row assigned with ``map_batches``, then the single-machine allocation.
    rows; then a uniform sample of ``sample_size`` row positions.
 2. The sampled rows are embedded by a pool of actors (each builds the embedder
    once: one model per GPU with ``num_gpus=1``, or per CPU worker) and gathered
-   in row order; :func:`sftselect.clustering.kmeans` is fitted on them, with
+   in row order; :func:`sftselect.embedding.clustering.kmeans` is fitted on them, with
    the same backend rule and seed as on one machine.
 3. Every row is embedded again by the actor pool and assigned to the nearest
    centroid (its distance kept for ``within="centroid"``); only the label and
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_positive_int, param_error
-from ..base import RankResult
-from ..clustering import _canonical, kmeans
+from ..core.base import RankResult
+from ..core.validation import check_positive_int, param_error
 from ..embedding.base import PrecomputedEmbeddings
 from ..embedding.cache import embed_dataset
+from ..embedding.clustering import _canonical, kmeans
 from ..selectors.diversity import interleave_clusters
 from .indexing import ROW_COLUMN, row_positions
 from .portable import PortableObject

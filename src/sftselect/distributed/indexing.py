@@ -15,7 +15,7 @@ deprecated for that reason), so the position is attached as a column,
   yields with ``preserve_order`` (it is materialized once to do so).
 
 Files are taken in sorted path order, and rows in file order, which is the
-order :func:`sftselect.io.load_data` gives for one file.
+order :func:`sftselect.data.io.load_data` gives for one file.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_positive_int, param_error
+from ..core.validation import check_positive_int, param_error
 from ..exceptions import DataFormatError
 from .engine import own_context, require_ray
 
@@ -132,7 +132,7 @@ def from_huggingface(dataset: HFDataset, *, num_blocks: int | None = None) -> Da
     num_blocks : int or None
         Blocks to cut it into (None: four per CPU of the cluster).
     """
-    from ..formats import check_dataset
+    from ..data.formats import check_dataset
 
     check_dataset(dataset, "from_huggingface")
     ray = require_ray()
@@ -365,7 +365,7 @@ def read(source: str | os.PathLike[str], *, split: str = "train") -> Dataset:
 
     ``.parquet`` files or folders of them are read by :func:`read_parquet` and
     ``.jsonl`` by :func:`read_jsonl`, in parallel; anything else that
-    :func:`sftselect.io.load_data` accepts (a ``.json`` array, a saved Dataset
+    :func:`sftselect.data.io.load_data` accepts (a ``.json`` array, a saved Dataset
     folder, ``sample:NAME``, a hub name) is loaded on the driver and cut into
     blocks by :func:`from_huggingface`.
     """
@@ -383,6 +383,6 @@ def read(source: str | os.PathLike[str], *, split: str = "train") -> Dataset:
         return read_parquet(path)
     elif os.path.isfile(path) and lower.endswith(".jsonl"):
         return read_jsonl(path)
-    from ..io import load_data
+    from ..data.io import load_data
 
     return from_huggingface(load_data(source, split=split))

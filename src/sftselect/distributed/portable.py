@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import param_error
-from ..base import Selector
+from ..core.base import Selector
+from ..core.validation import param_error
 
 __all__ = ["PortableObject", "PortableSelector"]
 

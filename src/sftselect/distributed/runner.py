@@ -4,7 +4,7 @@ The driver resolves ``k`` and the seed exactly as :meth:`Selector.run` does,
 hands the per-row work to Ray Data (:mod:`.scoring`, :mod:`.diversity`), keeps
 the decisions that need the whole pool (the merge of per-block candidates, the
 random draw, the allocation among clusters) on the driver, and returns the
-single-machine :class:`~sftselect.base.Selection` record inside a
+single-machine :class:`~sftselect.core.base.Selection` record inside a
 :class:`.DistributedSelection`.
 """
 
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import resolve_k
-from ..base import RankResult, Selector
+from ..core.base import RankResult, Selector
+from ..core.validation import resolve_k
 from ..exceptions import SftSelectError
 from .diversity import KMEANS_SAMPLE_ROWS, rank_diversity
 from .engine import cluster_info, connect, own_context, require_ray

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_columns
-from ..base import RankResult
+from ..core.base import RankResult
+from ..core.validation import check_columns
 from .indexing import ROW_COLUMN
 from .scoring import check_positions
 

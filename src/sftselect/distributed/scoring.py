@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_choice, check_positive_int, param_error
 from ..backends.cache import ReplyCache
+from ..core.ranking import eligible_mask
+from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import DataFormatError
-from ..ranking import eligible_mask
 from ..selectors.score import TIE_RULES, ScoreSelector
 from .indexing import ROW_COLUMN, row_positions
 from .portable import PortableSelector

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..base import Selection
+from ..core.base import Selection
 from .indexing import ROW_COLUMN
 from .summary import RunSummary
 
@@ -33,7 +33,7 @@ def keep_positions(table: pa.Table, positions: np.ndarray) -> pa.Table:
 class DistributedSelection:
     """A selection made on Ray.
 
-    ``selection`` is the same :class:`~sftselect.base.Selection` record one
+    ``selection`` is the same :class:`~sftselect.core.base.Selection` record one
     machine produces (positions, ranking, scores, seed, diagnostics) without
     the in-memory dataset; ``dataset`` is the indexed Ray Dataset it was made
     from and ``summary`` says what ran where.
@@ -71,7 +71,7 @@ class DistributedSelection:
         process. The command line records the input file's SHA-256 instead,
         as on one machine.
         """
-        from ..provenance import build_provenance
+        from ..core.provenance import build_provenance
 
         record = build_provenance(self.selection, content_hash=False)
         record["engine"] = self.summary.as_dict()
@@ -104,7 +104,7 @@ class DistributedSelection:
         """Write the selected rows and ``PATH.provenance.json``, as one machine does.
 
         The suffix picks the type (``.parquet``, ``.jsonl``, ``.json``, or a
-        saved-Dataset folder), through :func:`sftselect.io.save_data` (atomic),
+        saved-Dataset folder), through :func:`sftselect.data.io.save_data` (atomic),
         so the output is the single-machine output. The rows are gathered on
         the driver; ``rows().write_parquet(folder)`` writes them from the
         workers instead, one file per block. ``provenance`` replaces the
@@ -112,8 +112,8 @@ class DistributedSelection:
         """
         from datasets import Dataset as HFDataset
 
-        from ..io import save_data
-        from ..provenance import write_json_atomic
+        from ..core.provenance import write_json_atomic
+        from ..data.io import save_data
 
         out = Path(path)
         record = dict(self.provenance() if provenance is None else provenance)

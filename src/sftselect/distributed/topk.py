@@ -1,6 +1,6 @@
 """Exact global top-k from per-block candidates, with the single-machine tie rule.
 
-:func:`sftselect.ranking.top_order` ranks eligible rows by score and breaks
+:func:`sftselect.core.ranking.top_order` ranks eligible rows by score and breaks
 ties by row position (``ties="stable"``) or by a seeded permutation of the
 eligible rows (``ties="random"``). On a cluster each block keeps its own
 candidates (:func:`block_candidates`): every eligible row whose key is not
@@ -12,7 +12,7 @@ order:
 
 * stable ties: candidates sorted by position, then a stable sort on the key;
 * random ties: the driver draws the same permutation of the ``m`` eligible
-  rows as :func:`~sftselect.ranking.top_order` (``rng.permutation(m)``), and
+  rows as :func:`~sftselect.core.ranking.top_order` (``rng.permutation(m)``), and
   a candidate's tie-break is where its rank among the eligible rows lands in
   that permutation.
 """
@@ -64,7 +64,7 @@ def merge_candidates(
     ``rows`` are the candidates' positions in the pool and ``scores`` their
     scores. ``ties="random"`` also needs ``eligible`` (the pool's eligibility
     mask, one bool per row) and ``rng`` (the selector's generator, in the
-    state :func:`~sftselect.ranking.top_order` would receive).
+    state :func:`~sftselect.core.ranking.top_order` would receive).
     """
     rows = np.asarray(rows, dtype=np.int64)
     by_row = np.argsort(rows, kind="stable")

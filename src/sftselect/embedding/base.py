@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_choice, check_columns
+from ..core.validation import check_choice, check_columns
+from ..data.formats import Format, _column, resolve_format, response_view
 from ..exceptions import DataFormatError
-from ..formats import Format, _column, resolve_format, response_view
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -81,7 +81,7 @@ class HashingEmbedder:
     """
 
     def __init__(self, n_features: int = 256) -> None:
-        from .._validation import check_positive_int
+        from ..core.validation import check_positive_int
 
         self.n_features = check_positive_int(n_features, "n_features", type(self).__name__)
         self.identity = f"hashing-bow-md5|n_features={self.n_features}"

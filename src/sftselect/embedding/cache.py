@@ -25,7 +25,7 @@ from .base import as_matrix, example_texts
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from ..formats import Format
+    from ..data.formats import Format
 
 __all__ = ["EmbeddingCache", "embed_dataset", "texts_sha256"]
 
@@ -118,7 +118,7 @@ def embed_dataset(
     if hasattr(embedder, "embed_dataset"):
         return embedder.embed_dataset(dataset)
     if not hasattr(embedder, "embed") or not isinstance(getattr(embedder, "identity", None), str):
-        from .._validation import param_error
+        from ..core.validation import param_error
 
         raise param_error(
             owner,

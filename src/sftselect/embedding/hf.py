@@ -33,7 +33,7 @@ runs in. The model part is, in this order of precedence:
 * ``identity=`` when given, used as given: it names the weights and the
   tokenizer, and the caller vouches that another model never gets the same one;
 * a local path (folder or file): the path plus
-  :func:`~sftselect.fingerprint.files_fingerprint` -- name, size and
+  :func:`~sftselect.models.fingerprint.files_fingerprint` -- name, size and
   mtime of ``config.json``, the weight files and the tokenizer files, so a
   checkpoint overwritten in place gets a new key; the fingerprint is taken
   again at every use until the model is loaded, then kept (it names what was
@@ -41,7 +41,7 @@ runs in. The model part is, in this order of precedence:
 * a hub name (a string that is not a local path): the name, and ``revision``
   when given (pin a commit hash: without one an upstream update is not seen);
 * a model object: its ``name_or_path`` (or class name) plus
-  :func:`~sftselect.fingerprint.weights_fingerprint`, taken again at
+  :func:`~sftselect.models.fingerprint.weights_fingerprint`, taken again at
   every use (the object may have been trained since) -- SHA-256 of the
   config's JSON and of 4,096 evenly spaced elements of every parameter and
   buffer (measured on CPU: 2.5 ms for a 2-layer test model, 30-65 ms for a
@@ -66,9 +66,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_positive_int, param_error
+from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import InvalidParameterError, MissingExtraError
-from ..fingerprint import (
+from ..models.fingerprint import (
     FingerprintError,
     files_fingerprint,
     tokenizer_fingerprint,

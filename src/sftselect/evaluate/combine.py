@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .._validation import check_non_negative_int, param_error
+from ..core.validation import check_non_negative_int, param_error
 
 __all__ = [
     "LOSE",

@@ -27,7 +27,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import check_positive_int, param_error
+from ..core.validation import check_positive_int, param_error
 from ..exceptions import DataFormatError, MissingExtraError
 
 __all__ = [

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._json_records import records_from_json, records_from_jsonl_text
-from .._validation import check_choice, param_error
+from ..core.validation import check_choice, param_error
+from ..data.json_records import records_from_json, records_from_jsonl_text
 from ..exceptions import DataFormatError
 
 __all__ = ["FORMATS", "GENERATE_FIELDS", "Pairs", "load_pairs", "read_records"]

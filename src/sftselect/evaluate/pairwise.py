@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_positive_int, param_error
 from ..backends.base import ChatRequest
 from ..backends.cache import MemoryCache, as_reply_store
 from ..backends.estimate import estimate_requests
 from ..backends.runner import failure_message, run_requests
+from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import JudgeFailureWarning, JudgeRequestError
 from .combine import OUTCOME_NAMES, combine_fastchat, combine_paper, outcome_of_verdict
 from .inputs import Pairs

@@ -22,8 +22,8 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._validation import param_error
 from ..backends.base import ChatRequest
+from ..core.validation import param_error
 from ..exceptions import InvalidParameterError
 from ..prompts import load_presets
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import DataFormatError
-from .result import RESULT_FORMAT
 
 __all__ = ["WTL_COLORS", "load_result", "markdown_table", "plot_wtl"]
 
@@ -21,6 +20,10 @@ __all__ = ["WTL_COLORS", "load_result", "markdown_table", "plot_wtl"]
 WTL_COLORS = ("#4c9a5f", "#b8b8b8", "#c8553d")
 
 _REQUIRED = ("model_a", "model_b", "judge", "protocol", "summary")
+
+
+#: The ``format`` of the document PairwiseResult.save writes and load_result reads.
+RESULT_FORMAT = "sftselect-pairwise-v1"
 
 
 def _kind_of(record: Any) -> str:

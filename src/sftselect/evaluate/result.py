@@ -13,11 +13,11 @@ from .._version import __version__
 from ..backends.runner import RunReport
 from .inputs import Pairs
 from .protocols import PairwiseProtocol
+from .report import RESULT_FORMAT, markdown_table, plot_wtl
 
 __all__ = ["RESULT_FORMAT", "PairwiseResult"]
 
 #: The ``format`` tag of a saved result file.
-RESULT_FORMAT = "sftselect-pairwise-v1"
 
 
 @dataclass
@@ -96,12 +96,8 @@ class PairwiseResult:
 
     def markdown(self) -> str:
         """The summary as a Markdown table (:func:`sftselect.evaluate.report.markdown_table`)."""
-        from .report import markdown_table
-
         return markdown_table(self.to_dict())
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
         """Stacked win/tie/lose bars per test set as a PNG (:func:`~.report.plot_wtl`)."""
-        from .report import plot_wtl
-
         return plot_wtl(self.to_dict(), path)

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice, param_error
-from ..base import RankResult, Selector
+from ..core.base import RankResult, Selector
+from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
 from .coverage import similarity_filter_order
@@ -45,7 +45,7 @@ from .coverage import similarity_filter_order
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from ..formats import Format
+    from ..data.formats import Format
 
 __all__ = ["RepresentationFilter"]
 

@@ -10,7 +10,7 @@ clusters (equal allocation). The defaults here follow that: ``n_clusters=100``,
 ``HFEmbedder(llama2_path, pooling="mean")`` gives the paper's average pooling
 of the last layer.
 
-The ranking. K-means (:func:`sftselect.clustering.kmeans`, seeded from
+The ranking. K-means (:func:`sftselect.embedding.clustering.kmeans`, seeded from
 ``random_state``) labels each row with a cluster. Rows of each cluster are
 ordered -- in a seeded random order (``within="random"``) or by Euclidean
 distance to the cluster centroid, nearest first, ties by row index
@@ -43,17 +43,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice, param_error
-from ..base import RankResult, Selector
-from ..clustering import BACKENDS, kmeans
+from ..core.base import RankResult, Selector
+from ..core.ranking import interleave_groups
+from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
-from ..ranking import interleave_groups
+from ..embedding.clustering import BACKENDS, kmeans
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from ..formats import Format
+    from ..data.formats import Format
 
 __all__ = ["ALLOCATIONS", "WITHIN", "DiversitySelector", "interleave_clusters"]
 
@@ -70,7 +70,7 @@ def interleave_clusters(
     """Rows ordered so every prefix is apportioned among clusters (see the module doc).
 
     ``cluster_key`` (one number per cluster) breaks ties between clusters: the
-    selectors pass seeded uniform draws (:func:`sftselect.ranking.interleave_groups`).
+    selectors pass seeded uniform draws (:func:`sftselect.core.ranking.interleave_groups`).
     """
     return interleave_groups(labels, within_order, allocation, cluster_key)
 
@@ -90,7 +90,7 @@ class DiversitySelector(Selector):
         ``PrecomputedEmbeddings``.
     n_clusters : int, default 100
         Clusters asked of K-means; fewer are used when the data has fewer
-        distinct vectors (see :mod:`sftselect.clustering`).
+        distinct vectors (see :mod:`sftselect.embedding.clustering`).
     allocation : {"equal", "proportional"}, default "equal"
     within : {"random", "centroid"}, default "random"
     kmeans_backend : {"auto", "sklearn", "minibatch", "faiss"}, default "auto"
@@ -181,7 +181,7 @@ class DiversitySelector(Selector):
 
         Equal to ``run(dataset).extra["labels"]`` when ``random_state`` is an int.
         """
-        from ..formats import check_dataset
+        from ..data.formats import check_dataset
 
         check_dataset(dataset, type(self).__name__)
         self._check_params()

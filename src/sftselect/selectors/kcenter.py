@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice
-from ..base import RankResult, Selector
+from ..core.base import RankResult, Selector
+from ..core.validation import check_choice
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
 from .coverage import METRICS, kcenter_order
@@ -34,7 +34,7 @@ from .coverage import METRICS, kcenter_order
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from ..formats import Format
+    from ..data.formats import Format
 
 __all__ = ["KCenterSelector"]
 

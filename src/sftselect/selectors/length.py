@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow.compute as pc
 
-from .._validation import check_choice, check_positive_int, param_error
-from ..formats import (
+from ..core.validation import check_choice, check_positive_int, param_error
+from ..data.formats import (
     TURN_POLICIES,
     Format,
     TextView,

@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from .._validation import check_choice, check_non_negative_int, check_positive_int
 from ..backends.base import ChatReply, ChatRequest
 from ..backends.cache import MemoryCache, as_reply_store
 from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, failure_message, run_requests
+from ..core.validation import check_choice, check_non_negative_int, check_positive_int
+from ..data.formats import Format, resolve_format, response_view
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
-from ..formats import Format, resolve_format, response_view
 from ..prompts import RatingPrompt, rating_prompt
 from ..scoring.rating import parse_rating
 from .score import Scored, ScoreSelector

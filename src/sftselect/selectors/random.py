@@ -18,12 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from .._validation import check_choice, check_columns
-from ..base import RankResult, Selector
-from ..ranking import interleave_groups
+from ..core.base import RankResult, Selector
+from ..core.ranking import interleave_groups, stratum_codes
+from ..core.validation import check_choice, check_columns
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -31,20 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["RandomSelector", "interleave_strata", "stratum_codes"]
 
 ALLOCATIONS = ("proportional", "equal")
-
-
-def stratum_codes(dataset: Dataset, column: str) -> tuple[np.ndarray, list[Any]]:
-    """Integer code per row (strata numbered in sorted order of their values)."""
-    col = dataset.with_format("arrow")[column]
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
-    encoded = pc.dictionary_encode(col, null_encoding="encode")
-    values = encoded.dictionary.to_pylist()
-    raw = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    order = sorted(range(len(values)), key=lambda i: (values[i] is None, values[i]))
-    remap = np.empty(len(values), dtype=np.int64)
-    remap[np.asarray(order, dtype=np.int64)] = np.arange(len(values))
-    return remap[raw] if raw.size else raw, [values[i] for i in order]
 
 
 def interleave_strata(

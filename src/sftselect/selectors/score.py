@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice, check_columns, check_optional_real, param_error
-from ..base import RankResult, Selector
+from ..core.base import RankResult, Selector
+from ..core.ranking import eligible_mask, top_order
+from ..core.validation import check_choice, check_columns, check_optional_real, param_error
 from ..exceptions import InvalidParameterError
-from ..ranking import eligible_mask, top_order
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -71,7 +71,7 @@ class ScoreSelector(Selector):
 
     def score(self, dataset: Dataset) -> np.ndarray:
         """One float64 score per row; NaN where a row cannot be scored."""
-        from ..formats import check_dataset
+        from ..data.formats import check_dataset
 
         check_dataset(dataset, type(self).__name__)
         return self._checked_scores(dataset)

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import resolve_k
-from ..base import Selector
+from ..core.base import Selector
+from ..core.validation import resolve_k
 from ..exceptions import KTooLargeWarning
 
 if TYPE_CHECKING:

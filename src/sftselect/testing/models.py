@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._validation import check_non_negative_int, check_positive_int, param_error
+from ..core.validation import check_non_negative_int, check_positive_int, param_error
 
 if TYPE_CHECKING:
     import transformers
@@ -31,7 +31,7 @@ __all__ = ["sample_tokenizer", "tiny_llama"]
 
 
 def _sample_texts() -> list[str]:
-    from ..sample import load_sample
+    from ..data.sample import load_sample
 
     pool = load_sample()
     return [text for column in ("instruction", "input", "output") for text in pool[column] if text]

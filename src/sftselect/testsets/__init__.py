@@ -30,7 +30,7 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .._validation import check_positive_int, param_error
+from ..core.validation import check_positive_int, param_error
 from ..exceptions import DataFormatError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ Modules: :mod:`~sftselect.train.config` (settings and the paper's preset),
 :mod:`~sftselect.train.examples` (rows to token ids and labels, truncation),
 :mod:`~sftselect.train.packing` (padding and packing collators),
 :mod:`~sftselect.train.trainer` (the ``train`` function),
-:mod:`~sftselect.train.loading` (loading a model and tokenizer).
+:mod:`~sftselect.models.loading` (loading a model and tokenizer).
 """
 
 from .config import PRESETS, TrainConfig, get_preset, long_is_more

@@ -39,7 +39,7 @@ import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .._validation import (
+from ..core.validation import (
     check_choice,
     check_non_negative_int,
     check_non_negative_real,
@@ -47,7 +47,7 @@ from .._validation import (
     check_positive_real,
     param_error,
 )
-from ..templates import TEMPLATES
+from ..prompts.templates import TEMPLATES
 
 __all__ = ["PRESETS", "SCHEDULERS", "TrainConfig", "get_preset", "long_is_more"]
 
@@ -62,7 +62,7 @@ class TrainConfig:
     Parameters
     ----------
     template : str, default "vicuna_v1.1"
-        The prompt template (:data:`sftselect.templates.TEMPLATES`).
+        The prompt template (:data:`sftselect.prompts.templates.TEMPLATES`).
     max_length : int, default 2048
         Tokens per example (or per packed row) at most; longer examples are
         truncated without cutting a prompt.

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..data.formats import ASSISTANT_ROLES, USER_ROLES, Format, resolve_format
 from ..exceptions import DataFormatError
-from ..formats import ASSISTANT_ROLES, USER_ROLES, Format, resolve_format
-from ..templates import ChatTemplate, PromptTemplate, Rendered
+from ..prompts.templates import ChatTemplate, PromptTemplate, Rendered
 
 __all__ = [
     "IGNORE_INDEX",
@@ -108,7 +108,7 @@ def conversations(dataset: Any, fmt: str | Format | None = None) -> list[Convers
     Parameters
     ----------
     dataset : datasets.Dataset
-        Rows in any format :func:`sftselect.formats.resolve_format` understands.
+        Rows in any format :func:`sftselect.data.formats.resolve_format` understands.
     fmt : str, Format or None
         The format (None: detected from the columns).
 
@@ -117,7 +117,7 @@ def conversations(dataset: Any, fmt: str | Format | None = None) -> list[Convers
     list of Conversation
         Flat rows: one user turn (the instruction) and one assistant turn (the
         response), the input kept apart. Chat rows: ``human``/``user`` turns as
-        user, the assistant roles of :data:`sftselect.formats.ASSISTANT_ROLES`
+        user, the assistant roles of :data:`sftselect.data.formats.ASSISTANT_ROLES`
         as assistant, ``system`` as system; a leading assistant turn is
         skipped, as FastChat's ``preprocess`` does.
 
@@ -212,7 +212,7 @@ def encode(
     Parameters
     ----------
     template : PromptTemplate or ChatTemplate
-        The template (see :mod:`sftselect.templates`).
+        The template (see :mod:`sftselect.prompts.templates`).
     tokenizer : tokenizer
         The model's tokenizer.
     conversation : Conversation

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._validation import param_error
+from ..core.validation import param_error
+from ..data.formats import Format, check_dataset
 from ..exceptions import DataFormatError
-from ..formats import Format, check_dataset
-from ..templates import get_template
+from ..models.loading import import_torch, load_model, load_tokenizer, pad_id
+from ..prompts.templates import get_template
 from .attention import packed_attention
 from .config import TrainConfig
 from .examples import EncodeStats, conversations, encode_dataset
-from .loading import import_torch, load_model, load_tokenizer, pad_id
 from .neftune import neftune
 from .packing import PackedCollator, PadCollator, pack
 

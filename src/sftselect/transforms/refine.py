@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_choice, check_positive_int, param_error
 from ..backends.base import ChatBackend, ChatRequest
 from ..backends.cache import MemoryCache, ReplyCache
 from ..backends.runner import RunReport, failure_message, run_requests
+from ..core.validation import check_choice, check_positive_int, param_error
+from ..data.formats import Format, resolve_format
 from ..exceptions import JudgeRequestError
-from ..formats import Format, resolve_format
 from ..prompts import load_presets
 
 if TYPE_CHECKING:

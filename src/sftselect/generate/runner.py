@@ -8,7 +8,7 @@
 Each output row is ``{"id", "testset", "prompt", "answer", "model"}`` (the
 fields the pairwise judge reads) plus ``run``, what made the answer (see
 below). The prompt goes through the same template as training
-(:mod:`sftselect.templates`): by default the one recorded in the model
+(:mod:`sftselect.prompts.templates`): by default the one recorded in the model
 folder's ``training_log.json`` (for a loaded model, the folder it was loaded
 from: its ``name_or_path``), else the tokenizer's chat template when it has
 one, else ``vicuna_v1.1``.
@@ -31,12 +31,12 @@ Resuming never mixes runs. Every row's ``run`` field records what made it:
     is a folder), else its class name.
 ``weights``
     For a local folder or file, ``files:`` and the 16 hex digits of
-    :func:`~sftselect.fingerprint.files_fingerprint` (the name,
+    :func:`~sftselect.models.fingerprint.files_fingerprint` (the name,
     size and modification time of its ``config.json``, weight and tokenizer
     files; no weight is read): a model retrained or overwritten in the same
     folder is another run. None for a hub name. For a loaded model,
     ``sha256:`` and the 16 hex digits of
-    :func:`~sftselect.fingerprint.weights_fingerprint` (the class name, the
+    :func:`~sftselect.models.fingerprint.weights_fingerprint` (the class name, the
     config and 4,096 evenly spaced values of every tensor; the embedding
     cache uses the same). It is a cheap fingerprint, not a checksum of every
     weight; any fine-tune or merged adapter moves the sampled values.
@@ -77,7 +77,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._validation import check_choice, check_positive_int, param_error
+from ..core.validation import check_choice, check_positive_int, param_error
+from ..exceptions import DataFormatError
+from ..models.generation import left_pad, seeded
+from ..models.loading import DTYPES, eos_ids, import_torch, load_model, load_tokenizer, pad_id
+from ..prompts.templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
 from .answer_files import (
     OUTPUT_FIELDS,
     answered_by_run,
@@ -86,10 +90,6 @@ from .answer_files import (
     path_identity,
     read_answers,
 )
-from .backends._torch_generate import left_pad, seeded
-from .exceptions import DataFormatError
-from .templates import TEMPLATES, ChatTemplate, PromptTemplate, get_template
-from .train.loading import DTYPES, eos_ids, import_torch, load_model, load_tokenizer, pad_id
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -163,7 +163,7 @@ def _prompts(
     unless ``all_turns``; a row without a ``turns`` column has one turn)."""
     from datasets import Dataset
 
-    from . import testsets
+    from .. import testsets
 
     if isinstance(testset, str):
         name = testset
@@ -284,7 +284,7 @@ def generate(
         model, template, dtype or decoding settings, or another ``model``
         field), or rows without ``run``; see the module docstring. Nothing
         is generated or written then.
-    ~sftselect.train.loading.ModelNotFoundError
+    ~sftselect.models.loading.ModelNotFoundError
         ``model`` (or ``tokenizer``) is no local folder or file and does not
         load as a hub name, or looks like a path (then the hub is not tried).
     """

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._arrow_columns import FieldTypeError, TableBuilder, json_kind, table_fingerprint
-from ._json_records import (
+from ..exceptions import DataFormatError
+from .arrow_columns import FieldTypeError, TableBuilder, json_kind, table_fingerprint
+from .json_records import (
     NotStreamable,
     Records,
     json_source,
@@ -26,7 +27,6 @@ from ._json_records import (
     listed,
     records_from_json,
 )
-from .exceptions import DataFormatError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -154,9 +154,9 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
     import datasets
 
     if isinstance(source, str) and source.startswith("sample:"):
-        from .sample import load_sample
+        from .bundled import sample_path
 
-        return load_sample(source.split(":", 1)[1])
+        source = sample_path(source.split(":", 1)[1])
     path = Path(source)
     if path.is_dir():
         if (path / "state.json").exists() or (path / "dataset_dict.json").exists():

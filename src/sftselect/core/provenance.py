@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._version import __version__
+from .._version import __version__
 
 if TYPE_CHECKING:
     from .base import Selection
@@ -72,7 +72,7 @@ def content_sha256(dataset: Any) -> str:
 
 
 def build_provenance(selection: Selection, *, content_hash: bool = True) -> dict[str, Any]:
-    """The JSON-serialisable record of one :class:`~sftselect.base.Selection`."""
+    """The JSON-serialisable record of one :class:`~sftselect.core.base.Selection`."""
     import datasets
 
     sel = selection.selector

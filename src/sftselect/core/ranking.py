@@ -15,9 +15,16 @@ Ties are broken on purpose:
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["eligible_mask", "interleave_groups", "top_order"]
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+__all__ = ["eligible_mask", "interleave_groups", "stratum_codes", "top_order"]
 
 
 def eligible_mask(
@@ -110,3 +117,17 @@ def interleave_groups(
         priority = j.astype(np.float64)
     tiebreak = group if group_key is None else np.asarray(group_key)[group]
     return grouped[np.lexsort((group, tiebreak, priority))].astype(np.int64)
+
+
+def stratum_codes(dataset: Dataset, column: str) -> tuple[np.ndarray, list[Any]]:
+    """Integer code per row (strata numbered in sorted order of their values)."""
+    col = dataset.with_format("arrow")[column]
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    encoded = pc.dictionary_encode(col, null_encoding="encode")
+    values = encoded.dictionary.to_pylist()
+    raw = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    order = sorted(range(len(values)), key=lambda i: (values[i] is None, values[i]))
+    remap = np.empty(len(values), dtype=np.int64)
+    remap[np.asarray(order, dtype=np.int64)] = np.arange(len(values))
+    return remap[raw] if raw.size else raw, [values[i] for i in order]

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_choice, param_error
-from .exceptions import MissingExtraError
+from ..core.validation import check_choice, param_error
+from ..exceptions import MissingExtraError
 
 __all__ = ["BACKENDS", "MINIBATCH_THRESHOLD", "clusters_used", "kmeans", "n_distinct_rows"]
 

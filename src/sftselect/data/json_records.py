@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .exceptions import DataFormatError
+from ..exceptions import DataFormatError
 
 __all__ = [
     "NotStreamable",

@@ -9,7 +9,7 @@ Operators are sugar: ``a | b`` is ``Union(a, b)``, ``a & b`` is
 ``Intersection(a, b)`` and ``a >> b`` is ``Chain(a, b)``.
 
 How ``k`` is reached. Every selector ranks its eligible rows
-(:meth:`~sftselect.base.Selector.rank_indices`), so a combinator with its own
+(:meth:`~sftselect.core.base.Selector.rank_indices`), so a combinator with its own
 ``k`` ranks the rows by where they stand in the operands' rankings:
 
 * ``Union(..., k=K)`` takes rows by their best rank in any operand (a round
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validation import check_columns, check_k, param_error, resolve_k
+from ..exceptions import InvalidParameterError, KTooLargeWarning
 from .base import RankResult, Selector
-from .exceptions import InvalidParameterError, KTooLargeWarning
-from .selectors.random import stratum_codes
+from .ranking import stratum_codes
+from .validation import check_columns, check_k, param_error, resolve_k
 
 if TYPE_CHECKING:
     from datasets import Dataset

@@ -26,14 +26,14 @@ cost a few column operations, not a Python loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._validation import check_choice, param_error
-from .exceptions import DataFormatError, MissingColumnError
+from ..core.validation import check_choice, check_dataset, param_error
+from ..exceptions import DataFormatError, MissingColumnError
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -102,17 +102,6 @@ DOLLY = Format("dolly", response="response", instruction="instruction", input="c
 SHAREGPT = Format("sharegpt", messages="conversations", role_key="from", content_key="value")
 OPENAI = Format("openai", messages="messages", role_key="role", content_key="content")
 FORMATS: dict[str, Format] = {f.name: f for f in (ALPACA, DOLLY, SHAREGPT, OPENAI)}
-
-
-def check_dataset(dataset: Any, owner: str) -> None:
-    """Raise a clear TypeError unless ``dataset`` is a ``datasets.Dataset``."""
-    from datasets import Dataset
-
-    if not isinstance(dataset, Dataset):
-        hint = ""
-        if type(dataset).__name__ == "DatasetDict":
-            hint = " Pick a split first, e.g. dataset['train']."
-        raise TypeError(f"{owner} takes a datasets.Dataset; got {type(dataset).__name__}.{hint}")
 
 
 def detect_format(column_names: list[str]) -> Format:

@@ -16,7 +16,7 @@ import numbers
 import os
 from typing import Any
 
-from .._validation import param_error
+from ..core.validation import param_error
 from ..exceptions import InvalidParameterError, MissingExtraError, SftSelectError
 
 __all__ = [

@@ -11,7 +11,7 @@ stored as given; they are validated when used. Data goes to the methods:
 
 Subclasses implement one hook, :meth:`Selector._rank`. Because every selector
 exposes a ranking, selectors compose by index arithmetic alone
-(:mod:`sftselect.compose`), and ``select_indices(ds)`` always equals
+(:mod:`sftselect.core.compose`), and ``select_indices(ds)`` always equals
 ``sorted(rank_indices(ds)[:k])``.
 """
 
@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ._validation import check_k, check_random_state, resolve_k
-from .exceptions import InvalidParameterError, KTooLargeWarning
+from ..exceptions import InvalidParameterError, KTooLargeWarning
+from .validation import check_dataset, check_k, check_random_state, resolve_k
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -262,8 +262,6 @@ class Selector(abc.ABC):
 
     def run(self, dataset: Dataset) -> Selection:
         """Select from ``dataset`` and return indices, scores and provenance."""
-        from .formats import check_dataset
-
         check_dataset(dataset, type(self).__name__)
         k = self._check_k()
         n = len(dataset)
@@ -339,8 +337,6 @@ class Selector(abc.ABC):
     def _full_ranking(self, dataset: Dataset) -> tuple[RankResult, Any]:
         """The ranking of every eligible row (``k`` ignored) and the seed record it used
         (None for a selector that draws nothing): what a combinator records of an operand."""
-        from .formats import check_dataset
-
         check_dataset(dataset, type(self).__name__)
         self._check_k()
         rng, seed = self._resolve_seed()

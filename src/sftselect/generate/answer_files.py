@@ -16,9 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._json_records import records_from_jsonl_text
-from .exceptions import DataFormatError
-from .fingerprint import files_fingerprint, weights_fingerprint
+from ..data.json_records import records_from_jsonl_text
+from ..exceptions import DataFormatError
+from ..models.fingerprint import files_fingerprint, weights_fingerprint
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -96,7 +96,7 @@ def _dtype_name(net: Any) -> str | None:
 
 def loaded_identity(net: Any) -> tuple[str, str, str | None]:
     """A loaded model's name (``name_or_path``, resolved when a folder; else its class name),
-    its weights (``sha256:`` and :func:`~sftselect.fingerprint.weights_fingerprint`) and the
+    its weights (``sha256:`` and :func:`~sftselect.models.fingerprint.weights_fingerprint`) and the
     dtype of its weights."""
     name = loaded_from(net)
     if name is None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import DataFormatError
+from ..exceptions import DataFormatError
 
 if TYPE_CHECKING:
     from datasets import Dataset

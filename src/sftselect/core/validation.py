@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import InvalidParameterError, MissingColumnError
+from ..exceptions import InvalidParameterError, MissingColumnError
 
 
 def param_error(owner: str, name: str, expected: str, got: Any) -> InvalidParameterError:
@@ -145,3 +145,14 @@ def check_columns(column_names: Iterable[str], required: Iterable[str], owner: s
             f"{owner} needs column(s) {missing}, which the dataset does not have. "
             f"Columns found: {found}."
         )
+
+
+def check_dataset(dataset: Any, owner: str) -> None:
+    """Raise a clear TypeError unless ``dataset`` is a ``datasets.Dataset``."""
+    from datasets import Dataset
+
+    if not isinstance(dataset, Dataset):
+        hint = ""
+        if type(dataset).__name__ == "DatasetDict":
+            hint = " Pick a split first, e.g. dataset['train']."
+        raise TypeError(f"{owner} takes a datasets.Dataset; got {type(dataset).__name__}.{hint}")

@@ -44,8 +44,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._validation import param_error
-from .exceptions import DataFormatError, InvalidParameterError
+from ..core.validation import param_error
+from ..exceptions import DataFormatError, InvalidParameterError
 
 __all__ = [
     "ALPACA",
