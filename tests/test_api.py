@@ -22,6 +22,13 @@ def test_public_names_are_pinned():
     """__all__ lists exactly the public names (a change here is an API change)."""
     assert sorted(sftselect.__all__) == sorted(
         [
+            "BackendError",
+            "CacheError",
+            "FingerprintError",
+            "JudgeParseError",
+            "JudgeRequestError",
+            "ModelNotFoundError",
+            "RowIndexMissingError",
             "Chain",
             "ColumnScoreSelector",
             "DataFormatError",
@@ -143,3 +150,41 @@ def test_importing_the_library_loads_no_heavy_optional_dependency():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_error_is_an_sftselect_error_defined_in_exceptions():
+    """One tree: every exception class the package defines derives from SftSelectError and
+    lives in sftselect.exceptions (modules re-export it), and sftselect exports each."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from sftselect import exceptions
+
+    defined = {}
+    for info in pkgutil.walk_packages(sftselect.__path__, "sftselect."):
+        try:
+            module = importlib.import_module(info.name)
+        except ImportError:  # an optional extra that is not installed
+            continue
+        for name, obj in vars(module).items():
+            if inspect.isclass(obj) and issubclass(obj, Exception) and obj.__module__ == info.name:
+                defined[f"{info.name}.{name}"] = obj
+    # Internal control flow, caught inside the module that raises it; never reaches a user.
+    internal = {
+        "sftselect.backends._openai_reply.Retryable",
+        "sftselect.cli._common.CliError",
+        "sftselect.data.arrow_columns.FieldTypeError",
+        "sftselect.data.json_records.NotStreamable",
+    }
+    outside = sorted(n for n in set(defined) - internal if not n.startswith("sftselect.exceptions."))
+    assert outside == [], "define errors in sftselect/exceptions.py"
+    errors = [
+        o for o in vars(exceptions).values() if inspect.isclass(o) and issubclass(o, Exception)
+    ]
+    for error in errors:
+        if issubclass(error, Warning):
+            assert issubclass(error, sftselect.SftSelectWarning)
+        else:
+            assert issubclass(error, sftselect.SftSelectError), error
+        assert error.__name__ in sftselect.__all__

@@ -1,8 +1,28 @@
-"""The exceptions and warnings sftselect raises.
+"""The exceptions and warnings sftselect raises, all defined here.
 
 Every error derives from :class:`SftSelectError`, so a pipeline can catch the
 library's failures in one place, and each also derives from the builtin a
-Python user would expect (``ValueError``, ``KeyError``, ``ImportError``).
+Python user would expect::
+
+    SftSelectError
+    ├── InvalidParameterError (ValueError)     a hyper-parameter outside what it accepts
+    ├── MissingColumnError (KeyError)          a column the selector needs is absent
+    ├── DataFormatError (ValueError)           a row or file of the wrong shape
+    │   └── RowIndexMissingError               a Ray block without its row positions
+    ├── MissingExtraError (ImportError)        an optional dependency is not installed
+    ├── JudgeParseError (ValueError)           a judge reply could not be parsed (when asked)
+    ├── JudgeRequestError (RuntimeError)       requests to a backend failed; replies cached
+    ├── BackendError (RuntimeError)            a backend could not produce one reply
+    ├── CacheError (OSError)                   a reply cache file cannot be used
+    ├── ModelNotFoundError (OSError)           a model or tokenizer that is nowhere
+    └── FingerprintError (ValueError)          weights that cannot be fingerprinted
+
+    SftSelectWarning (UserWarning)
+    ├── KTooLargeWarning                       k above the (eligible) rows
+    └── JudgeFailureWarning                    judge replies unparsed or requests failed
+
+The modules that raise them re-export them where they were first defined
+(``sftselect.backends.BackendError``, ...), and ``sftselect`` exports them all.
 """
 
 from __future__ import annotations
@@ -57,3 +77,41 @@ class JudgeRequestError(SftSelectError, RuntimeError):
 class CacheError(SftSelectError, OSError):
     """A reply cache file cannot be used: it is corrupted or truncated, not a file, or
     cannot be created or written. The message names the file."""
+
+
+class RowIndexMissingError(DataFormatError):
+    """A Ray block reached a worker without the row-position column (the dataset needs
+    indexing: ``sftselect.distributed.read`` or ``from_huggingface`` add it)."""
+
+
+class BackendError(SftSelectError, RuntimeError):
+    """A backend could not produce a reply (after its own retries, or at once when
+    retrying cannot help).
+
+    ``status``: the last HTTP status, if any; ``retryable``: whether the request
+    was retried and a later run may succeed (a 4xx refusal, a request that
+    cannot be sent, is not); ``timed_out``: whether the server left an attempt
+    unanswered within the timeout.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        timed_out: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.timed_out = timed_out
+
+
+class ModelNotFoundError(SftSelectError, OSError):
+    """A model or tokenizer name that is no local folder or file, and does not load as a hub
+    name (or looks like a path, so is not tried as one)."""
+
+
+class FingerprintError(SftSelectError, ValueError):
+    """The weights cannot be fingerprinted (e.g. they are on the meta device)."""

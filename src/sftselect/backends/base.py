@@ -23,36 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..exceptions import SftSelectError
+from ..exceptions import BackendError
 
 __all__ = ["BackendError", "ChatBackend", "ChatReply", "ChatRequest", "Message", "request_keys"]
 
 #: One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``.
 Message = Mapping[str, str]
-
-
-class BackendError(SftSelectError, RuntimeError):
-    """A backend could not produce a reply (after its own retries, or at once when
-    retrying cannot help).
-
-    ``status``: the last HTTP status, if any; ``retryable``: whether the request
-    was retried and a later run may succeed (a 4xx refusal, a request that
-    cannot be sent, is not); ``timed_out``: whether the server left an attempt
-    unanswered within the timeout.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        retryable: bool = False,
-        timed_out: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retryable = retryable
-        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.validation import check_positive_int, param_error
-from ..exceptions import DataFormatError
+from ..exceptions import DataFormatError, RowIndexMissingError
 from .engine import own_context, require_ray
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ __all__ = [
 
 #: The column holding each row's position in the pool (int64, 0..n-1).
 ROW_COLUMN = "__sftselect_row"
-
-
-class RowIndexMissingError(DataFormatError):
-    """A block reached a worker without :data:`ROW_COLUMN` (the dataset needs indexing)."""
 
 
 def row_positions(table: pa.Table) -> np.ndarray:

@@ -40,6 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..exceptions import FingerprintError
+
 __all__ = [
     "SAMPLES_PER_TENSOR",
     "TOKENIZER_PATTERNS",
@@ -74,10 +76,6 @@ SAMPLES_PER_TENSOR = 4096
 
 #: A fixed text whose token ids stand for a tokenizer object's behaviour.
 _PROBE = "sftselect probe: Hello, World!\n  12345 naïve café 漢字 <s></s> [CLS] \t end"
-
-
-class FingerprintError(ValueError):
-    """The weights cannot be fingerprinted (e.g. they are on the meta device)."""
 
 
 def _digest(h: Any) -> str:

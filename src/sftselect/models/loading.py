@@ -17,7 +17,7 @@ import os
 from typing import Any
 
 from ..core.validation import param_error
-from ..exceptions import InvalidParameterError, MissingExtraError, SftSelectError
+from ..exceptions import InvalidParameterError, MissingExtraError, ModelNotFoundError
 
 __all__ = [
     "ModelNotFoundError",
@@ -42,11 +42,6 @@ def import_torch(owner: str) -> tuple[Any, Any]:
             "`pip install 'sftselect[train]'` (and `gguf` for GGUF files)."
         ) from exc
     return torch, transformers
-
-
-class ModelNotFoundError(SftSelectError, OSError):
-    """A model or tokenizer name that is no local folder or file, and does not load as a hub
-    name (or looks like a path, so is not tried as one)."""
 
 
 def _looks_like_path(text: str) -> bool:
