@@ -290,6 +290,20 @@ def test_cli_judge_writes_summary_and_report_renders_table_and_png(tmp_path, cap
     assert "| vicuna | 3 | 3 | 2 | 1 | 0 | 1.667 [" in table and "| **overall** | 7 | 6 |" in table
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "t.md").read_text() == table
+    # Without the plot extra: the table still prints, and stderr says how to get the figure.
+    with pytest.MonkeyPatch.context() as patch:
+        import importlib.util
+
+        find_spec = importlib.util.find_spec
+        patch.setattr(
+            importlib.util,
+            "find_spec",
+            lambda n, *a: None if n == "matplotlib" else find_spec(n, *a),
+        )
+        assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == table and 'pip install "sftselect[plot]"' in printed.err
+    assert not out.with_suffix(".png").exists()
 
 
 def test_cli_report_refuses_a_file_that_is_not_a_result(tmp_path, capsys):

@@ -208,3 +208,26 @@ def test_estimate_on_a_cache_path_that_does_not_exist_creates_no_file(tmp_path):
     est = estimate_judge_cost(_pairs(), _judge("9 2"), cache=tmp_path / "new" / "c.sqlite")
     assert (est.requests_to_send, est.cached) == (6, 0)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_plot_without_matplotlib_names_the_plot_extra(tmp_path, monkeypatch):
+    """The core install has no matplotlib: a plot asked for is a one-line error naming
+    sftselect[plot] and writes nothing (`sftselect report` is checked in test_evaluate_http)."""
+    import importlib.util
+    import sys
+
+    import numpy as np
+
+    from sftselect.cli.plots import plot_histogram
+    from sftselect.exceptions import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a),
+    )
+    with pytest.raises(MissingExtraError, match=r'pip install "sftselect\[plot\]"'):
+        plot_histogram(np.arange(5.0), tmp_path / "h.png", 3, "t")
+    assert not (tmp_path / "h.png").exists()

@@ -11,6 +11,7 @@ its win score is null, and a pipeline must not go on to report it as a result.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -137,6 +138,10 @@ def _report(args: argparse.Namespace) -> int:
     sys.stdout.write(table)
     if args.markdown:
         Path(args.markdown).write_text(table, encoding="utf-8")
+    if not args.figure and importlib.util.find_spec("matplotlib") is None:
+        # The table is the report; the default figure needs the plot extra. Say so.
+        sys.stderr.write('no figure drawn: pip install "sftselect[plot]" for RESULT.png\n')
+        return 0
     figure = Path(args.figure) if args.figure else Path(args.result).with_suffix(".png")
     plot_wtl(doc, figure)
     info(f"wrote {figure}", args.quiet)
@@ -204,7 +209,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     r = sub.add_parser("report", help="Markdown table and W/T/L figure of a judge result")
     r.add_argument("result", help="a result JSON written by `sftselect judge`")
-    r.add_argument("--figure", default=None, help="PNG path (default: RESULT with .png)")
+    r.add_argument(
+        "--figure",
+        default=None,
+        help='PNG path (default: RESULT with .png, when matplotlib is installed: pip install "sftselect[plot]")',
+    )
     r.add_argument("--markdown", default=None, help="also write the table to this file")
     r.add_argument("-q", "--quiet", action="store_true")
     r.set_defaults(handler=_report)

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.extras import require_extra
+
 __all__ = ["pca_2d", "plot_embedding", "plot_histogram"]
 
 
 def plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> None:
     """A histogram of ``values`` with the median marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require_extra("matplotlib", "plot", "writing a plot").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -49,9 +49,7 @@ def plot_embedding(
     X: np.ndarray, labels: np.ndarray | None, chosen: np.ndarray, path: Path, title: str
 ) -> None:
     """A PNG: every row in 2-D PCA (coloured by cluster when there are clusters), the selection ringed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    require_extra("matplotlib", "plot", "writing a plot").use("Agg")
     import matplotlib.pyplot as plt
 
     P = pca_2d(X)

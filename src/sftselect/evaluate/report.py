@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.extras import require_extra
 from ..exceptions import DataFormatError
 
 __all__ = ["WTL_COLORS", "load_result", "markdown_table", "plot_wtl"]
@@ -135,6 +136,7 @@ def plot_wtl(doc: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     in Figure 1 of *Long Is More for Alignment*; test sets with no scored pair
     are drawn empty and labelled.
     """
+    require_extra("matplotlib", "plot", "plot_wtl")
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # no pyplot, no global backend
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
