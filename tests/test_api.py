@@ -177,7 +177,9 @@ def test_every_error_is_an_sftselect_error_defined_in_exceptions():
         "sftselect.data.arrow_columns.FieldTypeError",
         "sftselect.data.json_records.NotStreamable",
     }
-    outside = sorted(n for n in set(defined) - internal if not n.startswith("sftselect.exceptions."))
+    outside = sorted(
+        n for n in set(defined) - internal if not n.startswith("sftselect.exceptions.")
+    )
     assert outside == [], "define errors in sftselect/exceptions.py"
     errors = [
         o for o in vars(exceptions).values() if inspect.isclass(o) and issubclass(o, Exception)

@@ -455,3 +455,128 @@ def test_cli_engine_ray_refuses_embedding_selectors(tmp_path, capsys):
     ]
     assert main(argv) == 2
     assert "--engine ray runs the length, random, column and quality" in capsys.readouterr().err
+
+
+# -- selectors of your own: the engine runs what a selector declares ---------------------------
+
+
+def test_a_score_selector_of_your_own_runs_on_ray_row_for_row(ray_local):
+    """A ScoreSelector subclass written here, with no edit to sftselect.distributed, inherits
+    the ROW_SCORE declaration and is scored in Ray tasks: the single-machine answer, row for
+    row (ranking, scores, provenance), for a count, a fraction with random ties, a threshold."""
+    from sftselect import ScoreSelector
+    from sftselect.core.base import EngineKind
+
+    class VowelShare(ScoreSelector):
+        """The share of vowels among the letters of the response (NaN without letters)."""
+
+        def __init__(
+            self,
+            k=None,
+            *,
+            min_score=None,
+            max_score=None,
+            largest=True,
+            ties="stable",
+            random_state=None,
+        ):
+            self.k, self.min_score, self.max_score = k, min_score, max_score
+            self.largest, self.ties, self.random_state = largest, ties, random_state
+
+        def _score(self, dataset):
+            shares = []
+            for text in dataset["output"]:
+                letters = [c for c in text.lower() if c.isalpha()]
+                vowels = sum(c in "aeiou" for c in letters)
+                shares.append(vowels / len(letters) if letters else np.nan)
+            return np.array(shares, dtype=float)
+
+    assert VowelShare.engine_kind is EngineKind.ROW_SCORE
+    pool = make_pool(3000, seed=11)
+    for selector in (
+        VowelShare(k=200),
+        VowelShare(k=0.1, largest=False, ties="random", random_state=4),
+        VowelShare(min_score=0.4, max_score=0.45),
+    ):
+        one = selector.run(pool)
+        dist = sd.run(selector, pool, num_blocks=4)
+        assert dist.ranked.tolist() == one.ranked.tolist()
+        assert dist.indices.tolist() == one.indices.tolist()
+        np.testing.assert_array_equal(dist.scores, one.scores)
+        assert [s.name for s in dist.summary.stages][-2:] == ["score", "merge"]
+        same_record(one.provenance(), dist.provenance())
+
+
+def test_a_selector_of_your_own_without_a_declaration_runs_gathered(ray_local):
+    """A plain Selector subclass is WHOLE_DATASET (the fallback): Ray gathers the rows (only
+    the columns it names) on the driver and runs the one-process ranking, and says it does not
+    scale. The library's WHOLE_DATASET selectors (RepresentationFilter) run the same way."""
+    from sftselect import RankResult, RepresentationFilter, Selector
+
+    class LongestInstructions(Selector):
+        def __init__(self, k=10):
+            self.k = k
+
+        def input_columns(self):
+            return ["instruction"]
+
+        def _rank(self, dataset, rng, limit):
+            assert dataset.column_names == ["instruction"]
+            lengths = np.array([len(t) for t in dataset["instruction"]])
+            order = np.lexsort((np.arange(lengths.size), -lengths))
+            return RankResult(order=order.astype(np.int64), n_eligible=int(lengths.size))
+
+    pool = make_pool(400, seed=12)
+    mine = LongestInstructions(k=25)
+    dist = sd.run(mine, pool, num_blocks=3)
+    assert dist.ranked.tolist() == mine.run(pool.select_columns(["instruction"])).ranked.tolist()
+    gather = dist.summary.stages[-1]
+    assert gather.name == "gather" and "does not scale" in gather.detail
+    dedup = RepresentationFilter(
+        30, embedder=HashingEmbedder(16), max_similarity=0.9, text="example"
+    )
+    assert sd.run(dedup, pool, num_blocks=3).ranked.tolist() == dedup.run(pool).ranked.tolist()
+
+
+def test_vectors_then_global_of_your_own_runs_on_an_actor_pool(ray_local):
+    """VECTORS_THEN_GLOBAL without K-means: each block embedded by the selector's own embed()
+    in an actor, the global step rank_vectors() on the driver: the single-machine ranking, for
+    a selector written here and for a DiversitySelector subclass that opts out of the sample."""
+    from sftselect import RankResult, Selector
+    from sftselect.core.base import EngineKind
+    from sftselect.embedding.cache import embed_dataset
+
+    class FarFromTheMean(Selector):
+        engine_kind = EngineKind.VECTORS_THEN_GLOBAL
+
+        def __init__(self, k=10, *, embedder=None):
+            self.k, self.embedder = k, embedder
+
+        def embed(self, dataset):
+            return embed_dataset(self.embedder, dataset, text="example", owner="FarFromTheMean")
+
+        def rank_vectors(self, vectors, rng, limit):
+            X = np.asarray(vectors, dtype=np.float64)
+            if X.shape[0] == 0:
+                return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+            far = np.linalg.norm(X - X.mean(axis=0), axis=1)
+            order = np.lexsort((np.arange(far.size), -far))
+            return RankResult(order=order.astype(np.int64), n_eligible=int(far.size))
+
+        def _rank(self, dataset, rng, limit):
+            return self.rank_vectors(self.embed(dataset), rng, limit)
+
+    class ExactDiversity(DiversitySelector):
+        kmeans_allocation = False
+
+    pool = make_pool(600, seed=13)
+    mine = FarFromTheMean(k=30, embedder=HashingEmbedder(16))
+    dist = sd.run(mine, pool, num_blocks=3, workers=1)
+    assert dist.ranked.tolist() == mine.run(pool).ranked.tolist()
+    assert dist.summary.stages[-1].name == "embed+rank"
+    exact = ExactDiversity(40, embedder=HashingEmbedder(16), n_clusters=5, random_state=3)
+    one = exact.run(pool)
+    dist = sd.run(exact, pool, num_blocks=3, workers=1)
+    assert dist.ranked.tolist() == one.ranked.tolist()
+    assert np.asarray(dist.extra["labels"]).tolist() == one.extra["labels"].tolist()
+    assert "kmeans_sample_rows" not in dist.extra

@@ -68,7 +68,7 @@ def test_cache_second_run_does_not_embed(tmp_path):
     assert emb.calls == 1 and np.array_equal(a, b) and a.dtype == np.float32
     embed_dataset(emb, ds, text="response", cache_dir=tmp_path)  # another field: a new key
     assert emb.calls == 2 and len(list(tmp_path.glob("*.npy"))) == 2
-    assert not list(tmp_path.glob("*.tmp-*"))
+    assert not list(tmp_path.glob("*.tmp-*")) and not list(tmp_path.glob("*.sftselect-tmp"))
 
 
 def test_cache_key_depends_on_identity_and_texts():

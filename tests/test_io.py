@@ -77,12 +77,15 @@ def test_saved_dataset_dict_split(tmp_path):
         load_data(tmp_path / "dd", split="validation")
 
 
-def test_hub_style_loading_goes_through_load_dataset(tmp_path):
-    """A folder of data files is read by datasets.load_dataset, the same call a hub name takes."""
+def test_a_folder_of_data_files_is_refused_and_its_files_load(tmp_path):
+    """A folder of data files is not handed to datasets.load_dataset (issue 19): it is refused
+    naming its files, and the file itself loads."""
     folder = tmp_path / "repo"
     folder.mkdir()
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS))
-    assert load_data(folder).to_list() == ROWS
+    with pytest.raises(DataFormatError, match="it holds train.jsonl"):
+        load_data(folder)
+    assert load_data(folder / "train.jsonl").to_list() == ROWS
 
 
 def test_unknown_hub_name_offline_fails_clearly():

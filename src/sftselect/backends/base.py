@@ -65,15 +65,21 @@ class ChatRequest:
         return cls.from_messages(msgs, **params)
 
     @classmethod
-    def _prebuilt(
+    def from_checked_parts(
         cls,
         messages: tuple[tuple[str, str], ...],
         max_tokens: int | None,
         temperature: float,
         top_p: float | None,
     ) -> ChatRequest:
-        """A request from checked parts, without the dataclass's per-field
-        ``object.__setattr__`` (the cached path of a judge run builds thousands)."""
+        """A request from parts the caller has already checked, without the
+        dataclass's per-field ``object.__setattr__`` (the cached path of a judge
+        run builds thousands).
+
+        ``messages`` is a tuple of ``(role, content)`` string pairs, ``max_tokens``
+        a positive int or None, ``temperature`` a float; nothing is validated, so
+        build anything else with :meth:`from_messages` or the constructor.
+        """
         request = object.__new__(cls)
         request.__dict__.update(
             messages=messages,

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.atomic import atomic_file
 from ..core.validation import param_error
 from ..exceptions import CacheError
 from .base import ChatReply, ChatRequest
@@ -322,12 +323,10 @@ class ReplyCache:
     def export_jsonl(self, path: str | os.PathLike[str]) -> int:
         """Write every record as JSON Lines; returns the number written."""
         n = 0
-        tmp = Path(f"{os.fspath(path)}.tmp-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with atomic_file(path) as fh:
             for rec in self.records():
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 n += 1
-        os.replace(tmp, path)
         return n
 
     def close(self) -> None:

@@ -8,7 +8,9 @@ selected rows (same columns, the output's file type) and ``OUTPUT.provenance.jso
 Each subcommand lives in a module of this package with a ``register(sub)``
 function that adds its parser and sets ``handler``. Bad input exits with
 status 2 and a one-line message on stderr, never a traceback, and never a
-half-written output (``SFTSELECT_DEBUG=1`` shows the traceback).
+half-written output (``SFTSELECT_DEBUG=1`` shows the traceback); so do
+argument errors (``sftselect select: error: ... (see sftselect select --help)``,
+not the usage text).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..exceptions import SftSelectError
@@ -31,9 +34,18 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES = (selection, evaluation, training)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line with a pointer to ``--help`` (its
+    subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sftselect`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sftselect",
         description="Select, score and describe instruction data; train, generate and judge.",
     )

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
+from collections.abc import Collection, Sequence
 from typing import Any
 
 #: ``OpenAICompatibleBackend``'s default deadline (kept here so that ``--help``
@@ -29,6 +31,7 @@ __all__ = [
     "parse_k",
     "positive_int",
     "rating_line",
+    "refuse_overwriting_inputs",
 ]
 
 EXIT_USAGE = 2
@@ -39,16 +42,29 @@ class CliError(Exception):
 
 
 def parse_k(text: str) -> int | float:
-    """``-k``: a row count (``1000``) or a fraction of the pool (``0.02``)."""
+    """``-k``: a row count (``1000``, or a whole number above 1 written as a float:
+    ``1e9``, ``2.0``) or a fraction of the pool in (0, 1] (``0.02``; ``1.0`` is every
+    row, as ``k=1.0`` is in the Python API).
+
+    An int is passed on as it is (the selector refuses one below 1, naming ``k``); any
+    other float is refused here.
+    """
     try:
         return int(text)
     except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"k must be a positive int or a fraction in (0, 1]; got {text!r}"
-            ) from None
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if 0 < value <= 1:
+        return value
+    if math.isfinite(value) and value > 1 and value.is_integer():
+        return int(value)
+    raise argparse.ArgumentTypeError(
+        "expected a count (a whole number: 1000, 1e9) or a fraction in (0, 1] "
+        f"(0.02; 1.0 is every row); got {text!r}"
+    )
 
 
 def positive_int(text: str) -> int:
@@ -60,6 +76,59 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive int; got {text!r}")
     return value
+
+
+def _same_file(a: str, b: str) -> bool:
+    """``a`` and ``b`` name one file: the same path once symbolic links, ``..`` and the
+    working folder are resolved, or two hard links of one file."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return path != folder and os.path.commonpath([path, folder]) == folder
+
+
+def refuse_overwriting_inputs(
+    inputs: dict[str, Any],
+    writes: Sequence[tuple[str, str, Any]],
+    *,
+    replaced_folders: Collection[Any] = (),
+) -> None:
+    """Refuse, in one line, a run that would write over one of its inputs, or write two
+    of its files to one path, before anything is read or written.
+
+    ``inputs`` maps how the command line names each input (``INPUT``, ``--answers-a``)
+    to its path; ``writes`` lists every file the run writes as ``(flag, what, path)``
+    (``("-o", "the provenance record", "out.jsonl.provenance.json")``); a path of None
+    is not used. Paths are compared after resolving symbolic links, ``..`` and the
+    working folder, and by identity (hard links) where both exist; an input inside one of
+    ``replaced_folders`` (an output folder replaced whole) counts as overwritten.
+    """
+    written = [(flag, what, os.fspath(p)) for flag, what, p in writes if p is not None]
+    folders = {os.fspath(p) for p in replaced_folders}
+    for name, source in inputs.items():
+        if source is None or not os.path.lexists(os.fspath(source)):
+            continue  # a hub name, sample:NAME, or a file that is not there to lose
+        source = os.fspath(source)
+        for flag, what, path in written:
+            if _same_file(source, path) or (path in folders and _inside(source, path)):
+                raise CliError(
+                    f"{name} {source} is also {what} this run would write ({path}), so the "
+                    f"run would overwrite its input; choose another {flag}"
+                )
+    for j, (flag, _, path) in enumerate(written):
+        for other_flag, other_what, other in written[:j]:
+            if _same_file(path, other):
+                raise CliError(
+                    f"{flag} {path} is also {other_what} ({other_flag}), which this run "
+                    f"writes too; choose another {flag}"
+                )
 
 
 def info(message: str, quiet: bool) -> None:

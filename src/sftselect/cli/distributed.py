@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import CliError, info, rating_line
+from ..core.provenance import provenance_path
+from ._common import CliError, info, rating_line, refuse_overwriting_inputs
 
 __all__ = ["ENGINES", "add_engine_options", "run_on_ray"]
 
@@ -59,8 +60,10 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     from ..distributed import connect, read, run
 
     output = Path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        raise CliError("the output path is the input path; choose another output")
+    refuse_overwriting_inputs(
+        {"INPUT": args.input},
+        [("-o", "the output", output), ("-o", "the provenance record", provenance_path(output))],
+    )
     if getattr(args, "dry_run", False):
         raise CliError("--dry-run counts requests on this machine; drop --engine ray")
     if args.workers is not None and args.workers <= 0:
@@ -84,7 +87,7 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
             ray.shutdown()
     if "rating" in result.extra:
         info("judge: " + rating_line(result.extra["rating"]), args.quiet)
-    prov_path = output.with_name(output.name + ".provenance.json")
+    prov_path = provenance_path(output)
     info(
         f"selected {result.indices.size:,} of {result.selection.n_input:,} rows in "
         f"{elapsed:.1f}s -> {output} (provenance: {prov_path})",

@@ -23,6 +23,7 @@ from ._common import (
     check_backend_flags,
     check_price_flags,
     info,
+    refuse_overwriting_inputs,
 )
 
 __all__ = ["register"]
@@ -77,6 +78,13 @@ def _judge(args: argparse.Namespace) -> int:
     from ..evaluate import judge_pairs, load_pairs
 
     _check_flags(args)
+    refuse_overwriting_inputs(
+        {"--answers-a": args.answers_a, "--answers-b": args.answers_b},
+        [
+            ("-o", "the result", None if args.dry_run else args.output),
+            ("--cache", "the reply cache", None if args.dry_run else args.cache),
+        ],
+    )
     pairs = load_pairs(
         args.answers_a,
         args.answers_b,
@@ -133,6 +141,11 @@ def _judge(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ..evaluate import load_result, markdown_table, plot_wtl
 
+    figure = Path(args.figure) if args.figure else Path(args.result).with_suffix(".png")
+    refuse_overwriting_inputs(
+        {"RESULT": args.result},
+        [("--markdown", "the table", args.markdown), ("--figure", "the figure", figure)],
+    )
     doc = load_result(args.result)
     table = markdown_table(doc)
     sys.stdout.write(table)
@@ -142,7 +155,6 @@ def _report(args: argparse.Namespace) -> int:
         # The table is the report; the default figure needs the plot extra. Say so.
         sys.stderr.write('no figure drawn: pip install "sftselect[plot]" for RESULT.png\n')
         return 0
-    figure = Path(args.figure) if args.figure else Path(args.result).with_suffix(".png")
     plot_wtl(doc, figure)
     info(f"wrote {figure}", args.quiet)
     return 0

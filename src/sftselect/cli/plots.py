@@ -1,15 +1,29 @@
 """The PNGs the command line writes: a length histogram and a 2-D PCA picture
-of embeddings with the selection (matplotlib, Agg backend, atomic writes)."""
+of embeddings with the selection (matplotlib, Agg backend, atomic writes through
+an unpredictable temporary name, :mod:`sftselect.core.atomic`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..core.atomic import atomic_file
 from ..core.extras import require_extra
 
 __all__ = ["pca_2d", "plot_embedding", "plot_histogram"]
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG at ``path`` atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_file(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> None:
@@ -25,11 +39,7 @@ def plot_histogram(values: np.ndarray, path: Path, bins: int, title: str) -> Non
     ax.axvline(np.median(values), color="k", linestyle="--", linewidth=1, label="median")
     ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)
 
 
 def pca_2d(X: np.ndarray) -> np.ndarray:
@@ -84,8 +94,4 @@ def plot_embedding(
     ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    _save(fig, path)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.provenance import provenance_path
+from ..data.io import OUTPUT_SUFFIXES
 from ..data.sample import SAMPLES
 from ._common import (
     CliError,
@@ -29,6 +31,7 @@ from ._common import (
     parse_k,
     positive_int,
     rating_line,
+    refuse_overwriting_inputs,
 )
 from .distributed import add_engine_options, run_on_ray
 from .embedding import (
@@ -98,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-k",
         type=parse_k,
         default=None,
-        help="rows to keep: a count, or a fraction in (0, 1] (length selector: "
+        help="rows to keep: a count (1000, 1e9) or a fraction in (0, 1) (length selector: "
         "1000 unless --min-length/--max-length decide)",
     )
     sel.add_argument(
@@ -303,13 +306,27 @@ def _dry_run(args: argparse.Namespace, selector: Any, dataset: Any) -> int:
     return 0
 
 
+def _refuse_overwriting(args: argparse.Namespace, output: Path, provenance: bool) -> None:
+    """Refuse an output, provenance record, picture or reply cache that is the input."""
+    cache = args.cache if args.selector == "quality" and not args.dry_run else None
+    refuse_overwriting_inputs(
+        {"INPUT": args.input},
+        [
+            ("-o", "the output", output),
+            ("-o", "the provenance record", provenance_path(output) if provenance else None),
+            ("--plot", "the picture", getattr(args, "plot", None)),
+            ("--cache", "the reply cache", cache),
+        ],
+        replaced_folders=[] if output.suffix.lower() in OUTPUT_SUFFIXES else [output],
+    )
+
+
 def _cmd_select(args: argparse.Namespace) -> int:
     from ..core.provenance import file_sha256, write_json_atomic
     from ..data.io import check_output_path, save_data
 
     output = check_output_path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        raise CliError("the output path is the input path; choose another output")
+    _refuse_overwriting(args, output, provenance=True)
     embedded = args.selector in EMBED_SELECTORS
     if embedded:
         if args.engine == "ray":
@@ -346,7 +363,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
         record["input"]["sha256"] = file_sha256(args.input)
     record["output"] = str(output)
     record["seconds"] = round(elapsed, 3)
-    prov_path = output.with_name(output.name + ".provenance.json")
+    prov_path = provenance_path(output)
     save_data(subset, output)
     write_json_atomic(record, prov_path)
     if embedded and args.plot:
@@ -366,8 +383,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from ..data.io import check_output_path, save_data
 
     output = check_output_path(args.output)
-    if output.resolve() == Path(args.input).resolve():
-        raise CliError("the output path is the input path; choose another output")
+    _refuse_overwriting(args, output, provenance=False)
     ratings = None
     if args.selector == "quality":
         selector = _quality_selector(
@@ -396,6 +412,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
+    refuse_overwriting_inputs({"INPUT": args.input}, [("--plot", "the picture", args.plot)])
     dataset = _load(args)
     selector = length_scorer(args)
     lengths = selector.score(dataset)

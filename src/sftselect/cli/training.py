@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from ._common import info, positive_int
+from ._common import info, positive_int, refuse_overwriting_inputs
 
 __all__ = ["register"]
 
@@ -77,6 +77,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.gradient_checkpointing is not None:
         switches["gradient_checkpointing"] = args.gradient_checkpointing == "on"
     config = replace(config, **switches)
+    refuse_overwriting_inputs(
+        {"--data": args.data, "--model": args.model},
+        [("--output", "the output folder", args.output)],
+    )
     data = load_data(args.data, split=args.split)
     info(f"training on {len(data)} rows from {args.data} -> {args.output}", args.quiet)
     with _quiet_transformers(args.quiet):
@@ -103,6 +107,7 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from ..generate.runner import generate
 
+    refuse_overwriting_inputs({"--model": args.model}, [("-o", "the answers file", args.output)])
     with _quiet_transformers(args.quiet):
         report = generate(
             args.model,

@@ -13,11 +13,19 @@ Subclasses implement one hook, :meth:`Selector._rank`. Because every selector
 exposes a ranking, selectors compose by index arithmetic alone
 (:mod:`sftselect.core.compose`), and ``select_indices(ds)`` always equals
 ``sorted(rank_indices(ds)[:k])``.
+
+Composites and engines (:mod:`sftselect.distributed`) drive a selector through
+public methods only -- :meth:`Selector.check_k`, :meth:`Selector.resolve_seed`,
+:meth:`Selector.rank`, :meth:`Selector.full_ranking`,
+:meth:`Selector.build_selection`, :meth:`Selector.input_columns`,
+:meth:`Selector.check_portable` -- and learn what a selector needs from an
+engine from its :attr:`Selector.engine_kind` (an :class:`EngineKind`).
 """
 
 from __future__ import annotations
 
 import abc
+import enum
 import inspect
 import warnings
 from collections.abc import Mapping
@@ -32,7 +40,57 @@ from .validation import check_dataset, check_k, check_random_state, resolve_k
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["RankResult", "Selection", "Selector"]
+__all__ = ["EngineKind", "RankResult", "Selection", "Selector"]
+
+
+class EngineKind(str, enum.Enum):
+    """What a selector needs from an engine: the shape of its work.
+
+    A selector declares one as its :attr:`Selector.engine_kind` class attribute.
+    An engine that runs selectors elsewhere than in one process (the Ray engine,
+    :func:`sftselect.distributed.run`) picks its path from this declaration alone,
+    never from the selector's class, so a selector of your own runs there as soon
+    as its declaration is true. Each kind promises the public methods named here:
+
+    ``ROW_SCORE``
+        A score per row computed from that row alone, then the shared rule
+        (``min <= score <= max``, then top-k with the ``ties`` rule). The selector
+        is a :class:`~sftselect.selectors.score.ScoreSelector`: an engine calls
+        ``score_with_rules`` on blocks of rows in parallel, ``bounds()``, and reads
+        ``largest`` and ``ties``; it merges the blocks' top-k candidates exactly.
+        Every ``ScoreSelector`` declares it: a subclass whose score of a row
+        depends on other rows must declare ``WHOLE_DATASET`` instead.
+    ``VECTORS_THEN_GLOBAL``
+        A vector per row computed from that row alone (``embed(dataset)``, a
+        float ``[len(dataset), d]`` array), then one global step over every
+        row's vector (``rank_vectors(vectors, rng, limit)``, a
+        :class:`RankResult`); ``_rank(ds, rng, limit)`` must equal
+        ``rank_vectors(embed(ds), rng, limit)``. An engine embeds blocks in
+        parallel and runs the global step in one process.
+    ``SEEDED_DRAW``
+        A seeded draw over row positions: the ranking depends only on the
+        number of rows, the generator and the columns :meth:`Selector.input_columns`
+        names. An engine gathers the positions and those columns alone and
+        calls :meth:`Selector.rank` once.
+    ``COMPOSITE``
+        Other selectors (``selectors``) combined by positions
+        (:mod:`sftselect.core.compose`): an engine recurses into the operands.
+    ``WHOLE_DATASET``
+        The fallback, and the default of :class:`Selector`: the ranking needs
+        every row at once. An engine gathers the rows (only the columns
+        :meth:`Selector.input_columns` names, when it names some) into one
+        process and calls :meth:`Selector.rank` there. This does not scale
+        beyond what one machine holds; it only lets the selector run.
+    """
+
+    ROW_SCORE = "row_score"
+    VECTORS_THEN_GLOBAL = "vectors_then_global"
+    SEEDED_DRAW = "seeded_draw"
+    COMPOSITE = "composite"
+    WHOLE_DATASET = "whole_dataset"
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -140,13 +198,113 @@ def _clone_value(value: Any) -> Any:
 
 
 class Selector(abc.ABC):
-    """Base class of every selector; see the module docstring for the contract.
+    """Base class of every selector: the contract users, composites and engines rely on.
 
-    Subclasses define ``__init__`` with explicit keyword parameters stored under
-    the same names, and implement :meth:`_rank`. Set ``_k_optional = True`` on a
-    subclass that may run without ``k`` (a threshold then decides).
+    A selector keeps its hyper-parameters as given to ``__init__`` (explicit
+    keyword parameters, each stored under its own name, ``k`` included) and
+    validates them when used, as scikit-learn does. Data goes to the methods:
+    :meth:`rank_indices`, :meth:`select_indices`, :meth:`select`, :meth:`run`.
+
+    **Writing a selector.** Define ``__init__`` and implement one hook,
+    ``_rank(dataset, rng, limit) -> RankResult``: the eligible row positions of
+    ``dataset``, most preferred first (at least ``limit`` of them; every
+    eligible row when ``limit`` is None), and how many rows are eligible.
+    Validate your parameters there and draw only from ``rng``. The base class
+    derives the rest. Declare, as class attributes:
+
+    * ``engine_kind`` -- an :class:`EngineKind`, what an engine must do to run
+      the selector elsewhere than in one process (default ``WHOLE_DATASET``,
+      which any selector satisfies and which does not scale);
+    * ``_uses_random_state = True`` when ``_rank`` draws from ``rng`` (the seed
+      then goes into the :class:`Selection` and the provenance record);
+    * ``_k_optional = True`` when ``k=None`` is allowed (a threshold decides).
+
+    A selector that scores each row from that row alone subclasses
+    :class:`~sftselect.selectors.score.ScoreSelector` and implements ``_score``
+    instead; it inherits ``ROW_SCORE`` and runs on Ray as it is.
+    :func:`sftselect.testing.check_selector` checks a selector against this
+    contract.
+
+    **The extension contract.** Composites (:mod:`sftselect.core.compose`) and
+    engines (:mod:`sftselect.distributed`) call these public methods, and no
+    private one, so they work on any selector that follows the contract:
+
+    * :meth:`check_k` -- ``k`` (and what else needs no data) validated;
+    * :meth:`resolve_seed` -- the generator to pass to :meth:`rank`, and the
+      seed record;
+    * :meth:`rank` -- the ranking of some rows, given a generator and a limit
+      (calls ``_rank``);
+    * :meth:`full_ranking` -- every eligible row ranked (``k`` ignored) and the
+      seed record: what a composite asks of an operand;
+    * :meth:`build_selection` -- the :class:`Selection` of a ranking over
+      ``n`` rows (``k`` resolved, :class:`~sftselect.exceptions.KTooLargeWarning`);
+    * :meth:`input_columns` -- the columns the ranking reads (None: any);
+    * :meth:`check_portable` -- refuse parameters that cannot be rebuilt in
+      another process;
+    * :attr:`engine_kind` -- the declaration an engine dispatches on; each kind
+      names the further public methods it promises (see :class:`EngineKind`).
+
+    :meth:`run` is exactly ``check_k``, ``resolve_seed``, ``rank`` with
+    ``limit = min(resolve_k(k, n), n)``, then ``build_selection``.
+
+    Examples
+    --------
+    A seeded random sample of the rows whose instruction asks a question. Its
+    ranking depends on the row positions, the generator and one column, so it
+    declares ``SEEDED_DRAW`` and names that column:
+
+    >>> import numpy as np
+    >>> from datasets import Dataset
+    >>> from sftselect import RankResult, Selector
+    >>> from sftselect.core.base import EngineKind
+    >>> class RandomQuestions(Selector):
+    ...     # k rows drawn at random among those whose instruction ends with "?"
+    ...     engine_kind = EngineKind.SEEDED_DRAW  # positions, a generator, one column
+    ...     _uses_random_state = True  # the provenance records the seed
+    ...
+    ...     def __init__(self, k=10, *, random_state=None):
+    ...         self.k = k  # stored as given; checked when used
+    ...         self.random_state = random_state
+    ...
+    ...     def input_columns(self):
+    ...         return ["instruction"]
+    ...
+    ...     def _rank(self, dataset, rng, limit):
+    ...         asks = [text.rstrip().endswith("?") for text in dataset["instruction"]]
+    ...         rows = np.flatnonzero(np.array(asks, dtype=bool))
+    ...         return RankResult(order=rng.permutation(rows), n_eligible=int(rows.size))
+    >>> pool = Dataset.from_dict({
+    ...     "instruction": ["Why is the sky blue?", "List three fruits.", "What is 2 + 2?",
+    ...                     "Who wrote Hamlet?", "Summarise this text."],
+    ...     "output": ["Scattering.", "Apple, pear, fig.", "4", "Shakespeare.", "Done."],
+    ... })
+    >>> RandomQuestions(k=2, random_state=0).select_indices(pool).tolist()
+    [0, 3]
+    >>> RandomQuestions(random_state=0).rank_indices(pool).tolist()  # every question
+    [3, 0, 2]
+    >>> either = RandomQuestions(k=2, random_state=0) | RandomQuestions(k=2, random_state=1)
+    >>> either.select_indices(pool).tolist()  # composes like any selector
+    [0, 2, 3]
+
+    What an engine does with it (what :meth:`run` does in one process), here
+    with only the column it reads:
+
+    >>> selector = RandomQuestions(k=2, random_state=0)
+    >>> k = selector.check_k()
+    >>> rng, seed = selector.resolve_seed()
+    >>> result = selector.rank(pool.select_columns(selector.input_columns()), rng, limit=2)
+    >>> selection = selector.build_selection(result, n=len(pool), k=k, seed=seed)
+    >>> selection.indices.tolist(), selection.seed
+    ([0, 3], 0)
+
+    The conformance checks a library selector passes, run on this one:
+
+    >>> from sftselect.testing import check_selector
+    >>> check_selector(RandomQuestions(k=3, random_state=0))
     """
 
+    #: What an engine must do to run this selector (see :class:`EngineKind`).
+    engine_kind: ClassVar[EngineKind] = EngineKind.WHOLE_DATASET
     _k_optional: ClassVar[bool] = False
     _uses_random_state: ClassVar[bool] = False
 
@@ -245,11 +403,22 @@ class Selector(abc.ABC):
         eligible rows). Validate the selector's own parameters here.
         """
 
-    def _check_k(self) -> int | float | None:
+    # -- the extension contract: what composites and engines call ---------------
+    def check_k(self) -> int | float | None:
+        """``k`` validated (None only where the selector allows it), before any data.
+
+        Called by :meth:`run` and by engines before they start work; a subclass
+        may extend it to check other parameters that need no data (a
+        :class:`~sftselect.selectors.score.ScoreSelector` checks its bounds).
+        """
         return check_k(self.k, type(self).__name__, allow_none=self._k_optional)  # type: ignore[attr-defined]
 
-    def _resolve_seed(self) -> tuple[np.random.Generator, Any]:
-        """Resolve ``random_state`` to a Generator and a record of the seed used."""
+    def resolve_seed(self) -> tuple[np.random.Generator, Any]:
+        """``random_state`` resolved to a Generator, and a record of the seed used.
+
+        An int gives ``default_rng(seed)`` and records the int; a Generator is
+        used as it is (its state recorded); None draws fresh entropy (recorded).
+        """
         random_state = getattr(self, "random_state", None)
         owner = type(self).__name__
         if random_state is None:
@@ -260,38 +429,47 @@ class Selector(abc.ABC):
             return random_state, {"generator_state": _describe(state)}
         return check_random_state(random_state, owner), random_state
 
-    def run(self, dataset: Dataset) -> Selection:
-        """Select from ``dataset`` and return indices, scores and provenance."""
-        check_dataset(dataset, type(self).__name__)
-        k = self._check_k()
-        n = len(dataset)
-        rng, seed = self._resolve_seed()
-        limit = None if k is None else min(resolve_k(k, n), n)
-        result = self._rank(dataset, rng, limit)
-        return self._selection(
-            result,
-            n=n,
-            k=k,
-            seed=seed,
-            fingerprint=getattr(dataset, "_fingerprint", None),
-            dataset=dataset,
-            stacklevel=4,
-        )
+    def rank(
+        self, dataset: Dataset, rng: np.random.Generator, limit: int | None = None
+    ) -> RankResult:
+        """The ranking of the rows of ``dataset``, drawing from ``rng``.
 
-    def _selection(
+        ``limit`` is how many leading entries the caller needs (None: every
+        eligible row). This calls the ``_rank`` hook; an engine calls it with the
+        generator from :meth:`resolve_seed` and the rows it gathered.
+        """
+        return self._rank(dataset, rng, limit)
+
+    def full_ranking(self, dataset: Dataset) -> tuple[RankResult, Any]:
+        """The ranking of every eligible row (``k`` ignored) and the seed record it
+        used (None for a selector that draws nothing): what a composite asks of
+        an operand."""
+        check_dataset(dataset, type(self).__name__)
+        self.check_k()
+        rng, seed = self.resolve_seed()
+        result = self._rank(dataset, rng, None)
+        return result, seed if self._uses_random_state else None
+
+    def build_selection(
         self,
         result: RankResult,
         *,
         n: int,
         k: int | float | None,
         seed: Any,
-        fingerprint: str | None,
-        dataset: Dataset | None,
-        stacklevel: int,
+        fingerprint: str | None = None,
+        dataset: Dataset | None = None,
+        stacklevel: int = 2,
     ) -> Selection:
-        """The :class:`Selection` of a ranking over ``n`` rows: ``k`` resolved (with a
-        :class:`KTooLargeWarning` when fewer rows are eligible), positions sorted.
-        Shared by :meth:`run` and the distributed runner."""
+        """The :class:`Selection` of a ranking over ``n`` rows.
+
+        ``k`` (from :meth:`check_k`) is resolved against ``n``; when fewer rows
+        are eligible a :class:`~sftselect.exceptions.KTooLargeWarning` is raised
+        (at ``stacklevel``) and the eligible rows are returned; the positions are
+        sorted. ``seed`` is the record from :meth:`resolve_seed` (kept only for a
+        selector that draws). Shared by :meth:`run` and the engines, so a
+        selection made elsewhere is the same record.
+        """
         order = np.asarray(result.order, dtype=np.int64)
         if k is None:
             chosen = order
@@ -321,6 +499,44 @@ class Selector(abc.ABC):
             extra=dict(result.extra),
         )
 
+    def input_columns(self) -> list[str] | None:
+        """The columns the ranking reads, or None when it may read any.
+
+        An engine that gathers rows into one process (``SEEDED_DRAW``,
+        ``WHOLE_DATASET``) gathers only these columns when the selector names
+        them; :meth:`rank` then sees a dataset holding just those columns.
+        """
+        return None
+
+    def check_portable(self) -> None:
+        """Raise :class:`~sftselect.exceptions.InvalidParameterError` when a parameter
+        cannot do its job once the selector is rebuilt in other processes.
+
+        Engines send a selector to their workers as its class and parameters
+        and call this first. The default accepts every parameter; a selector
+        whose parameter holds state that must be shared across processes (an
+        in-memory reply cache, vectors aligned with the whole dataset) refuses it.
+        """
+        return None
+
+    def run(self, dataset: Dataset) -> Selection:
+        """Select from ``dataset`` and return indices, scores and provenance."""
+        check_dataset(dataset, type(self).__name__)
+        k = self.check_k()
+        n = len(dataset)
+        rng, seed = self.resolve_seed()
+        limit = None if k is None else min(resolve_k(k, n), n)
+        result = self._rank(dataset, rng, limit)  # what rank() calls; one frame less for warnings
+        return self.build_selection(
+            result,
+            n=n,
+            k=k,
+            seed=seed,
+            fingerprint=getattr(dataset, "_fingerprint", None),
+            dataset=dataset,
+            stacklevel=4,
+        )
+
     def select_indices(self, dataset: Dataset) -> np.ndarray:
         """Unique int64 positions of the selected rows, in ascending order."""
         return self.run(dataset).indices
@@ -332,16 +548,7 @@ class Selector(abc.ABC):
 
     def rank_indices(self, dataset: Dataset) -> np.ndarray:
         """Every eligible row position, most preferred first (``k`` is ignored)."""
-        return np.asarray(self._full_ranking(dataset)[0].order, dtype=np.int64)
-
-    def _full_ranking(self, dataset: Dataset) -> tuple[RankResult, Any]:
-        """The ranking of every eligible row (``k`` ignored) and the seed record it used
-        (None for a selector that draws nothing): what a combinator records of an operand."""
-        check_dataset(dataset, type(self).__name__)
-        self._check_k()
-        rng, seed = self._resolve_seed()
-        result = self._rank(dataset, rng, None)
-        return result, seed if self._uses_random_state else None
+        return np.asarray(self.full_ranking(dataset)[0].order, dtype=np.int64)
 
     # -- composition sugar ----------------------------------------------------
     def __or__(self, other: Selector) -> Selector:

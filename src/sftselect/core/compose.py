@@ -22,6 +22,11 @@ How ``k`` is reached. Every selector ranks its eligible rows
 Operands' own ``k`` is then ignored (their thresholds still apply). With
 ``k=None`` the combinators are plain set operations on what each operand
 selects on its own.
+
+Operands are driven through public methods only (:meth:`~sftselect.core.base.Selector.run`,
+:meth:`~sftselect.core.base.Selector.full_ranking`, ``get_params``, ``clone``), so
+any selector that follows the contract can be an operand. The combinators
+declare :attr:`~sftselect.core.base.EngineKind.COMPOSITE`.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..exceptions import InvalidParameterError, KTooLargeWarning
-from .base import RankResult, Selector
+from .base import EngineKind, RankResult, Selector
 from .ranking import stratum_codes
 from .validation import check_columns, check_k, param_error, resolve_k
 
@@ -92,6 +97,7 @@ def _ranks(order: np.ndarray, n: int) -> np.ndarray:
 class _Composite(Selector):
     """Shared parameter handling for combinators over several selectors."""
 
+    engine_kind = EngineKind.COMPOSITE
     _k_optional = True
 
     def _own_params(self) -> dict[str, Any]:
@@ -176,7 +182,7 @@ class _SetCombinator(_Composite):
                 sel = s.run(dataset)
                 order, seed, extra = sel.ranked, sel.seed, sel.extra
             else:
-                result, seed = s._full_ranking(dataset)
+                result, seed = s.full_ranking(dataset)
                 order, extra = np.asarray(result.order, dtype=np.int64), result.extra
             orders.append(order)
             records.append(_operand_record(s, seed, int(order.size), extra))
@@ -344,7 +350,7 @@ class PerSource(_Composite):
 def _with_k(selector: Selector, k: int | float) -> Selector:
     """``selector`` asked for ``k`` rows: its ``k`` replaced, or, for a :class:`Chain`
     (which has no ``k`` of its own), the ``k`` of its last stage."""
-    if "k" in selector._param_names():
+    if "k" in selector.get_params(deep=False):
         return selector.clone(k=k)
     if isinstance(selector, Chain) and selector.selectors:
         *head, last = selector.selectors

@@ -13,11 +13,13 @@ import hashlib
 import json
 import os
 import platform
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._version import __version__
+from .atomic import atomic_file
 
 if TYPE_CHECKING:
     from .base import Selection
@@ -26,6 +28,7 @@ __all__ = [
     "build_provenance",
     "content_sha256",
     "file_sha256",
+    "provenance_path",
     "score_summary",
     "write_json_atomic",
 ]
@@ -130,14 +133,16 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write JSON to ``path`` through a temporary file, so no half file is left."""
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+def provenance_path(output: str | os.PathLike[str]) -> Path:
+    """Where the provenance record of an output goes: ``OUTPUT.provenance.json`` beside it."""
+    output = Path(output)
+    return output.with_name(output.name + ".provenance.json")
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str], *, indent: int = 2) -> None:
+    """Write JSON to ``path`` through a new temporary file beside it (an unpredictable
+    name, :func:`sftselect.core.atomic.atomic_file`), so no half file is left and no
+    planted link is followed."""
+    with atomic_file(path) as fh:
+        json.dump(obj, fh, indent=indent, ensure_ascii=False)
+        fh.write("\n")

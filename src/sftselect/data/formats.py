@@ -50,6 +50,7 @@ __all__ = [
     "Format",
     "TextView",
     "aggregate_turns",
+    "arrow_column",
     "check_dataset",
     "detect_format",
     "resolve_format",
@@ -152,7 +153,9 @@ class TextView:
     missing: np.ndarray
 
 
-def _column(dataset: Dataset, name: str) -> pa.Array:
+def arrow_column(dataset: Dataset, name: str) -> pa.Array:
+    """Column ``name`` of ``dataset`` as one Arrow array (chunks combined only when
+    there are several)."""
     col = dataset.with_format("arrow")[name]
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
@@ -192,10 +195,12 @@ def response_view(
     check_choice(on_invalid, "on_invalid", owner, ("raise", "nan"))
     n = len(dataset)
     if not fmt.is_chat:
-        texts = _as_strings(_column(dataset, fmt.response), f"Column {fmt.response!r}")  # type: ignore[arg-type]
+        texts = _as_strings(arrow_column(dataset, fmt.response), f"Column {fmt.response!r}")  # type: ignore[arg-type]
         prompts = None
         if fmt.instruction is not None:
-            prompts = _as_strings(_column(dataset, fmt.instruction), f"Column {fmt.instruction!r}")
+            prompts = _as_strings(
+                arrow_column(dataset, fmt.instruction), f"Column {fmt.instruction!r}"
+            )
         bad = _first_null(texts, None)
         if bad is not None and on_invalid == "raise":
             raise DataFormatError(
@@ -208,7 +213,7 @@ def response_view(
 
 def _chat_view(dataset: Dataset, fmt: Format, turns: str, on_invalid: str) -> TextView:
     n = len(dataset)
-    col = _column(dataset, fmt.messages)  # type: ignore[arg-type]
+    col = arrow_column(dataset, fmt.messages)  # type: ignore[arg-type]
     if not (
         pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
     ) or not pa.types.is_struct(col.type.value_type):

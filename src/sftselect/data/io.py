@@ -4,21 +4,30 @@ Datasets, and Hugging Face hub names.
 JSON and JSON Lines are parsed and converted to Arrow a chunk of records at a
 time, with the column types one ``Dataset.from_dict`` of all the records would
 give. Errors name the file and line (malformed JSON) or the record (a record that is
-not an object), and writes go through a temporary path so that a failure never
-leaves a half-written output.
+not an object), and writes go through a temporary file with an unpredictable
+name (:mod:`sftselect.core.atomic`) so that a failure never leaves a
+half-written output and a planted link is never followed.
+
+JSON and JSON Lines are written without the nulls Arrow adds inside nested
+objects: a struct column (a conversation's messages) has every field any of
+its objects has, so ``{"role": "user", "content": "..."}`` beside a message
+with ``tool_calls`` came back as ``{..., "tool_calls": null}``. Inside nested
+objects a null and a missing key load alike, so keys whose value is null are
+left out there; top-level fields are columns and keep their nulls.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.atomic import atomic_file, atomic_folder
 from ..exceptions import DataFormatError
 from .arrow_columns import FieldTypeError, TableBuilder, json_kind, table_fingerprint
+from .folders import load_folder
 from .json_records import (
     NotStreamable,
     Records,
@@ -77,6 +86,40 @@ def _field_type_error(
     )
 
 
+def _json_depth(value: Any) -> int:
+    """Levels of arrays and objects in ``value`` (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _type_depth(t: Any) -> int:
+    """Levels of lists and structs in an Arrow type."""
+    if t.num_fields == 0:
+        return 0
+    return 1 + max(_type_depth(t.field(i).type) for i in range(t.num_fields))
+
+
+def _too_deep_error(path: Path, table: Any, records: Records, lines: bool) -> DataFormatError:
+    """The field nested deeper than Arrow's schema holds, and its first record that deep."""
+    depths = {field.name: _type_depth(field.type) for field in table.schema}
+    name = max(depths, key=lambda n: depths[n])
+    where = f"{path}"
+    for pos, rec, _ in records:
+        if _json_depth(rec.get(name)) >= depths[name]:
+            where = f"{path}:{pos}" if lines else f"{path}: record {pos} (0-based)"
+            break
+    return DataFormatError(
+        f"{where}: field {name!r} is nested {depths[name]} levels deep, more than Arrow (and "
+        "datasets) can hold (about 60 levels of arrays and objects)."
+    )
+
+
 def _dataset_from_source(
     path: Path,
     source: Callable[[], Records],
@@ -106,7 +149,14 @@ def _dataset_from_source(
         del builder
         raise _field_type_error(path, exc.name, exc.detail, source(), lines) from None
     del builder
-    return Dataset(table, fingerprint=table_fingerprint(table))
+    import pyarrow as pa
+
+    try:
+        return Dataset(table, fingerprint=table_fingerprint(table))
+    except pa.ArrowInvalid as exc:
+        if "Recursion level" not in str(exc):
+            raise
+        raise _too_deep_error(path, table, source(), lines) from None
 
 
 def _load_json_file(
@@ -142,9 +192,12 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
     """Load instruction data from a file, a saved Dataset folder or a hub name.
 
     ``.json`` (an array of records, or JSON Lines), ``.jsonl``, ``.parquet``, a
-    folder written by ``Dataset.save_to_disk``, ``sample:NAME`` for a sample
-    bundled with the package (``sample:alpaca_2k``), or a name for
-    ``datasets.load_dataset(name, split=split)`` (needs network access).
+    folder written by ``Dataset.save_to_disk`` (``DatasetDict``: its ``split``),
+    ``sample:NAME`` for a sample bundled with the package (``sample:alpaca_2k``),
+    or a name for ``datasets.load_dataset(name, split=split)`` (needs network
+    access). Any other folder is refused, naming the files it holds (pass a
+    file); a saved Dataset whose ``state.json`` names files outside its folder is
+    refused before ``datasets`` reads it (see :mod:`sftselect.data.folders`).
 
     JSON and JSON Lines become a column for every field any record has (None
     where a record lacks it), typed as ``Dataset.from_dict`` types the whole
@@ -159,16 +212,7 @@ def load_data(source: str | os.PathLike[str], *, split: str = "train") -> Datase
         source = sample_path(source.split(":", 1)[1])
     path = Path(source)
     if path.is_dir():
-        if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-            loaded = datasets.load_from_disk(str(path))
-            if isinstance(loaded, datasets.DatasetDict):
-                if split not in loaded:
-                    raise DataFormatError(
-                        f"{path}: no split {split!r}; splits found: {list(loaded)}."
-                    )
-                loaded = loaded[split]
-            return loaded
-        return datasets.load_dataset(str(path), split=split)
+        return load_folder(path, split)
     if path.is_file():
         suffix = path.suffix.lower()
         if suffix in (".json", ".jsonl"):
@@ -236,36 +280,60 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _has_struct(t: Any) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_struct(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_struct(t.value_type)
+    return False
+
+
+def _without_nulls(value: Any) -> Any:
+    """``value`` with every key whose value is null left out of its objects, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _json_records(dataset: Dataset) -> Iterator[dict[str, Any]]:
+    """The rows as JSON writes them: nulls left out inside nested objects (see the module)."""
+    nested = [field.name for field in dataset.features.arrow_schema if _has_struct(field.type)]
+    for rec in dataset.to_list():
+        for name in nested:
+            rec[name] = _without_nulls(rec[name])
+        yield rec
+
+
 def save_data(dataset: Dataset, path: str | os.PathLike[str]) -> Path:
     """Write ``dataset`` by the suffix of ``path`` (.json array, .jsonl, .parquet,
     or a ``save_to_disk`` folder for a path without one of those), atomically.
 
     An existing file of the same type, or an existing saved Dataset folder, is
     replaced; any other existing path is refused (see :func:`check_output_path`).
+    JSON and JSON Lines leave out the keys whose value is null inside nested
+    objects (a message's ``tool_calls`` that Arrow added); top-level fields keep
+    their nulls. The file is written under a temporary name beside ``path``
+    (``.NAME.<random>.sftselect-tmp``, left behind only by a killed process).
     """
     path = check_output_path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if suffix == ".json":
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(dataset.to_list(), fh, indent=2, ensure_ascii=False)
+    if suffix == ".json":
+        with atomic_file(path) as fh:
+            json.dump(list(_json_records(dataset)), fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+    elif suffix == ".jsonl":
+        with atomic_file(path) as fh:
+            for rec in _json_records(dataset):
+                fh.write(json.dumps(rec, ensure_ascii=False))
                 fh.write("\n")
-        elif suffix == ".jsonl":
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for rec in dataset.to_list():
-                    fh.write(json.dumps(rec, ensure_ascii=False))
-                    fh.write("\n")
-        elif suffix == ".parquet":
-            dataset.to_parquet(str(tmp))
-        else:
+    elif suffix == ".parquet":
+        with atomic_file(path, "wb") as fh:
+            dataset.to_parquet(fh)
+    else:
+        with atomic_folder(path) as tmp:
             dataset.save_to_disk(str(tmp))
-            if path.exists():
-                shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return path

@@ -5,11 +5,16 @@ Lines (only ``\n``, ``\r\n`` and ``\r`` end a line, so a string holding
 U+2028 is one record), the 0-based index for a JSON array, and the length of
 the record's JSON text. A ``.json`` array is decoded a window of characters
 at a time, so a large file is never parsed whole; errors name the file and
-line as a whole-document parse would.
+line as a whole-document parse would. A byte that is not UTF-8 is reported
+with its line and byte offset, and a value nested too deeply for Python's
+parser with its line (JSON Lines) or record (array) -- never a bare
+``UnicodeDecodeError`` or ``RecursionError``.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +40,52 @@ _DECODER = json.JSONDecoder()
 # A record source yields (position, record, length of its JSON text): the line
 # number for JSON Lines, the 0-based index for an array.
 Records = Iterator[tuple[int, dict[str, Any], int]]
+
+
+_TOO_DEEP = "JSON nested too deeply to read (Python's parser stops near 1,000 levels)"
+
+
+def _line_ends(data: bytes, after_cr: bool) -> int:
+    """Line ends (``\\n``, ``\\r\\n``, ``\\r``) in ``data``; ``after_cr``: the bytes before
+    ended in ``\\r`` (so a leading ``\\n`` ends no further line)."""
+    n = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+    return n - 1 if after_cr and data.startswith(b"\n") else n
+
+
+def utf8_error(path: Path) -> DataFormatError:
+    """The first byte of ``path`` that is not UTF-8, by line and byte offset (0-based)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, line, after_cr = 0, 1, False
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(_READ_CHARS)
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last block
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                bad = offset - pending + exc.start
+                if bad >= offset:
+                    line += _line_ends(block[: bad - offset], after_cr)
+                byte = exc.object[exc.start]
+                return DataFormatError(
+                    f"{path}:{line}: byte {byte:#04x} at byte offset {bad} is not UTF-8 "
+                    f"({exc.reason}); JSON files must be UTF-8 (re-encode it, e.g. "
+                    "iconv -f latin1 -t utf-8)."
+                )
+            if not block:
+                return DataFormatError(f"{path}: not UTF-8 text.")  # pragma: no cover
+            line += _line_ends(block, after_cr)
+            after_cr = block.endswith(b"\r")
+            offset += len(block)
+
+
+@contextlib.contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Undecodable bytes in ``path`` as a DataFormatError naming its line and offset."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise utf8_error(path) from None
 
 
 class NotStreamable(Exception):
@@ -65,9 +116,12 @@ def _records_from_document(data: Any, path: Path) -> list[dict[str, Any]]:
 def records_from_json(path: Path) -> tuple[list[dict[str, Any]], list[int] | None]:
     """The records of a JSON array file, or of JSON Lines saved as ``.json`` (then
     with each record's line number; None for an array), parsed whole."""
-    text = path.read_text(encoding="utf-8")
+    with _readable(path):
+        text = path.read_text(encoding="utf-8")
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise DataFormatError(f"{path}: {_TOO_DEEP}.") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.lstrip().startswith("{"):
             lines: list[int] = []
@@ -91,6 +145,8 @@ def _jsonl_records(lines: Iterable[str], path: Path) -> Records:
             continue
         try:
             rec = loads(line)
+        except RecursionError:
+            raise DataFormatError(f"{path}:{lineno}: {_TOO_DEEP}.") from None
         except json.JSONDecodeError:
             try:  # again without the line's end, for the column of the line alone
                 loads(line.removesuffix("\n"))
@@ -121,7 +177,7 @@ def records_from_jsonl_text(
 
 
 def jsonl_file_records(path: Path) -> Records:
-    with open(path, encoding="utf-8") as fh:
+    with _readable(path), open(path, encoding="utf-8") as fh:
         yield from _jsonl_records(fh, path)
 
 
@@ -177,7 +233,7 @@ def _array_records(path: Path) -> Records:
     JSON array, parsed a record at a time. As with the whole-document parse, a
     malformed file is reported before an element that is not an object."""
     bad: tuple[int, str] | None = None
-    with open(path, encoding="utf-8") as fh:
+    with _readable(path), open(path, encoding="utf-8") as fh:
         reader = _TextReader(fh)
         if reader.peek() != "[":
             raise NotStreamable
@@ -188,7 +244,10 @@ def _array_records(path: Path) -> Records:
             i = 0
             while True:
                 reader.peek()
-                rec, size = reader.value()
+                try:
+                    rec, size = reader.value()
+                except RecursionError:
+                    raise DataFormatError(f"{path}: record {i} (0-based): {_TOO_DEEP}.") from None
                 if not isinstance(rec, dict):
                     if bad is None:
                         bad = (i, type(rec).__name__)
@@ -215,7 +274,7 @@ def listed(records: list[dict[str, Any]], lines: list[int] | None) -> Callable[[
 def json_source(path: Path) -> tuple[Callable[[], Records], bool]:
     """How to read the records of a ``.json`` file, and whether their positions are
     line numbers (JSON Lines saved as ``.json``)."""
-    with open(path, encoding="utf-8") as fh:
+    with _readable(path), open(path, encoding="utf-8") as fh:
         reader = _TextReader(fh)
         first = reader.peek()
         if first == "[":
@@ -225,6 +284,8 @@ def json_source(path: Path) -> tuple[Callable[[], Records], bool]:
                 document, _ = reader.value()
             except NotStreamable:
                 document = None
+            except RecursionError:
+                raise DataFormatError(f"{path}: {_TOO_DEEP}.") from None
             else:
                 if reader.peek():  # more after the first object: JSON Lines
                     return (lambda: jsonl_file_records(path)), True

@@ -12,6 +12,9 @@
 
 The result equals the single-machine selection on the same rows: the same
 positions, ranking, scores and provenance record (see ``docs/scaling.md``).
+:func:`run` picks its path from the selector's declared
+:attr:`~sftselect.core.base.Selector.engine_kind` (:data:`KINDS`), so a selector of
+your own runs here too.
 Nothing here imports Ray until a function runs; the core of sftselect never
 imports it.
 """
@@ -27,12 +30,13 @@ from .indexing import (
     read_parquet,
     with_row_index,
 )
-from .runner import SUPPORTED, run
+from .runner import KINDS, SUPPORTED, run
 from .selection import DistributedSelection
 from .summary import RunSummary, Stage
 
 __all__ = [
     "INSTALL_HINT",
+    "KINDS",
     "ROW_COLUMN",
     "SUPPORTED",
     "ClusterInfo",

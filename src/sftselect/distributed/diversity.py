@@ -1,5 +1,17 @@
-"""DiversitySelector on Ray: embeddings in an actor pool, K-means on a sample,
-every row assigned with ``map_batches``, then the single-machine allocation.
+"""``VECTORS_THEN_GLOBAL`` selectors on Ray: vectors in an actor pool, the global
+step on the driver.
+
+The general path (:func:`rank_by_vectors`), for any selector that declares
+:attr:`~sftselect.core.base.EngineKind.VECTORS_THEN_GLOBAL`: an actor pool builds
+the selector once per actor and turns each block into its rows' vectors with the
+selector's own ``embed``; the vectors are gathered on the driver in position
+order and the selector's ``rank_vectors`` ranks them. It gives the
+single-machine answer; the driver holds ``n x d`` float32 (no rows).
+
+The K-means path (:func:`rank_diversity`), for a selector that also declares
+``kmeans_allocation`` (:class:`~sftselect.selectors.diversity.DiversitySelector`):
+K-means on a sample, every row assigned with ``map_batches``, then the
+single-machine allocation; the driver never holds every vector.
 
 1. The driver draws, from the selector's generator and in the single-machine
    order, the K-means seed and (``within="random"``) the permutation of the
@@ -28,14 +40,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..core.base import RankResult
-from ..core.validation import check_positive_int, param_error
-from ..embedding.base import PrecomputedEmbeddings
-from ..embedding.cache import embed_dataset
-from ..embedding.clustering import _canonical, kmeans
+from ..core.base import RankResult, Selector
+from ..core.validation import check_positive_int
+from ..embedding.clustering import canonical_labels, kmeans
 from ..selectors.diversity import interleave_clusters
 from .indexing import ROW_COLUMN, row_positions
-from .portable import PortableObject
+from .portable import PortableSelector
 from .scoring import check_positions
 
 if TYPE_CHECKING:
@@ -43,7 +53,13 @@ if TYPE_CHECKING:
 
     from ..selectors.diversity import DiversitySelector
 
-__all__ = ["KMEANS_SAMPLE_ROWS", "AssignActor", "EmbeddingActor", "rank_diversity"]
+__all__ = [
+    "KMEANS_SAMPLE_ROWS",
+    "AssignActor",
+    "EmbeddingActor",
+    "rank_by_vectors",
+    "rank_diversity",
+]
 
 #: Rows K-means is fitted on by default.
 KMEANS_SAMPLE_ROWS = 100_000
@@ -58,25 +74,18 @@ def _keep_positions(table: pa.Table, positions: np.ndarray) -> pa.Table:
 
 
 class EmbeddingActor:
-    """Builds the embedder once; turns a block into ``(position, vector)`` rows."""
+    """Builds the selector (and so its embedder) once; turns a block into
+    ``(position, vector)`` rows with the selector's own ``embed``."""
 
-    def __init__(self, embedder: PortableObject, text: str, format: Any, cache_dir: Any) -> None:
-        self.embedder = embedder.build()
-        self.text, self.format, self.cache_dir = text, format, cache_dir
+    def __init__(self, spec: PortableSelector) -> None:
+        self.selector = spec.build()
 
     def vectors(self, table: pa.Table) -> np.ndarray:
         from datasets import Dataset
 
         row_positions(table)
         data = Dataset(table.drop_columns([ROW_COLUMN]))
-        return embed_dataset(
-            self.embedder,
-            data,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner="DiversitySelector",
-        )
+        return self.selector.embed(data)  # type: ignore[attr-defined]
 
     def __call__(self, table: pa.Table) -> pa.Table:
         X = self.vectors(table)
@@ -93,15 +102,8 @@ class EmbeddingActor:
 class AssignActor(EmbeddingActor):
     """Embeds a block and assigns each row to its nearest centroid."""
 
-    def __init__(
-        self,
-        embedder: PortableObject,
-        text: str,
-        format: Any,
-        cache_dir: Any,
-        centroids: np.ndarray,
-    ) -> None:
-        super().__init__(embedder, text, format, cache_dir)
+    def __init__(self, spec: PortableSelector, centroids: np.ndarray) -> None:
+        super().__init__(spec)
         self.centroids = np.asarray(centroids, dtype=np.float64)
         self.sq_norms = (self.centroids**2).sum(axis=1)
 
@@ -141,6 +143,53 @@ def _gather(dataset: Dataset, columns: list[str]) -> dict[str, Any]:
     return out
 
 
+def _actor_pool(
+    selector: Selector,
+    batch_size: int | None,
+    workers: int | None,
+    num_gpus: float,
+) -> tuple[PortableSelector, dict[str, Any]]:
+    """The selector as sent to the embedding actors, and the ``map_batches`` options."""
+    owner = type(selector).__name__
+    selector.check_portable()
+    spec = PortableSelector.of(selector, {"show_progress": False})
+    batch_size = EMBED_BATCH_ROWS if batch_size is None else batch_size
+    n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
+    from ray.data import ActorPoolStrategy
+
+    pool: dict[str, Any] = {
+        "batch_size": batch_size,
+        "batch_format": "pyarrow",
+        "compute": ActorPoolStrategy(size=n_workers),
+    }
+    if num_gpus:
+        pool["num_gpus"] = num_gpus
+    return spec, pool
+
+
+def rank_by_vectors(
+    selector: Selector,
+    dataset: Dataset,
+    rng: np.random.Generator,
+    limit: int | None,
+    n: int,
+    *,
+    batch_size: int | None,
+    workers: int | None,
+    num_gpus: float,
+) -> RankResult:
+    """Every row's vector from the actor pool, then the selector's ``rank_vectors``
+    on the driver: the single-machine ranking (see the module doc)."""
+    if n == 0:
+        return selector.rank_vectors(np.zeros((0, 0), np.float32), rng, limit)  # type: ignore[attr-defined]
+    spec, pool = _actor_pool(selector, batch_size, workers, num_gpus)
+    got = _gather(
+        dataset.map_batches(EmbeddingActor, fn_constructor_args=(spec,), **pool), ["embedding"]
+    )
+    check_positions(got[ROW_COLUMN])
+    return selector.rank_vectors(got["embedding"], rng, limit)  # type: ignore[attr-defined]
+
+
 def rank_diversity(
     selector: DiversitySelector,
     dataset: Dataset,
@@ -153,34 +202,14 @@ def rank_diversity(
     workers: int | None,
     num_gpus: float,
 ) -> RankResult:
-    """Rank the rows of ``dataset`` as :meth:`DiversitySelector._rank` does (see module doc)."""
-    owner = type(selector).__name__
-    selector._check_params()
+    """Rank the rows of ``dataset`` as :meth:`DiversitySelector.rank_vectors` does
+    after K-means on a sample (see the module doc)."""
+    selector.check_params()
     sample_size = check_positive_int(sample_size, "sample_size", "sftselect.distributed.run")
     if n == 0:
         return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
     embedder = selector.embedder
-    if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
-        raise param_error(
-            owner,
-            "embedder",
-            "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
-            "array cannot follow the rows to the workers; store the vectors in a column)",
-            embedder,
-        )
-    portable = PortableObject.of(embedder, owner, "embedder")
-    batch_size = EMBED_BATCH_ROWS if batch_size is None else batch_size
-    n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
-    args = (portable, selector.text, selector.format, selector.cache_dir)
-    from ray.data import ActorPoolStrategy
-
-    pool = {
-        "batch_size": batch_size,
-        "batch_format": "pyarrow",
-        "compute": ActorPoolStrategy(size=n_workers),
-    }
-    if num_gpus:
-        pool["num_gpus"] = num_gpus
+    spec, pool = _actor_pool(selector, batch_size, workers, num_gpus)
 
     # 1. the draws, in the single-machine order, then the sample
     seed = int(rng.integers(0, 2**31 - 1))
@@ -197,7 +226,7 @@ def rank_diversity(
             _keep_positions, fn_kwargs={"positions": sample}, batch_format="pyarrow"
         )
     got = _gather(
-        source.map_batches(EmbeddingActor, fn_constructor_args=args, **pool), ["embedding"]
+        source.map_batches(EmbeddingActor, fn_constructor_args=(spec,), **pool), ["embedding"]
     )
     check_positions(got[ROW_COLUMN] if covers else np.searchsorted(sample, got[ROW_COLUMN]))
     X = got["embedding"]
@@ -210,11 +239,11 @@ def rank_diversity(
         distance = np.linalg.norm(X - centroids[labels], axis=1)
     else:
         assigned = _gather(
-            dataset.map_batches(AssignActor, fn_constructor_args=(*args, centroids), **pool),
+            dataset.map_batches(AssignActor, fn_constructor_args=(spec, centroids), **pool),
             ["label", "distance"],
         )
         check_positions(assigned[ROW_COLUMN])
-        labels, centroids = _canonical(assigned["label"], centroids)
+        labels, centroids = canonical_labels(assigned["label"], centroids)
         distance = assigned["distance"]
 
     # 4. the single-machine allocation

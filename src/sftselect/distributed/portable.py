@@ -77,8 +77,7 @@ class PortableSelector:
     @classmethod
     def of(cls, selector: Selector, overrides: Mapping[str, Any] | None = None) -> PortableSelector:
         owner = type(selector).__name__
-        names = selector._param_names()
-        values = {n: getattr(selector, n) for n in names}
+        values = dict(selector.get_params(deep=False))
         for name, value in (overrides or {}).items():
             if name in values:
                 values[name] = value

@@ -1,11 +1,29 @@
 """``run(selector, dataset)``: the same selector objects, on a Ray cluster.
 
-The driver resolves ``k`` and the seed exactly as :meth:`Selector.run` does,
-hands the per-row work to Ray Data (:mod:`.scoring`, :mod:`.diversity`), keeps
-the decisions that need the whole pool (the merge of per-block candidates, the
-random draw, the allocation among clusters) on the driver, and returns the
-single-machine :class:`~sftselect.core.base.Selection` record inside a
+The driver resolves ``k`` and the seed exactly as :meth:`Selector.run` does
+(:meth:`~sftselect.core.base.Selector.check_k`,
+:meth:`~sftselect.core.base.Selector.resolve_seed`), hands the per-row work to Ray
+Data, keeps the decisions that need the whole pool (the merge of per-block
+candidates, the random draw, the allocation among clusters, a global step) on
+the driver, and returns the single-machine
+:class:`~sftselect.core.base.Selection` record
+(:meth:`~sftselect.core.base.Selector.build_selection`) inside a
 :class:`.DistributedSelection`.
+
+The path is chosen by what the selector declares
+(:attr:`~sftselect.core.base.Selector.engine_kind`), never by its class, so a
+selector of your own runs here when its declaration holds:
+
+* ``ROW_SCORE`` -- scores per block in Ray tasks (or actors), one merge of the
+  blocks' top-k candidates (:mod:`.scoring`);
+* ``VECTORS_THEN_GLOBAL`` -- vectors per block in an actor pool, the global step
+  on the driver; K-means on a sample for a selector declaring
+  ``kmeans_allocation`` (:mod:`.diversity`);
+* ``SEEDED_DRAW`` -- the positions and the columns the selector names gathered
+  on the driver, the one-process draw (:mod:`.sampling`);
+* ``WHOLE_DATASET`` -- the rows gathered on the driver, the one-process ranking:
+  the single-machine answer, without scaling (:mod:`.sampling`);
+* ``COMPOSITE`` -- refused for now, naming the kinds that run.
 """
 
 from __future__ import annotations
@@ -15,23 +33,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.validation import resolve_k
 from ..exceptions import SftSelectError
-from .diversity import KMEANS_SAMPLE_ROWS, rank_diversity
+from .diversity import KMEANS_SAMPLE_ROWS, rank_by_vectors, rank_diversity
 from .engine import cluster_info, connect, own_context, require_ray
 from .indexing import ROW_COLUMN, RowIndexMissingError, from_huggingface, with_row_index
-from .sampling import rank_random
-from .scoring import is_row_local, rank_by_score
+from .sampling import rank_gathered
+from .scoring import rank_by_score
 from .selection import DistributedSelection
 from .summary import RunSummary
 
 if TYPE_CHECKING:
     from ray.data import Dataset
 
-__all__ = ["SUPPORTED", "run"]
+__all__ = ["KINDS", "SUPPORTED", "run"]
 
-#: The selectors that run on Ray (and their subclasses).
+#: The library's selectors whose work Ray spreads over the cluster (by their declared
+#: kind; any selector declaring the same kind runs the same way, subclasses included).
 SUPPORTED = (
     "LengthSelector",
     "ColumnScoreSelector",
@@ -39,6 +58,17 @@ SUPPORTED = (
     "RandomSelector",
     "DiversitySelector",
 )
+
+#: What this engine does for each declared :class:`~sftselect.core.base.EngineKind`.
+KINDS: dict[EngineKind, str] = {
+    EngineKind.ROW_SCORE: "scores per block on the cluster, one exact top-k merge",
+    EngineKind.VECTORS_THEN_GLOBAL: "vectors per block on an actor pool, the global step "
+    "on the driver",
+    EngineKind.SEEDED_DRAW: "positions and the named columns gathered, the seeded draw on "
+    "the driver",
+    EngineKind.WHOLE_DATASET: "every row gathered on the driver, the one-process ranking "
+    "(does not scale)",
+}
 
 
 def _indexed(dataset: Dataset, summary: RunSummary, show_progress: bool) -> Dataset:
@@ -79,9 +109,9 @@ def run(
     Parameters
     ----------
     selector : Selector
-        A :class:`LengthSelector`, :class:`ColumnScoreSelector`,
-        :class:`QualitySelector`, :class:`RandomSelector` or
-        :class:`DiversitySelector`, as built for one machine.
+        Any selector, as built for one machine; its declared
+        :attr:`~sftselect.core.base.Selector.engine_kind` picks the path (see the
+        module doc). Composites (``COMPOSITE``) are refused.
     dataset : ray.data.Dataset or datasets.Dataset
         The pool. A Ray Dataset from :func:`read`, :func:`read_parquet`,
         :func:`read_jsonl` or :func:`from_huggingface` carries each row's
@@ -96,11 +126,12 @@ def run(
     num_blocks : int or None
         Blocks for a ``datasets.Dataset`` (None: four per CPU).
     num_gpus : float
-        GPUs per embedding actor (``DiversitySelector``; 1 puts one model on
-        each GPU).
+        GPUs per embedding actor (``VECTORS_THEN_GLOBAL`` selectors such as
+        ``DiversitySelector``; 1 puts one model on each GPU).
     kmeans_sample : int
-        Rows K-means is fitted on (``DiversitySelector``); every row is then
-        assigned to its nearest centroid.
+        Rows K-means is fitted on (a selector declaring ``kmeans_allocation``,
+        such as ``DiversitySelector``); every row is then assigned to its
+        nearest centroid.
     show_progress : bool
         Ray Data's progress bars, and one line per stage on stderr.
 
@@ -136,12 +167,14 @@ def run(
     columns = indexed.columns(fetch_if_missing=False)
     if columns is not None and ROW_COLUMN not in columns:
         indexed = _indexed(indexed, summary, show_progress)
-    k = selector._check_k()
+    k = selector.check_k()
+    kind = _kind(selector)
     for attempt in (0, 1):
-        rng, seed = selector._resolve_seed()
+        rng, seed = selector.resolve_seed()
         try:
             result, n = _rank(
                 selector,
+                kind,
                 indexed,
                 rng,
                 k,
@@ -160,7 +193,7 @@ def run(
                 raise
             raise type(inner)(*inner.args) from None
         break
-    selection = selector._selection(
+    selection = selector.build_selection(
         result,
         n=n,
         k=k,
@@ -173,8 +206,51 @@ def run(
     return DistributedSelection(selection=selection, dataset=indexed, summary=summary)
 
 
+def _kind(selector: Selector) -> EngineKind:
+    """The selector's declared kind, or TypeError when this engine cannot run it."""
+    name = type(selector).__name__
+    kind = getattr(selector, "engine_kind", None)
+    runs = "; ".join(f"{k.name}: {what}" for k, what in KINDS.items())
+    if not isinstance(kind, EngineKind):
+        raise TypeError(
+            f"{name} cannot run on Ray: its engine_kind is {kind!r}, not a "
+            f"sftselect.core.base.EngineKind. Kinds that run: {runs}."
+        )
+    if kind not in KINDS:
+        raise TypeError(
+            f"{name} cannot run on Ray: it declares {kind.name} (it combines other "
+            f"selectors), which this engine does not run yet; run its operands one by one. "
+            f"Library selectors that run: {', '.join(SUPPORTED)} and any selector declaring "
+            f"{', '.join(k.name for k in KINDS)}."
+        )
+    if kind is EngineKind.ROW_SCORE:
+        from ..selectors.score import ScoreSelector
+
+        if not isinstance(selector, ScoreSelector):
+            raise TypeError(
+                f"{name} declares ROW_SCORE but is not a sftselect ScoreSelector (the kind "
+                "promises score_with_rules, bounds, largest and ties)."
+            )
+    if kind is EngineKind.VECTORS_THEN_GLOBAL:
+        missing = [m for m in ("embed", "rank_vectors") if not callable(getattr(selector, m, None))]
+        if missing:
+            raise TypeError(
+                f"{name} declares VECTORS_THEN_GLOBAL but has no {' or '.join(missing)} method "
+                "(the kind promises embed(dataset) and rank_vectors(vectors, rng, limit))."
+            )
+    return kind
+
+
+def _count(dataset: Dataset, summary: RunSummary) -> int:
+    t0 = time.perf_counter()
+    n = dataset.count()
+    summary.add("count", "Ray tasks", time.perf_counter() - t0, f"{n:,} rows")
+    return n
+
+
 def _rank(
     selector: Selector,
+    kind: EngineKind,
     dataset: Dataset,
     rng: np.random.Generator,
     k: int | float | None,
@@ -185,87 +261,109 @@ def _rank(
     num_gpus: float,
     kmeans_sample: int,
 ) -> tuple[RankResult, int]:
-    from ..selectors.diversity import DiversitySelector
-    from ..selectors.random import RandomSelector
-
-    name = type(selector).__name__
-    if is_row_local(selector):
-        n = None
-        if isinstance(k, float):  # a fraction needs the row count first
-            t0 = time.perf_counter()
-            n = dataset.count()
-            summary.add("count", "Ray tasks", time.perf_counter() - t0, f"{n:,} rows")
-        limit = None if k is None else (int(k) if n is None else min(resolve_k(k, n), n))
-        scored = rank_by_score(
-            selector,  # type: ignore[arg-type]
-            dataset,
-            rng,
-            limit,
-            batch_size=batch_size,
-            workers=workers,
-            node_id=summary.cluster.driver_node,
-        )
-        n = scored.scores.size
-        if limit is not None:
-            scored.order = scored.order[: min(limit, n)]
-        summary.add(
-            "score",
-            scored.workers,
-            scored.seconds_scoring,
-            f"{n:,} rows in {scored.n_blocks} batches, {scored.n_candidates:,} per-batch top-k candidates",
-        )
-        summary.add(
-            "merge",
-            "the driver",
-            scored.seconds_merge,
-            f"exact top-k, ties {selector.ties!r}",  # type: ignore[attr-defined]
-        )
-        return (
-            RankResult(
-                order=scored.order,
-                n_eligible=scored.n_eligible,
-                scores=scored.scores,
-                extra=scored.extra,
-            ),
-            n,
-        )
-    if isinstance(selector, RandomSelector):
+    """The ranking on Ray by the path of the declared ``kind``, and the row count."""
+    if kind is EngineKind.ROW_SCORE:
+        return _rank_row_scores(selector, dataset, rng, k, summary, workers, batch_size)
+    if kind is EngineKind.VECTORS_THEN_GLOBAL:
+        n = _count(dataset, summary)
+        limit = None if k is None else min(resolve_k(k, n), n)
         t0 = time.perf_counter()
-        result, n = rank_random(selector, dataset, rng, None)
-        column = "" if selector.stratify is None else f" and {selector.stratify!r}"
+        options = {"batch_size": batch_size, "workers": workers, "num_gpus": num_gpus}
+        gpus = f", {num_gpus:g} GPU each" if num_gpus else ""
+        actors = f"{2 if workers is None else workers} embedding actors{gpus}"
+        if getattr(selector, "kmeans_allocation", False):
+            result = rank_diversity(
+                selector,  # type: ignore[arg-type]
+                dataset,
+                rng,
+                limit,
+                n,
+                sample_size=kmeans_sample,
+                **options,
+            )
+            summary.add(
+                "embed+cluster",
+                f"{actors}; K-means on the driver",
+                time.perf_counter() - t0,
+                f"K-means on {min(kmeans_sample, n):,} rows, every row assigned",
+            )
+        else:
+            result = rank_by_vectors(selector, dataset, rng, limit, n, **options)
+            summary.add(
+                "embed+rank",
+                f"{actors}; the global step on the driver",
+                time.perf_counter() - t0,
+                f"{n:,} vectors gathered on the driver",
+            )
+        return result, n
+    # SEEDED_DRAW and WHOLE_DATASET: gathered on the driver, ranked by the one-process code.
+    t0 = time.perf_counter()
+    result, n = rank_gathered(selector, dataset, rng, k)
+    columns = selector.input_columns()
+    if kind is EngineKind.SEEDED_DRAW:
+        named = "".join(f" and {c!r}" for c in columns or [])
         summary.add(
             "draw",
             "the driver",
             time.perf_counter() - t0,
-            f"positions{column} gathered from Ray tasks, {n:,} rows; the seeded draw of one machine",
+            f"positions{named} gathered from Ray tasks, {n:,} rows; the seeded draw of one machine",
         )
-        return result, n
-    if isinstance(selector, DiversitySelector):
-        t0 = time.perf_counter()
-        n = dataset.count()
-        summary.add("count", "Ray tasks", time.perf_counter() - t0, f"{n:,} rows")
-        limit = None if k is None else min(resolve_k(k, n), n)
-        t0 = time.perf_counter()
-        result = rank_diversity(
-            selector,
-            dataset,
-            rng,
-            limit,
-            n,
-            sample_size=kmeans_sample,
-            batch_size=batch_size,
-            workers=workers,
-            num_gpus=num_gpus,
-        )
-        gpus = f", {num_gpus:g} GPU each" if num_gpus else ""
+    else:
+        what = "every column" if columns is None else f"columns {list(columns)}"
         summary.add(
-            "embed+cluster",
-            f"{2 if workers is None else workers} embedding actors{gpus}; K-means on the driver",
+            "gather",
+            "the driver",
             time.perf_counter() - t0,
-            f"K-means on {min(kmeans_sample, n):,} rows, every row assigned",
+            f"{n:,} rows ({what}) gathered from Ray tasks; the one-process ranking "
+            "(WHOLE_DATASET: does not scale)",
         )
-        return result, n
-    raise TypeError(
-        f"{name} cannot run on Ray: its ranking is not built from per-row work. "
-        f"Supported: {', '.join(SUPPORTED)} (and their subclasses)."
+    return result, n
+
+
+def _rank_row_scores(
+    selector: Selector,
+    dataset: Dataset,
+    rng: np.random.Generator,
+    k: int | float | None,
+    summary: RunSummary,
+    workers: int | None,
+    batch_size: int | None,
+) -> tuple[RankResult, int]:
+    """ROW_SCORE: scores per block on the cluster, the exact top-k merge on the driver."""
+    n = None
+    if isinstance(k, float):  # a fraction needs the row count first
+        n = _count(dataset, summary)
+    limit = None if k is None else (int(k) if n is None else min(resolve_k(k, n), n))
+    scored = rank_by_score(
+        selector,  # type: ignore[arg-type]
+        dataset,
+        rng,
+        limit,
+        batch_size=batch_size,
+        workers=workers,
+        node_id=summary.cluster.driver_node,
+    )
+    n = scored.scores.size
+    if limit is not None:
+        scored.order = scored.order[: min(limit, n)]
+    summary.add(
+        "score",
+        scored.workers,
+        scored.seconds_scoring,
+        f"{n:,} rows in {scored.n_blocks} batches, {scored.n_candidates:,} per-batch top-k candidates",
+    )
+    summary.add(
+        "merge",
+        "the driver",
+        scored.seconds_merge,
+        f"exact top-k, ties {selector.ties!r}",  # type: ignore[attr-defined]
+    )
+    return (
+        RankResult(
+            order=scored.order,
+            n_eligible=scored.n_eligible,
+            scores=scored.scores,
+            extra=scored.extra,
+        ),
+        n,
     )

@@ -1,18 +1,19 @@
 """Score-based selectors on Ray: scores per block, candidates per block, one merge.
 
 Each block of the indexed dataset (see :mod:`.indexing`) goes through the
-selector's own scoring code (``_score_with_rules`` on a ``datasets.Dataset``
-of the block, exactly what :meth:`ScoreSelector._rank` calls on one machine)
-and the same eligibility rule (``min <= score <= max``, the selector's extra
-rule, NaN never eligible). A block returns, per row, its position, score and
-eligibility, and whether it is one of the block's top-k candidates
-(:func:`.topk.block_candidates`); the driver merges the candidates
-(:func:`.topk.merge_candidates`).
+selector's own scoring code (:meth:`ScoreSelector.score_with_rules` on a
+``datasets.Dataset`` of the block, exactly what the selector's ranking calls on
+one machine) and the same eligibility rule (``min <= score <= max`` from
+:meth:`ScoreSelector.bounds`, the selector's extra rule, NaN never eligible). A
+block returns, per row, its position, score and eligibility, and whether it is
+one of the block's top-k candidates (:func:`.topk.block_candidates`); the driver
+merges the candidates (:func:`.topk.merge_candidates`).
 
-Only selectors whose score of a row depends on that row alone can be split
-this way: :class:`~sftselect.selectors.length.LengthSelector`,
-:class:`~sftselect.selectors.score.ColumnScoreSelector` and
-:class:`~sftselect.selectors.quality.QualitySelector` (and their subclasses).
+This is the path of every selector that declares
+:attr:`~sftselect.core.base.EngineKind.ROW_SCORE` (a score of a row from that row
+alone): every :class:`~sftselect.selectors.score.ScoreSelector`, a subclass of
+your own included. One declaring ``score_in_actors`` (the LLM judge) is scored
+by a few actors on the driver's node instead of tasks.
 
 The driver keeps one float64 score and one eligibility flag per row (9 bytes
 a row), as the single-machine selector does, so the :class:`Selection` carries
@@ -22,7 +23,6 @@ every score and the provenance record's score summary is exact.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from ..backends.cache import ReplyCache
+from ..core.base import EngineKind
 from ..core.ranking import eligible_mask
 from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import DataFormatError
@@ -60,12 +60,8 @@ _ROW_IN_MESSAGE = re.compile(r"^Row (\d+)\b")
 
 
 def is_row_local(selector: Any) -> bool:
-    """Whether the selector's score of a row depends on that row alone."""
-    from ..selectors.length import LengthSelector
-    from ..selectors.quality import QualitySelector
-    from ..selectors.score import ColumnScoreSelector
-
-    return isinstance(selector, (LengthSelector, ColumnScoreSelector, QualitySelector))
+    """Whether the selector declares that its score of a row depends on that row alone."""
+    return getattr(selector, "engine_kind", None) is EngineKind.ROW_SCORE
 
 
 @dataclass
@@ -101,7 +97,7 @@ def score_block(
     rows = row_positions(table)
     data = Dataset(table.drop_columns([ROW_COLUMN]))
     try:
-        scored = selector._score_with_rules(data)
+        scored = selector.score_with_rules(data)
     except DataFormatError as exc:  # name the row by its position in the pool
         message = str(exc)
         match = _ROW_IN_MESSAGE.match(message)
@@ -182,22 +178,6 @@ def merge_diagnostics(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _check_quality_cache(selector: Any) -> None:
-    from ..selectors.quality import QualitySelector
-
-    if not isinstance(selector, QualitySelector):
-        return
-    cache = selector.cache
-    if not isinstance(cache, (str, os.PathLike, ReplyCache)):
-        raise param_error(
-            type(selector).__name__,
-            "cache",
-            "a path or a ReplyCache on Ray (one SQLite file that every rating worker "
-            "shares, so a restarted job does not pay twice)",
-            cache,
-        )
-
-
 def _on_node(node_id: str) -> dict[str, Any]:
     """The ``map_batches`` option that keeps every worker on node ``node_id``.
 
@@ -231,22 +211,20 @@ def rank_by_score(
     check_choice(selector.ties, "ties", owner, TIE_RULES)
     if not isinstance(selector.largest, bool):
         raise param_error(owner, "largest", "a bool", selector.largest)
-    lo, hi = selector._bounds()
-    _check_quality_cache(selector)
-    from ..selectors.quality import QualitySelector
-
-    rating = isinstance(selector, QualitySelector)
+    lo, hi = selector.bounds()
+    selector.check_portable()
+    in_actors = bool(selector.score_in_actors)
     overrides: dict[str, Any] = {"show_progress": False}
     if hasattr(selector, "num_proc"):
         overrides["num_proc"] = 1  # one process per Ray task; Ray provides the parallelism
     spec = PortableSelector.of(selector, overrides)
     if batch_size is None:
-        batch_size = RATING_BATCH_ROWS if rating else SCORE_BATCH_ROWS
+        batch_size = RATING_BATCH_ROWS if in_actors else SCORE_BATCH_ROWS
     batch_size = check_positive_int(batch_size, "batch_size", "sftselect.distributed.run")
     t0 = time.perf_counter()
     from ray.data import ActorPoolStrategy, TaskPoolStrategy
 
-    if rating:
+    if in_actors:
         n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
         scored = dataset.map_batches(
             ScoringActor,
@@ -257,10 +235,9 @@ def rank_by_score(
             num_cpus=RATING_ACTOR_CPUS,
             **_on_node(node_id),
         )
-        where = (
-            f"{n_workers} rating actors on the driver's node (one shared SQLite cache, "
-            f"at most {selector.max_concurrency} requests in flight each)"
-        )
+        in_flight = getattr(selector, "max_concurrency", None)
+        each = "" if in_flight is None else f", at most {in_flight} requests in flight each"
+        where = f"{n_workers} scoring actors on the driver's node (one shared cache file{each})"
     else:
         scored = dataset.map_batches(
             _score_batch,

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.validation import check_choice, check_columns
-from ..data.formats import Format, _column, resolve_format, response_view
+from ..data.formats import Format, arrow_column, resolve_format, response_view
 from ..exceptions import DataFormatError
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def example_texts(
     else:
         inputs = [""] * n
         if fmt.input is not None and fmt.input in dataset.column_names:
-            inputs = _strings(_column(dataset, fmt.input), n)
+            inputs = _strings(arrow_column(dataset, fmt.input), n)
     if view.missing.size:
         for row in view.missing.tolist():
             responses[row] = ""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.atomic import atomic_file
 from .base import as_matrix, example_texts
 
 if TYPE_CHECKING:
@@ -62,16 +63,8 @@ class EmbeddingCache:
         return np.load(path, allow_pickle=False)
 
     def save(self, key: str, array: np.ndarray) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.path(key)
-        tmp = final.with_name(f"{final.stem}.tmp-{os.getpid()}.npy")
-        try:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_file(self.path(key), "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array, dtype=np.float32), allow_pickle=False)
 
     def get_or_compute(
         self,

@@ -35,7 +35,14 @@ import numpy as np
 from ..core.validation import check_choice, param_error
 from ..exceptions import MissingExtraError
 
-__all__ = ["BACKENDS", "MINIBATCH_THRESHOLD", "clusters_used", "kmeans", "n_distinct_rows"]
+__all__ = [
+    "BACKENDS",
+    "MINIBATCH_THRESHOLD",
+    "canonical_labels",
+    "clusters_used",
+    "kmeans",
+    "n_distinct_rows",
+]
 
 BACKENDS: tuple[str, ...] = ("auto", "sklearn", "minibatch", "faiss")
 
@@ -67,8 +74,12 @@ def clusters_used(X: np.ndarray, n_clusters: int) -> int:
     return min(int(n_clusters), n_distinct_rows(X))
 
 
-def _canonical(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Renumber clusters by first appearance in row order; drop empty ones."""
+def canonical_labels(labels: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber clusters by first appearance in row order; drop empty ones.
+
+    What :func:`kmeans` returns is already in this order; an engine that assigns
+    rows to centroids itself renumbers its labels with it.
+    """
     _, first = np.unique(labels, return_index=True)
     used = labels[np.sort(first)]  # old ids in order of first appearance
     remap = np.full(centroids.shape[0], -1, dtype=np.int64)
@@ -120,7 +131,7 @@ def kmeans(
             )
         labels = km.fit_predict(X)
         centroids = km.cluster_centers_
-    return _canonical(np.asarray(labels, dtype=np.int64), np.asarray(centroids, np.float32))
+    return canonical_labels(np.asarray(labels, dtype=np.int64), np.asarray(centroids, np.float32))
 
 
 def _faiss(X: np.ndarray, C: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:

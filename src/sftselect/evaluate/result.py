@@ -3,7 +3,6 @@ saves (format :data:`RESULT_FORMAT`), which ``sftselect report`` reads."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 from .._version import __version__
 from ..backends.runner import RunReport
+from ..core.provenance import write_json_atomic
 from .inputs import Pairs
 from .protocols import PairwiseProtocol
 from .report import RESULT_FORMAT, markdown_table, plot_wtl
@@ -82,16 +82,7 @@ class PairwiseResult:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON, atomically (a temporary file, then a rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh, indent=1, ensure_ascii=False)
-                fh.write("\n")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_json_atomic(self.to_dict(), path, indent=1)
         return path
 
     def markdown(self) -> str:

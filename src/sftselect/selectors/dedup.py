@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
@@ -74,6 +74,9 @@ class RepresentationFilter(Selector):
         A progress bar over the rows walked.
     """
 
+    #: The walk needs every row's vector (and the rows, for a walk order taken
+    #: from a column or a selector): an engine gathers the rows into one process.
+    engine_kind = EngineKind.WHOLE_DATASET
     _k_optional = True
 
     def __init__(

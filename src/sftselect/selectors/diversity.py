@@ -33,20 +33,27 @@ quota it cannot fill goes to the remaining clusters in the same order and any
 The cluster of each row is in ``run(ds).extra["labels"]`` (with the cluster
 sizes and the rows taken per cluster), and :meth:`DiversitySelector.cluster`
 returns labels and centroids alone.
+
+The selector declares :attr:`~sftselect.core.base.EngineKind.VECTORS_THEN_GLOBAL`:
+:meth:`DiversitySelector.embed` gives each row's vector from that row alone and
+:meth:`DiversitySelector.rank_vectors` is the global step (K-means, then the
+allocation), so ``_rank(ds)`` is ``rank_vectors(embed(ds))``. It also declares
+``kmeans_allocation = True``: an engine may fit K-means on a sample of the
+vectors and assign every row to its nearest centroid (see ``docs/scaling.md``).
 """
 
 from __future__ import annotations
 
 import numbers
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.ranking import interleave_groups
 from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS
+from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
 from ..embedding.cache import embed_dataset
 from ..embedding.clustering import BACKENDS, kmeans
 
@@ -106,6 +113,14 @@ class DiversitySelector(Selector):
         progress is the embedder's (``HFEmbedder(show_progress=True)``).
     """
 
+    engine_kind = EngineKind.VECTORS_THEN_GLOBAL
+    #: Declares that :meth:`rank_vectors` is K-means (``n_clusters``,
+    #: ``kmeans_backend``, seeded first from the generator) followed by
+    #: :func:`interleave_clusters` (``allocation``, ``within``), so an engine may fit
+    #: K-means on a sample of the vectors and assign every row to its nearest
+    #: centroid. A subclass that changes :meth:`rank_vectors` sets it to False (an
+    #: engine then runs :meth:`rank_vectors` on every row's vector).
+    kmeans_allocation: ClassVar[bool] = True
     _uses_random_state = True
 
     def __init__(
@@ -135,7 +150,8 @@ class DiversitySelector(Selector):
         self.random_state = random_state
         self.show_progress = show_progress
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """Check the parameters that need no data (``k`` aside: see :meth:`check_k`)."""
         owner = type(self).__name__
         check_choice(self.text, "text", owner, TEXT_FIELDS)
         check_choice(self.allocation, "allocation", owner, ALLOCATIONS)
@@ -145,10 +161,24 @@ class DiversitySelector(Selector):
         if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0:
             raise param_error(owner, "n_clusters", "a positive int", nc)
 
-    def _cluster(
-        self, dataset: Dataset, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        X = embed_dataset(
+    def check_portable(self) -> None:
+        """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
+        worker that sees a block of rows, it cannot tell which vectors are theirs."""
+        embedder = self.embedder
+        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
+            raise param_error(
+                type(self).__name__,
+                "embedder",
+                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
+                "array cannot follow the rows to the workers; store the vectors in a column)",
+                embedder,
+            )
+
+    def embed(self, dataset: Dataset) -> np.ndarray:
+        """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone
+        (the ``text`` field under ``embedder``, through ``cache_dir``)."""
+        self.check_params()
+        return embed_dataset(
             self.embedder,
             dataset,
             text=self.text,
@@ -156,6 +186,9 @@ class DiversitySelector(Selector):
             cache_dir=self.cache_dir,
             owner=type(self).__name__,
         )
+
+    def _fit(self, X: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """K-means on ``X``, seeded by one draw from ``rng``: labels and centroids."""
         seed = int(rng.integers(0, 2**31 - 1))
         bar = None
         if self.show_progress:
@@ -174,7 +207,7 @@ class DiversitySelector(Selector):
         finally:
             if bar is not None:
                 bar.close()
-        return X, labels, centroids
+        return labels, centroids
 
     def cluster(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """``(labels, centroids)`` of ``dataset``: the clustering :meth:`run` uses.
@@ -184,19 +217,26 @@ class DiversitySelector(Selector):
         from ..data.formats import check_dataset
 
         check_dataset(dataset, type(self).__name__)
-        self._check_params()
-        rng, _ = self._resolve_seed()
+        self.check_params()
+        rng, _ = self.resolve_seed()
         if len(dataset) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        _, labels, centroids = self._cluster(dataset, rng)
-        return labels, centroids
+        return self._fit(self.embed(dataset), rng)
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        self._check_params()
-        n = len(dataset)
+    def rank_vectors(
+        self, vectors: np.ndarray, rng: np.random.Generator, limit: int | None
+    ) -> RankResult:
+        """The global step: K-means on every row's vector, then the allocation.
+
+        ``vectors`` holds one row per dataset row, in position order (what
+        :meth:`embed` gives); ``rng`` and ``limit`` are those of :meth:`rank`.
+        """
+        self.check_params()
+        X = vectors
+        n = X.shape[0]
         if n == 0:
             return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        X, labels, centroids = self._cluster(dataset, rng)
+        labels, centroids = self._fit(X, rng)
         if self.within == "random":
             within_order = rng.permutation(n)
         else:
@@ -216,3 +256,9 @@ class DiversitySelector(Selector):
             taken = np.bincount(labels[order[:limit]], minlength=sizes.size)
             extra["selected_per_cluster"] = taken
         return RankResult(order=order, n_eligible=n, extra=extra)
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        self.check_params()
+        if len(dataset) == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        return self.rank_vectors(self.embed(dataset), rng, limit)

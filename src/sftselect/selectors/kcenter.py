@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.validation import check_choice
 from ..embedding.base import TEXT_FIELDS
 from ..embedding.cache import embed_dataset
@@ -57,6 +57,9 @@ class KCenterSelector(Selector):
         A progress bar over the picks.
     """
 
+    #: Farthest-point traversal needs every row's vector at once: an engine
+    #: gathers the rows into one process.
+    engine_kind = EngineKind.WHOLE_DATASET
     _uses_random_state = True
 
     def __init__(

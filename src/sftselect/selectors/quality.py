@@ -16,6 +16,7 @@ is counted and reported, and is never selected (or raises, on request).
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,11 +25,16 @@ import numpy as np
 import pyarrow as pa
 
 from ..backends.base import ChatReply, ChatRequest
-from ..backends.cache import MemoryCache, as_reply_store
+from ..backends.cache import MemoryCache, ReplyCache, as_reply_store
 from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import RunReport, failure_message, run_requests
-from ..core.validation import check_choice, check_non_negative_int, check_positive_int
+from ..core.validation import (
+    check_choice,
+    check_non_negative_int,
+    check_positive_int,
+    param_error,
+)
 from ..data.formats import Format, resolve_format, response_view
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..prompts import RatingPrompt, rating_prompt
@@ -109,6 +115,10 @@ class QualitySelector(ScoreSelector):
     random_state : int, numpy Generator or None
     show_progress : bool, default False
     """
+
+    #: Each engine worker builds the judge (its HTTP clients) once and shares the
+    #: reply-cache file: Ray rates in a few actors on the driver's node.
+    score_in_actors = True
 
     def __init__(
         self,
@@ -221,7 +231,7 @@ class QualitySelector(ScoreSelector):
             decoding["temperature"],
             decoding["top_p"],
         )
-        build = ChatRequest._prebuilt
+        build = ChatRequest.from_checked_parts
         return [
             build(
                 (
@@ -267,6 +277,21 @@ class QualitySelector(ScoreSelector):
     def requests(self, dataset: Dataset) -> list[ChatRequest]:
         """The rating requests that would be sent (one per row that has a response)."""
         return self._plan(dataset)[1]
+
+    def check_portable(self) -> None:
+        """Refuse ``cache=None`` or a :class:`~sftselect.backends.MemoryCache` when the
+        selector is rebuilt in other processes: each worker would get its own empty
+        copy, and a restarted job would pay again. ``cache`` must name one SQLite
+        file (a path or a :class:`~sftselect.backends.ReplyCache`) that every
+        worker shares."""
+        if not isinstance(self.cache, (str, os.PathLike, ReplyCache)):
+            raise param_error(
+                type(self).__name__,
+                "cache",
+                "a path or a ReplyCache on Ray (one SQLite file that every rating worker "
+                "shares, so a restarted job does not pay twice)",
+                self.cache,
+            )
 
     def _store(self) -> Any:
         if self.cache is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.ranking import interleave_groups, stratum_codes
 from ..core.validation import check_choice, check_columns
 
@@ -72,6 +72,7 @@ class RandomSelector(Selector):
     ['a', 'a', 'b', 'b']
     """
 
+    engine_kind = EngineKind.SEEDED_DRAW
     _uses_random_state = True
 
     def __init__(
@@ -86,6 +87,10 @@ class RandomSelector(Selector):
         self.random_state = random_state
         self.stratify = stratify
         self.allocation = allocation
+
+    def input_columns(self) -> list[str]:
+        """The stratify column, if any: the draw reads nothing else but the row count."""
+        return [] if self.stratify is None else [self.stratify]
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         owner = type(self).__name__

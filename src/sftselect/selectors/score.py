@@ -7,6 +7,12 @@ a number with ``min_score <= score <= max_score`` (both inclusive, both
 optional); eligible rows are ranked by score (highest first unless
 ``largest=False``), ties broken by ``ties``; ``k`` takes the first rows of that
 ranking and ``k=None`` takes every eligible row.
+
+Every scoring selector declares :attr:`~sftselect.core.base.EngineKind.ROW_SCORE`:
+an engine scores blocks of rows in parallel with :meth:`ScoreSelector.score_with_rules`
+and applies the same rule with :meth:`ScoreSelector.bounds`, ``largest`` and
+``ties``, so a subclass of your own runs on Ray as it is. A subclass whose score
+of a row depends on other rows must declare ``WHOLE_DATASET`` instead.
 """
 
 from __future__ import annotations
@@ -14,11 +20,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..core.base import RankResult, Selector
+from ..core.base import EngineKind, RankResult, Selector
 from ..core.ranking import eligible_mask, top_order
 from ..core.validation import check_choice, check_columns, check_optional_real, param_error
 from ..exceptions import InvalidParameterError
@@ -46,8 +52,30 @@ class Scored:
 
 
 class ScoreSelector(Selector):
-    """Base class for selectors that rank rows by a per-row score."""
+    """Base class for selectors that rank rows by a per-row score.
 
+    A subclass stores ``k``, its two bounds (``min_score``/``max_score``, or the
+    names in ``_bound_names``), ``largest``, ``ties`` and ``random_state``, and
+    implements ``_score(dataset)``: one float per row, NaN where a row cannot be
+    scored, each row's score computed from that row alone. It may override
+    ``_score_with_rules`` to add an eligibility mask or diagnostics that share
+    work with scoring. See ``docs/selectors/column-score.md`` for an example.
+
+    Public methods beyond :class:`~sftselect.core.base.Selector`'s, which engines
+    call on blocks of rows:
+
+    * :meth:`score` -- the scores of the rows given;
+    * :meth:`score_with_rules` -- the scores, the extra eligibility mask and the
+      diagnostics (a :class:`Scored`);
+    * :meth:`bounds` -- the validated ``(lower, upper)`` score bounds.
+    """
+
+    engine_kind = EngineKind.ROW_SCORE
+    #: True when scoring builds something costly once per worker and waits on it
+    #: (a judge with its HTTP clients and a shared reply-cache file): an engine then
+    #: scores in a few long-lived workers (Ray actors) on the driver's node, fed
+    #: small batches, instead of short tasks anywhere.
+    score_in_actors: ClassVar[bool] = False
     _k_optional = True
 
     @property
@@ -69,6 +97,16 @@ class ScoreSelector(Selector):
         """
         return Scored(self._checked_scores(dataset))
 
+    def score_with_rules(self, dataset: Dataset) -> Scored:
+        """The scores of the rows of ``dataset``, the selector's extra eligibility
+        mask (None: no extra rule) and its diagnostics.
+
+        What :meth:`rank` applies the rule to; an engine calls it on each block
+        of rows (each row's score depends on that row alone) and applies the
+        same rule to the blocks' results.
+        """
+        return self._score_with_rules(dataset)
+
     def score(self, dataset: Dataset) -> np.ndarray:
         """One float64 score per row; NaN where a row cannot be scored."""
         from ..data.formats import check_dataset
@@ -85,7 +123,8 @@ class ScoreSelector(Selector):
             )
         return scores
 
-    def _bounds(self) -> tuple[float | None, float | None]:
+    def bounds(self) -> tuple[float | None, float | None]:
+        """The lower and upper score bounds, validated (None: no bound)."""
         owner = type(self).__name__
         lo_name, hi_name = self._bound_names
         lo = check_optional_real(getattr(self, lo_name), lo_name, owner)
@@ -96,9 +135,10 @@ class ScoreSelector(Selector):
             )
         return lo, hi
 
-    def _check_k(self) -> int | float | None:
-        k = super()._check_k()
-        lo, hi = self._bounds()
+    def check_k(self) -> int | float | None:
+        """``k`` validated, and the bounds: a scorer needs ``k`` or a bound."""
+        k = super().check_k()
+        lo, hi = self.bounds()
         if k is None and lo is None and hi is None:
             lo_name, hi_name = self._bound_names
             raise InvalidParameterError(
@@ -112,8 +152,8 @@ class ScoreSelector(Selector):
         check_choice(self.ties, "ties", owner, TIE_RULES)
         if not isinstance(self.largest, bool):
             raise param_error(owner, "largest", "a bool", self.largest)
-        lo, hi = self._bounds()
-        scored = self._score_with_rules(dataset)
+        lo, hi = self.bounds()
+        scored = self._score_with_rules(dataset)  # what score_with_rules gives
         scores, extra_mask = scored.scores, scored.eligible
         mask = eligible_mask(scores, lo, hi)
         extra: dict[str, Any] = dict(scored.extra)

@@ -30,7 +30,14 @@ no rows) or on the ones you pass:
 * the input is never mutated (fingerprint and rows);
 * edge cases: no rows gives an empty int64 selection; ``k`` larger than the
   data warns :class:`~sftselect.exceptions.KTooLargeWarning` and returns every
-  eligible row; ``k=1`` gives one row.
+  eligible row; ``k=1`` gives one row;
+* the engine contract: ``engine_kind`` is an
+  :class:`~sftselect.core.base.EngineKind`; ``check_k``, ``resolve_seed``,
+  ``rank`` (on only the columns ``input_columns()`` names, when it names some)
+  and ``build_selection`` give what ``run`` gives; and the declaration holds on
+  one machine: a ``ROW_SCORE`` selector scores the two halves of a dataset as it
+  scores the whole, a ``VECTORS_THEN_GLOBAL`` one embeds them so and its
+  ``rank_vectors(embed(ds))`` is its ranking.
 
 The library's own test suite runs these on every selector it exports.
 """
@@ -45,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import Selector
+from ..core.base import EngineKind, Selector
 from ..core.validation import resolve_k
 from ..exceptions import KTooLargeWarning
 
@@ -170,6 +177,93 @@ def check_selection(selector: Selector, dataset: Dataset, k: int | float, seed: 
             raise _fail(name, made, "sorted(rank_indices(ds)[:k]) is not the selection")
 
 
+def _halves(dataset: Dataset) -> tuple[Dataset, Dataset]:
+    cut = len(dataset) // 2
+    return dataset.select(range(cut)), dataset.select(range(cut, len(dataset)))
+
+
+def _same_floats(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-7, equal_nan=True))
+
+
+def _only(dataset: Dataset, columns: list[str]) -> Dataset:
+    """The rows with only ``columns``, as an engine gathers them (no column: one of nulls)."""
+    if columns:
+        return dataset.select_columns(columns)
+    import pyarrow as pa
+    from datasets import Dataset
+
+    return Dataset(pa.table({"__sftselect_placeholder": pa.nulls(len(dataset))}))
+
+
+def _mask(eligible: Any, size: int) -> np.ndarray:
+    return np.ones(size, dtype=bool) if eligible is None else np.asarray(eligible, dtype=bool)
+
+
+def check_engine_kind(selector: Selector, dataset: Dataset) -> None:
+    """The declared engine kind holds, and the engine's public calls give what run gives."""
+    name = f"check_engine_kind(rows={len(dataset)})"
+    made = _seeded(_with(selector, k=KS[1]), 0)
+    kind = getattr(made, "engine_kind", None)
+    if not isinstance(kind, EngineKind):
+        raise _fail(name, made, f"engine_kind must be an EngineKind, got {kind!r}")
+    n = len(dataset)
+    columns = made.input_columns()
+    view = dataset
+    if columns is not None and kind in (EngineKind.SEEDED_DRAW, EngineKind.WHOLE_DATASET):
+        view = _only(dataset, list(columns))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KTooLargeWarning)
+        expected = made.run(dataset)
+        k = made.check_k()
+        rng, seed = made.resolve_seed()
+        limit = None if k is None else min(resolve_k(k, n), n)
+        got = made.build_selection(made.rank(view, rng, limit), n=n, k=k, seed=seed)
+    if got.ranked.tolist() != expected.ranked.tolist():
+        where = "" if view is dataset else f" on the columns input_columns() names ({columns})"
+        raise _fail(
+            name, made, f"check_k, resolve_seed, rank{where} and build_selection differ from run"
+        )
+    if n < 2:
+        return  # the declaration checks below compare two halves
+    if kind is EngineKind.ROW_SCORE:
+        from ..selectors.score import ScoreSelector
+
+        if not isinstance(made, ScoreSelector):
+            raise _fail(name, made, "declares ROW_SCORE but is not a ScoreSelector")
+        whole = made.score_with_rules(dataset)
+        parts = [made.score_with_rules(half) for half in _halves(dataset)]
+        if not _same_floats(whole.scores, np.concatenate([p.scores for p in parts])):
+            raise _fail(name, made, "declares ROW_SCORE but scores rows differently in two halves")
+        masks = np.concatenate([_mask(p.eligible, len(p.scores)) for p in parts])
+        if not np.array_equal(_mask(whole.eligible, len(whole.scores)), masks):
+            raise _fail(name, made, "declares ROW_SCORE but its eligibility rule is not per row")
+    if kind is EngineKind.VECTORS_THEN_GLOBAL:
+        embed = getattr(made, "embed", None)
+        rank_vectors = getattr(made, "rank_vectors", None)
+        if not callable(embed) or not callable(rank_vectors):
+            raise _fail(name, made, "declares VECTORS_THEN_GLOBAL without embed and rank_vectors")
+        vectors = embed(dataset)
+        halves = [embed(half) for half in _halves(dataset)]
+        if not _same_floats(vectors, np.concatenate(halves)):
+            raise _fail(
+                name, made, "declares VECTORS_THEN_GLOBAL but embeds rows differently in halves"
+            )
+        rng_a, _ = made.resolve_seed()
+        rng_b, _ = made.resolve_seed()
+        split = rank_vectors(vectors, rng_a, limit).order
+        if (
+            np.asarray(split).tolist()
+            != np.asarray(made.rank(dataset, rng_b, limit).order).tolist()
+        ):
+            raise _fail(name, made, "rank_vectors(embed(ds)) is not its ranking of ds")
+    if kind is EngineKind.COMPOSITE:
+        operands = getattr(made, "selectors", None)
+        if not isinstance(operands, tuple) or not all(isinstance(s, Selector) for s in operands):
+            raise _fail(name, made, "declares COMPOSITE without a tuple of selectors")
+
+
 def check_empty_input(selector: Selector, dataset: Dataset) -> None:
     """No rows in, an empty int64 selection out."""
     made = _seeded(_with(selector, k=5), 0)
@@ -220,6 +314,7 @@ def selector_checks(
                 yield named(
                     check_selection, f"check_selection[data{i}-k{k}-seed{seed}]", dataset, k, seed
                 )
+    yield named(check_engine_kind, "check_engine_kind", largest)
     yield named(check_empty_input, "check_empty_input", largest)
     if _has_k(selector):
         yield named(check_k_too_large, "check_k_too_large", largest)
