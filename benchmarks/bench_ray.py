@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Keep the local Ray instance (and the subprocesses, which inherit this) on loopback.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 CHILD = r"""
 import json, sys, time
 import numpy as np

@@ -12,6 +12,10 @@ from datasets import Dataset
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# Ray on Linux binds a local instance to the machine's network address; the tests keep
+# every connection on loopback (read by Ray when it is first imported, after this).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 # The one place the tests look for the real data beside the checkout. Tests that need
 # it skip with a reason where it is absent (a user's fresh clone); nothing else may.
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
