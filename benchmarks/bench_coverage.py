@@ -76,12 +76,12 @@ def main() -> None:
     makers = {
         "RandomSelector": lambda s: RandomSelector(k, random_state=s),
         f"DiversitySelector (within=random, {nc} clusters)": lambda s: DiversitySelector(
-            k, embedder=emb, n_clusters=nc, random_state=s
+            emb, k, n_clusters=nc, random_state=s
         ),
         f"DiversitySelector (within=centroid, {nc} clusters)": lambda s: DiversitySelector(
-            k, embedder=emb, n_clusters=nc, within="centroid", random_state=s
+            emb, k, n_clusters=nc, within="centroid", random_state=s
         ),
-        "KCenterSelector (cosine)": lambda s: KCenterSelector(k, embedder=emb, random_state=s),
+        "KCenterSelector (cosine)": lambda s: KCenterSelector(emb, k, random_state=s),
     }
     results: dict[str, tuple[float, ...]] = {}
     print(f"k = {k}, seeds 0-{args.seeds - 1}; mean distance to the nearest selected row")

@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_kcenter.py                 # about 6 minutes on 2 idle cores
+    python benchmarks/bench_kcenter.py                 # about 5 minutes on 2 idle cores
     python benchmarks/bench_kcenter.py --old-full      # also the old loop at k = n - 1 on all rows
     python benchmarks/bench_kcenter.py --quick         # 50,000 rows (about 1 minute)
 
@@ -82,7 +82,7 @@ def compare(
 
     n = X.shape[0]
     rows = Dataset.from_dict({"instruction": [""] * n, "output": [""] * n})
-    selector = KCenterSelector(k, embedder=PrecomputedEmbeddings(X), metric=metric, random_state=0)
+    selector = KCenterSelector(PrecomputedEmbeddings(X), k, metric=metric, random_state=0)
     first = int(np.random.default_rng(0).integers(n))
     old_seconds = new_seconds = float("inf")
     for _ in range(repeats):

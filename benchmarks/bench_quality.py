@@ -118,7 +118,7 @@ def serve(args: argparse.Namespace) -> int:
         faults = hashed_faults(
             args.fault_rate,
             [Fault.rate_limit(retry_after=0), Fault.server_error(500)],
-            seed=args.seed,
+            random_state=args.seed,
         )
     with LoopbackServer(judge_reply, latency=args.latency, faults=faults, model=MODEL) as server:
         print(json.dumps({"base_url": server.base_url}), flush=True)
@@ -247,7 +247,7 @@ def make_backend(base_url: str, concurrency: int, seed: int) -> Any:
         base_url=base_url,
         api_key_env=NO_KEY_ENV,
         max_concurrency=concurrency,
-        retry_seed=seed,
+        random_state=seed,
     )
 
 

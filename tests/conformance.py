@@ -89,29 +89,25 @@ CASES: list[Case] = [
     ),
     Case(
         "diversity",
-        lambda k, s: DiversitySelector(
-            k, embedder=HashingEmbedder(16), n_clusters=4, random_state=s
-        ),
+        lambda k, s: DiversitySelector(HashingEmbedder(16), k, n_clusters=4, random_state=s),
     ),
     Case(
         "representation-filter",
-        lambda k, s: RepresentationFilter(k, embedder=HashingEmbedder(16), max_similarity=0.9),
+        lambda k, s: RepresentationFilter(HashingEmbedder(16), k, max_similarity=0.9),
     ),
     Case(
         "representation-filter-by-score",
         lambda k, s: RepresentationFilter(
-            k, embedder=HashingEmbedder(16), max_similarity=0.5, order="score", text="example"
+            HashingEmbedder(16), k, max_similarity=0.5, order="score", text="example"
         ),
     ),
     Case(
         "kcenter-cosine",
-        lambda k, s: KCenterSelector(k, embedder=HashingEmbedder(16), random_state=s),
+        lambda k, s: KCenterSelector(HashingEmbedder(16), k, random_state=s),
     ),
     Case(
         "kcenter-euclidean",
-        lambda k, s: KCenterSelector(
-            k, embedder=HashingEmbedder(16), metric="euclidean", random_state=s
-        ),
+        lambda k, s: KCenterSelector(HashingEmbedder(16), k, metric="euclidean", random_state=s),
     ),
     Case(
         "per-source",

@@ -27,7 +27,7 @@ def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_backend(base_url: str, **params) -> OpenAICompatibleBackend:
-    options = {"base_url": base_url, "backoff_base": 0.01, "retry_seed": 0, "api_key_env": VAR}
+    options = {"base_url": base_url, "backoff_base": 0.01, "random_state": 0, "api_key_env": VAR}
     options.update(params)
     return OpenAICompatibleBackend("test-model", **options)
 

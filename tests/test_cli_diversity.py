@@ -82,7 +82,7 @@ def test_cli_equals_python_api_and_is_deterministic(pool, minilm_path, tmp_path)
         assert select(path, out, minilm_path, *opts.split()) == 0
     a, b = (json.loads(Path(f"{o}.provenance.json").read_text())["indices"] for o in outs)
     emb = HFEmbedder(str(minilm_path), max_length=int(MAX_TOKENS), device="cpu")
-    api = DiversitySelector(15, embedder=emb, n_clusters=4, random_state=3)
+    api = DiversitySelector(emb, 15, n_clusters=4, random_state=3)
     assert a == b == api.select_indices(load_sample().select(range(N_ROWS))).tolist()
 
 

@@ -138,9 +138,7 @@ def test_selector_reports_walk_and_stops_at_k():
     X = rng.normal(size=(50, 8)).astype(np.float32)
     full = RepresentationFilter(embedder=PrecomputedEmbeddings(X), max_similarity=0.5).run(rows(50))
     assert full.extra["complete"] and full.extra["walked"] == 50
-    sel = RepresentationFilter(5, embedder=PrecomputedEmbeddings(X), max_similarity=0.5).run(
-        rows(50)
-    )
+    sel = RepresentationFilter(PrecomputedEmbeddings(X), 5, max_similarity=0.5).run(rows(50))
     assert sel.ranked.tolist() == full.ranked[:5].tolist()
     assert not sel.extra["complete"] and sel.extra["walked"] == int(sel.ranked[-1]) + 1
 
@@ -199,7 +197,7 @@ def test_kcenter_matches_naive_reference(metric):
     """The selector's picks and radius equal a naive float64 farthest-point traversal."""
     rng = np.random.default_rng(7)
     X = rng.normal(size=(120, 10)).astype(np.float32)
-    sel = KCenterSelector(25, embedder=PrecomputedEmbeddings(X), metric=metric, random_state=3).run(
+    sel = KCenterSelector(PrecomputedEmbeddings(X), 25, metric=metric, random_state=3).run(
         rows(120)
     )
     first = int(np.random.default_rng(3).integers(120))
@@ -244,7 +242,7 @@ def test_kcenter_full_order_is_a_permutation_and_prefixes_agree(X, metric):
 
 def test_kcenter_invalid_metric_raises():
     """An unknown metric raises InvalidParameterError naming it."""
-    sel = KCenterSelector(2, embedder=PrecomputedEmbeddings(np.ones((3, 2))), metric="l1")
+    sel = KCenterSelector(PrecomputedEmbeddings(np.ones((3, 2))), 2, metric="l1")
     with pytest.raises(InvalidParameterError, match="'metric' parameter of KCenterSelector"):
         sel.run(rows(3))
 
@@ -254,9 +252,9 @@ def test_kcenter_covers_better_than_the_first_rows():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 20, size=(6, 5))
     X = np.concatenate([c + rng.normal(0, 0.1, (20, 5)) for c in centres]).astype(np.float32)
-    sel = KCenterSelector(
-        6, embedder=PrecomputedEmbeddings(X), metric="euclidean", random_state=0
-    ).run(rows(120))
+    sel = KCenterSelector(PrecomputedEmbeddings(X), 6, metric="euclidean", random_state=0).run(
+        rows(120)
+    )
     assert sorted((sel.indices // 20).tolist()) == list(range(6))
 
 
@@ -330,7 +328,7 @@ def test_kcenter_stops_computing_distances_once_the_euclidean_radius_is_zero():
     X = base[rng.integers(0, 7, 300)]
     distinct = len(np.unique(X, axis=0))
     calls: list[int] = []
-    order, radius = kcenter_order(X, 5, "euclidean", progress=calls.append)
+    order, radius = kcenter_order(X, 5, "euclidean", on_progress=calls.append)
     assert order.tolist() == greedy_kcenter_loop(X, 5, "euclidean")[0] and radius == 0.0
     assert calls == [1] * distinct + [300 - distinct]
     part, part_radius = kcenter_order(X, 5, "euclidean", limit=distinct + 10)

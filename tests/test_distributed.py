@@ -346,7 +346,7 @@ def test_diversity_returns_exactly_k_with_the_single_machine_allocation(ray_loca
     n, k = 3000, 101
     pool = make_pool(n, seed=5)
     selector = DiversitySelector(
-        k, embedder=HashingEmbedder(32), text="example", n_clusters=6, random_state=9
+        HashingEmbedder(32), k, text="example", n_clusters=6, random_state=9
     )
     dist = sd.run(selector, pool, num_blocks=4, kmeans_sample=800, workers=2, batch_size=500)
     labels = np.asarray(dist.extra["labels"])
@@ -367,7 +367,7 @@ def test_diversity_equals_single_machine_when_the_sample_is_the_pool(ray_local):
     """With the K-means sample covering the pool, the Ray selection is the single-machine one."""
     pool = make_pool(600, seed=6)
     selector = DiversitySelector(
-        40, embedder=HashingEmbedder(16), n_clusters=5, within="centroid", random_state=2
+        HashingEmbedder(16), 40, n_clusters=5, within="centroid", random_state=2
     )
     one = selector.run(pool)
     dist = sd.run(selector, pool, num_blocks=3)
@@ -532,9 +532,7 @@ def test_a_selector_of_your_own_without_a_declaration_runs_gathered(ray_local):
     assert dist.ranked.tolist() == mine.run(pool.select_columns(["instruction"])).ranked.tolist()
     gather = dist.summary.stages[-1]
     assert gather.name == "gather" and "does not scale" in gather.detail
-    dedup = RepresentationFilter(
-        30, embedder=HashingEmbedder(16), max_similarity=0.9, text="example"
-    )
+    dedup = RepresentationFilter(HashingEmbedder(16), 30, max_similarity=0.9, text="example")
     assert sd.run(dedup, pool, num_blocks=3).ranked.tolist() == dedup.run(pool).ranked.tolist()
 
 
@@ -549,8 +547,8 @@ def test_vectors_then_global_of_your_own_runs_on_an_actor_pool(ray_local):
     class FarFromTheMean(Selector):
         engine_kind = EngineKind.VECTORS_THEN_GLOBAL
 
-        def __init__(self, k=10, *, embedder=None):
-            self.k, self.embedder = k, embedder
+        def __init__(self, embedder=None, k=10):
+            self.embedder, self.k = embedder, k
 
         def embed(self, dataset):
             return embed_dataset(self.embedder, dataset, text="example", owner="FarFromTheMean")
@@ -570,11 +568,11 @@ def test_vectors_then_global_of_your_own_runs_on_an_actor_pool(ray_local):
         kmeans_allocation = False
 
     pool = make_pool(600, seed=13)
-    mine = FarFromTheMean(k=30, embedder=HashingEmbedder(16))
+    mine = FarFromTheMean(HashingEmbedder(16), k=30)
     dist = sd.run(mine, pool, num_blocks=3, workers=1)
     assert dist.ranked.tolist() == mine.run(pool).ranked.tolist()
     assert dist.summary.stages[-1].name == "embed+rank"
-    exact = ExactDiversity(40, embedder=HashingEmbedder(16), n_clusters=5, random_state=3)
+    exact = ExactDiversity(HashingEmbedder(16), 40, n_clusters=5, random_state=3)
     one = exact.run(pool)
     dist = sd.run(exact, pool, num_blocks=3, workers=1)
     assert dist.ranked.tolist() == one.ranked.tolist()

@@ -53,7 +53,7 @@ def per_truth(sel, truth, n_true):
 
 def make(k, X, **kw):
     kw.setdefault("random_state", 0)
-    return DiversitySelector(k, embedder=PrecomputedEmbeddings(X), **kw)
+    return DiversitySelector(PrecomputedEmbeddings(X), k, **kw)
 
 
 def test_equal_allocation_gives_floor_or_ceil_per_cluster():
@@ -186,7 +186,7 @@ def test_precomputed_column_of_vectors():
     """A column of vectors works like the same array."""
     X, _ = blobs([6, 6])
     ds = rows(12).add_column("vec", X.tolist())
-    a = DiversitySelector(4, embedder=PrecomputedEmbeddings("vec"), n_clusters=2, random_state=0)
+    a = DiversitySelector(PrecomputedEmbeddings("vec"), 4, n_clusters=2, random_state=0)
     assert np.array_equal(a.select_indices(ds), make(4, X, n_clusters=2).select_indices(ds))
 
 
@@ -199,7 +199,7 @@ def test_text_embedder_is_cached(tmp_path):
             for i in range(20)
         ]
     )
-    first = DiversitySelector(5, embedder=emb, n_clusters=3, cache_dir=tmp_path, random_state=0)
+    first = DiversitySelector(emb, 5, n_clusters=3, cache_dir=tmp_path, random_state=0)
     a = first.select_indices(ds)
     b = first.clone(within="centroid").select_indices(ds)
     assert emb.calls == 1 and a.size == b.size == 5
@@ -211,15 +211,13 @@ def test_text_embedder_is_cached(tmp_path):
 CONFORMANCE = [
     Case(
         "diversity",
-        lambda k, s: DiversitySelector(
-            k, embedder=HashingEmbedder(16), n_clusters=4, random_state=s
-        ),
+        lambda k, s: DiversitySelector(HashingEmbedder(16), k, n_clusters=4, random_state=s),
     ),
     Case(
         "diversity-proportional-centroid",
         lambda k, s: DiversitySelector(
+            HashingEmbedder(16),
             k,
-            embedder=HashingEmbedder(16),
             text="example",
             n_clusters=3,
             allocation="proportional",
@@ -280,9 +278,7 @@ def test_leftover_rows_go_to_seeded_clusters_not_the_earliest_in_the_data():
     ds = Dataset.from_dict({"instruction": ["q"] * 200, "output": ["a"] * 200})
     first_half = 0
     for seed in range(20):
-        sel = DiversitySelector(
-            10, embedder=PrecomputedEmbeddings(X), n_clusters=20, random_state=seed
-        )
+        sel = DiversitySelector(PrecomputedEmbeddings(X), 10, n_clusters=20, random_state=seed)
         idx = sel.select_indices(ds)
         assert (
             idx.size == 10 and np.unique(idx // 10).size == 10

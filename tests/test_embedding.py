@@ -246,7 +246,7 @@ def random_llamas(tmp_path_factory):
     from tiny_llama import tiny_llama as random_llama
 
     tok = spm_tokenizer(tmp_path_factory.mktemp("tok"))
-    return tok, random_llama(tok, seed=0), random_llama(tok, seed=1)
+    return tok, random_llama(tok, random_state=0), random_llama(tok, random_state=1)
 
 
 def forward_counter(model):

@@ -125,14 +125,14 @@ def test_bootstrap_interval_is_seeded_brackets_the_estimate_and_mirrors(pairs, s
     """Same seed, same interval; it lies in [0, 2]; swapping sides maps [lo, hi] to [2-hi, 2-lo]."""
     outs = [combine_paper(ab, ba) for ab, ba in pairs]
     key = group_seed(seed, "vicuna")
-    lo, hi = bootstrap_win_score_ci(outs, n_resamples=200, confidence=0.9, seed=key)
+    lo, hi = bootstrap_win_score_ci(outs, n_resamples=200, confidence=0.9, random_state=key)
     again = bootstrap_win_score_ci(
-        outs, n_resamples=200, confidence=0.9, seed=group_seed(seed, "vicuna")
+        outs, n_resamples=200, confidence=0.9, random_state=group_seed(seed, "vicuna")
     )
     assert (lo, hi) == again
     assert 0.0 <= lo <= hi <= 2.0
     mlo, mhi = bootstrap_win_score_ci(
-        [-o for o in outs], n_resamples=200, confidence=0.9, seed=group_seed(seed, "vicuna")
+        [-o for o in outs], n_resamples=200, confidence=0.9, random_state=group_seed(seed, "vicuna")
     )
     assert mlo == pytest.approx(2.0 - hi) and mhi == pytest.approx(2.0 - lo)
 
@@ -141,8 +141,8 @@ def test_bootstrap_interval_narrows_with_more_pairs():
     """With 50x the pairs at the same win rate, the interval is much narrower and holds the estimate."""
     small = [1, 1, 0, -1] * 5
     big = small * 50
-    s = bootstrap_win_score_ci(small, n_resamples=500, confidence=0.95, seed=1)
-    b = bootstrap_win_score_ci(big, n_resamples=500, confidence=0.95, seed=1)
+    s = bootstrap_win_score_ci(small, n_resamples=500, confidence=0.95, random_state=1)
+    b = bootstrap_win_score_ci(big, n_resamples=500, confidence=0.95, random_state=1)
     estimate = win_score(*tally(big))
     assert b[0] <= estimate <= b[1]
     assert (b[1] - b[0]) < (s[1] - s[0]) / 4

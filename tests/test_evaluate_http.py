@@ -172,7 +172,7 @@ def test_rerun_on_the_cache_makes_zero_requests(tmp_path):
 def test_transient_faults_are_retried_and_every_request_answered_once():
     """Under 429/500 faults on 40% of prompts the client retries; each prompt gets one 200 and the summary is unchanged."""
     pairs = case_pairs()
-    faults = hashed_faults(0.4, [Fault.rate_limit(0), Fault.server_error(503)], seed=3)
+    faults = hashed_faults(0.4, [Fault.rate_limit(0), Fault.server_error(503)], random_state=3)
     with LoopbackServer(reply=scripted_judge("scores"), faults=faults) as server:
         result = judge_pairs(pairs, backend(server), n_bootstrap=300)
         ok = [r for r in server.requests if r.fault is None]

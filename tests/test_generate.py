@@ -120,7 +120,7 @@ def test_another_model_in_a_folder_of_the_same_name_is_refused(model, tok, tmp_p
     """A second model whose folder has the same name cannot resume (or add to) the first's file,
     for folders and loaded models alike; written to its own file, both are judged as a pair."""
     first = saved(model, tok, tmp_path / "a" / "m")
-    other = tiny_llama(tok, context=1024, seed=1).eval()
+    other = tiny_llama(tok, context=1024, random_state=1).eval()
     second = saved(other, tok, tmp_path / "b" / "m")
     out, kw = tmp_path / "m.jsonl", {"limit": 2, "max_new_tokens": 4, "device": "cpu"}
     generate(first, "vicuna", out, **kw)
@@ -148,7 +148,7 @@ def test_other_decoding_settings_on_resume_are_refused_naming_them(model, tok, t
     for change, setting in (
         ({"max_new_tokens": 5}, "max_new_tokens 4 (this run: 5)"),
         ({"template": "alpaca"}, "template 'vicuna_v1.1' (this run: 'alpaca')"),
-        ({"temperature": 0.7, "seed": 1}, "temperature 0.0 (this run: 0.7)"),
+        ({"temperature": 0.7, "random_state": 1}, "temperature 0.0 (this run: 0.7)"),
     ):
         kw = {"max_new_tokens": 4, **change}
         with pytest.raises(DataFormatError) as err:
@@ -365,7 +365,7 @@ def test_a_model_retrained_in_the_same_folder_is_another_run(model, tok, tmp_pat
     again = generate(folder, "vicuna", out, **kw)
     assert (again.written, again.skipped) == (0, 2)
     before = out.read_bytes()
-    tiny_llama(tok, context=1024, seed=1).save_pretrained(folder)  # retrained into m1
+    tiny_llama(tok, context=1024, random_state=1).save_pretrained(folder)  # retrained into m1
     with pytest.raises(DataFormatError, match=r"differs in weights 'files:[0-9a-f]{16}' \(this"):
         generate(folder, "vicuna", out, **kw)
     assert out.read_bytes() == before

@@ -31,7 +31,7 @@ def _no_real_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_backend(server: LoopbackServer, **kwargs) -> OpenAICompatibleBackend:
-    params = {"base_url": server.base_url, "backoff_base": 0.01, "retry_seed": 0}
+    params = {"base_url": server.base_url, "backoff_base": 0.01, "random_state": 0}
     params.update(kwargs)
     return OpenAICompatibleBackend("test-model", **params)
 
@@ -234,7 +234,7 @@ def test_connection_refused_exhausts_retries() -> None:
     with LoopbackServer() as server:
         base_url = server.base_url
     backend = OpenAICompatibleBackend(
-        "m", base_url=base_url, max_retries=2, backoff_base=0.01, retry_seed=1
+        "m", base_url=base_url, max_retries=2, backoff_base=0.01, random_state=1
     )
     with pytest.raises(BackendError) as info:
         chat_one(backend)
@@ -461,7 +461,7 @@ def test_hashed_faults_deterministic() -> None:
     requests = [ChatRequest.user(f"prompt {i}") for i in range(40)]
     faulted = []
     for _ in range(2):
-        decide = hashed_faults(0.3, [Fault.server_error(503), Fault.drop()], seed=7)
+        decide = hashed_faults(0.3, [Fault.server_error(503), Fault.drop()], random_state=7)
         with LoopbackServer(faults=decide) as server:
             replies = chat_all(make_backend(server), requests)
         assert [r.text for r in replies] == [f"echo: prompt {i}" for i in range(40)]
@@ -502,7 +502,7 @@ def test_openai_without_a_key_fails_at_once_without_sending() -> None:
         return httpx.Response(200, json={})
 
     backend = OpenAICompatibleBackend(
-        "gpt-4o-mini", transport=httpx.MockTransport(handler), retry_seed=0
+        "gpt-4o-mini", transport=httpx.MockTransport(handler), random_state=0
     )
     with pytest.raises(BackendError, match="OPENAI_API_KEY is not set") as info:
         chat_one(backend)

@@ -31,7 +31,7 @@ def test_rates_real_records_over_http_with_faults_each_once(tmp_path):
     """Under 429/500 faults every record is rated and cached exactly once; a re-run sends nothing."""
     ds = load_sample().select(range(120))
     faults = hashed_faults(
-        0.2, [Fault.rate_limit(0), Fault.server_error(500)], seed=1, max_attempts=1
+        0.2, [Fault.rate_limit(0), Fault.server_error(500)], random_state=1, max_attempts=1
     )
     with LoopbackServer(reply=rating_reply, faults=faults) as server:
         judge = OpenAICompatibleBackend(

@@ -264,9 +264,9 @@ def check_settings(backend: Any) -> Settings:
         )
     if not isinstance(backend.identity, str) or not backend.identity:
         raise param_error(_OWNER, "identity", "a non-empty str or None", backend.identity)
-    seed = backend.retry_seed
+    seed = backend.random_state
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise param_error(_OWNER, "retry_seed", "an int or None", seed)
+        raise param_error(_OWNER, "random_state", "an int or None", seed)
     url = base_url.rstrip("/") + "/chat/completions"
     return Settings(
         url=url,

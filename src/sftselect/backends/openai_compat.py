@@ -154,7 +154,7 @@ class OpenAICompatibleBackend:
         endpoint's. Set it to share a cache between endpoints that serve the
         same model (a proxy and the API behind it), or to tell apart two
         models one server serves under the same name.
-    retry_seed:
+    random_state:
         Seed for the backoff jitter; None draws OS entropy. A private
         ``random.Random`` is used, never the global state.
 
@@ -181,7 +181,7 @@ class OpenAICompatibleBackend:
         params: Mapping[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         identity: str | None = None,
-        retry_seed: int | None = None,
+        random_state: int | None = None,
     ) -> None:
         self.model = model
         self.base_url = base_url
@@ -202,7 +202,7 @@ class OpenAICompatibleBackend:
             if identity is not None
             else f"openai-compatible/{model}@{display_url(str(base_url)).rstrip('/')}"
         )
-        self.retry_seed = retry_seed
+        self.random_state = random_state
         self.stats = BackendStats()
         self._rng: random.Random | None = None  # seeded at first use, after validation
         self._lock = threading.Lock()
@@ -269,7 +269,7 @@ class OpenAICompatibleBackend:
         """The parameters checked (one message each); sets up the jitter and rate limits."""
         settings = check_settings(self)
         if self._rng is None:
-            self._rng = random.Random(self.retry_seed)
+            self._rng = random.Random(self.random_state)
         self._meter.configure(settings.requests_per_minute, settings.tokens_per_minute)
         return settings
 

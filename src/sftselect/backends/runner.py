@@ -108,7 +108,7 @@ async def arun_requests(
     *,
     cache: ReplyStore | None = None,
     max_concurrency: int = 64,
-    progress: bool = False,
+    show_progress: bool = False,
     desc: str = "requests",
     on_reply: Callable[[int, ChatReply], None] | None = None,
 ) -> RunResult:
@@ -131,7 +131,7 @@ async def arun_requests(
     todo = [k for k in first if k not in found]
 
     bar = None
-    if progress and todo:
+    if show_progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=desc, unit="req")
@@ -240,7 +240,7 @@ def run_requests(
     *,
     cache: ReplyStore | None = None,
     max_concurrency: int = 64,
-    progress: bool = False,
+    show_progress: bool = False,
     desc: str = "requests",
     on_reply: Callable[[int, ChatReply], None] | None = None,
 ) -> RunResult:
@@ -250,7 +250,7 @@ def run_requests(
         requests,
         cache=cache,
         max_concurrency=max_concurrency,
-        progress=progress,
+        show_progress=show_progress,
         desc=desc,
         on_reply=on_reply,
     )

@@ -127,8 +127,8 @@ def embedding_selector(args: argparse.Namespace, embedder: Any):
 
     if args.selector == "diversity":
         return DiversitySelector(
+            embedder,
             args.k,
-            embedder=embedder,
             text=args.embed_text,
             n_clusters=args.n_clusters,
             allocation=args.allocation,
@@ -139,8 +139,8 @@ def embedding_selector(args: argparse.Namespace, embedder: Any):
         )
     if args.selector == "kcenter":
         return KCenterSelector(
+            embedder,
             args.k,
-            embedder=embedder,
             metric=args.metric,
             text=args.embed_text,
             random_state=args.seed,
@@ -152,8 +152,8 @@ def embedding_selector(args: argparse.Namespace, embedder: Any):
     elif args.order == "score":
         order = args.score_column
     return RepresentationFilter(
+        embedder,
         args.k,
-        embedder=embedder,
         max_similarity=args.max_similarity,
         order=order,
         text=args.embed_text,

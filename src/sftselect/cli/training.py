@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "micro_batch_size": args.micro_batch_size,
             "neftune_alpha": args.neftune_alpha,
-            "seed": args.seed,
+            "random_state": args.seed,
             "use_cpu": True if args.cpu else None,
         },
     )
@@ -122,7 +122,7 @@ def _generate(args: argparse.Namespace) -> int:
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,
-            seed=args.seed,
+            random_state=args.seed,
             limit=args.limit,
             turns=args.turns,
         )

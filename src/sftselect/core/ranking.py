@@ -21,10 +21,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .validation import check_choice
+
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["eligible_mask", "interleave_groups", "stratum_codes", "top_order"]
+__all__ = ["ALLOCATIONS", "eligible_mask", "interleave_groups", "stratum_codes", "top_order"]
+
+#: The ``allocation`` rules of :func:`interleave_groups` (and of the selectors that
+#: share rows among groups: ``RandomSelector`` strata, ``DiversitySelector`` clusters).
+ALLOCATIONS: tuple[str, ...] = ("equal", "proportional")
 
 
 def eligible_mask(
@@ -101,8 +107,10 @@ def interleave_groups(
     not decided by where a group first appears in the data), or to the lower
     group number when ``group_key`` is None. Divisor methods are
     house-monotone: a longer prefix never takes rows away from a group, and a
-    group that runs out simply drops out.
+    group that runs out simply drops out. ``allocation`` is one of
+    :data:`ALLOCATIONS`.
     """
+    check_choice(allocation, "allocation", "interleave_groups", ALLOCATIONS)
     n = labels.size
     if n == 0:
         return np.empty(0, dtype=np.int64)

@@ -115,13 +115,16 @@ def adjusted_win_rate(win: int, tie: int, lose: int) -> float:
     return (win + 0.5 * tie) / n
 
 
-def group_seed(seed: int, group: str) -> np.random.SeedSequence:
-    """The seed sequence of one group: the run's seed and a hash of the group name.
+def group_seed(random_state: int, group: str) -> np.random.SeedSequence:
+    """The seed sequence of one group: the run's seed (``random_state``) and a
+    hash of the group name.
 
     So a test set's interval depends only on the seed and its own outcomes,
     not on which other test sets were judged with it.
     """
-    return np.random.SeedSequence(entropy=seed, spawn_key=(zlib.crc32(group.encode("utf-8")),))
+    return np.random.SeedSequence(
+        entropy=random_state, spawn_key=(zlib.crc32(group.encode("utf-8")),)
+    )
 
 
 def bootstrap_win_score_ci(
@@ -129,13 +132,14 @@ def bootstrap_win_score_ci(
     *,
     n_resamples: int,
     confidence: float,
-    seed: np.random.SeedSequence | int,
+    random_state: np.random.SeedSequence | int,
 ) -> tuple[float, float]:
     """A percentile bootstrap interval for the win score.
 
     Resamples the scored pairs with replacement ``n_resamples`` times and
     returns the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2`` quantiles
-    (NumPy's linear interpolation) of the resampled win scores.
+    (NumPy's linear interpolation) of the resampled win scores, drawn from
+    ``numpy.random.default_rng(random_state)``.
     """
     owner = "bootstrap_win_score_ci"
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples <= 0:
@@ -151,7 +155,7 @@ def bootstrap_win_score_ci(
     n = len(values)
     if n == 0:
         raise param_error(owner, "outcomes", "a non-empty sequence", list(outcomes))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     means = np.empty(n_resamples)
     chunk = max(1, 4_000_000 // n)
     for start in range(0, n_resamples, chunk):

@@ -336,7 +336,7 @@ def judge_pairs(
         requests,
         cache=as_reply_store(cache, owner),
         max_concurrency=concurrency,
-        progress=bool(show_progress),
+        show_progress=bool(show_progress),
         desc="judging",
     )
     judgments = [
@@ -357,7 +357,11 @@ def judge_pairs(
         )
     _warn_left_out(judgments)
     summary = summarize(
-        judgments, pairs, n_bootstrap=int(n_bootstrap), confidence=float(confidence), seed=seed
+        judgments,
+        pairs,
+        n_bootstrap=int(n_bootstrap),
+        confidence=float(confidence),
+        random_state=seed,
     )
     first = requests[0]
     return PairwiseResult(

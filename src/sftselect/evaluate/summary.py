@@ -59,7 +59,7 @@ def summarize_group(
     *,
     n_bootstrap: int,
     confidence: float,
-    seed: int,
+    random_state: int,
     seed_key: str,
 ) -> dict[str, Any]:
     """The summary of the pairs at positions ``rows`` (see the module docstring)."""
@@ -85,7 +85,7 @@ def summarize_group(
                 paper,
                 n_resamples=n_bootstrap,
                 confidence=confidence,
-                seed=group_seed(seed, seed_key),
+                random_state=group_seed(random_state, seed_key),
             )
         )
     chars_a = [len(pairs.answers_a[i]) for i in rows]
@@ -125,7 +125,7 @@ def summarize(
     *,
     n_bootstrap: int,
     confidence: float,
-    seed: int,
+    random_state: int,
 ) -> dict[str, Any]:
     """``{"overall": {...}, "by_testset": {name: {...}}}`` (test sets in order of appearance)."""
     groups: dict[str, list[int]] = {}
@@ -139,7 +139,7 @@ def summarize(
             rows,
             n_bootstrap=n_bootstrap,
             confidence=confidence,
-            seed=seed,
+            random_state=random_state,
             seed_key=seed_key,
         )
 

@@ -42,7 +42,8 @@ Resuming never mixes runs. Every row's ``run`` field records what made it:
     weight; any fine-tune or merged adapter moves the sampled values.
 ``template``, ``dtype``, ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``
     The template's name, the weights' dtype, and the decoding settings
-    (``top_p`` and ``seed`` are None when greedy: they change nothing then).
+    (``top_p`` and ``seed`` are None when greedy: they change nothing then;
+    ``seed`` is the ``random_state`` argument, under the record's field name).
 
 ``batch_size``, ``device``, ``limit`` and ``turns`` are not recorded: they do
 not change an answer (a ``turns="all"`` run writes the same first-turn rows).
@@ -225,7 +226,7 @@ def generate(
     max_new_tokens: int = 512,
     temperature: float = 0.0,
     top_p: float = 1.0,
-    seed: int | None = None,
+    random_state: int | None = None,
     limit: int | None = None,
     turns: str = "first",
 ) -> GenerateReport:
@@ -263,9 +264,9 @@ def generate(
         0 is greedy decoding; above 0, sampling with ``top_p``.
     top_p : float, default 1.0
         Nucleus sampling cut-off (sampling only).
-    seed : int or None
+    random_state : int or None
         Seed of sampling (the global torch RNG is forked and restored); None
-        leaves sampling unseeded.
+        leaves sampling unseeded. Recorded as the run's ``seed`` field.
     limit : int or None
         Answer only the first ``limit`` prompts.
     turns : {"first", "all"}, default "first"
@@ -300,8 +301,10 @@ def generate(
             raise param_error(
                 _OWNER, name, "a number >= 0" if name == "temperature" else "in (0, 1]", value
             )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise param_error(_OWNER, "seed", "an int or None", seed)
+    if random_state is not None and (
+        isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral)
+    ):
+        raise param_error(_OWNER, "random_state", "an int or None", random_state)
     all_turns = check_choice(turns, "turns", _OWNER, ("first", "all")) == "all"
     name, questions = _prompts(testset, limit, all_turns)
     name = testset_name or name
@@ -341,7 +344,7 @@ def generate(
         "max_new_tokens": max_new_tokens,
         "temperature": float(temperature),
         "top_p": float(top_p) if sampling else None,
-        "seed": int(seed) if sampling and seed is not None else None,
+        "seed": int(random_state) if sampling and random_state is not None else None,
     }
     answered = answered_by_run(out, name, model_name, signature)
     total = sum(len(t) for _, t in questions)
@@ -362,7 +365,7 @@ def generate(
         options.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
     else:
         options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    run = _Batches(torch, net, tok, tmpl, options, batch_size, seed if sampling else None)
+    run = _Batches(torch, net, tok, tmpl, options, batch_size, random_state if sampling else None)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0

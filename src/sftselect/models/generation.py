@@ -42,8 +42,8 @@ def left_pad(torch: Any, prompts: Sequence[Sequence[int]], pad_id: int) -> tuple
 
 
 @contextlib.contextmanager
-def seeded(torch: Any, seed: int | None, device: Any = None) -> Iterator[None]:
-    """Run the block under ``torch.manual_seed(seed)``, then restore torch's global RNG.
+def seeded(torch: Any, random_state: int | None, device: Any = None) -> Iterator[None]:
+    """Run the block under ``torch.manual_seed(random_state)``, then restore torch's global RNG.
 
     The CPU generator is forked (saved, then restored on exit), and with it the
     generator of the device that generates: the CUDA device ``device`` (its
@@ -53,7 +53,7 @@ def seeded(torch: Any, seed: int | None, device: Any = None) -> Iterator[None]:
     ----------
     torch : module
         The ``torch`` module.
-    seed : int or None
+    random_state : int or None
         None runs the block as it is (nothing seeded, nothing forked).
     device : torch.device or None
         The device that generates; None stands for torch's default device:
@@ -63,7 +63,7 @@ def seeded(torch: Any, seed: int | None, device: Any = None) -> Iterator[None]:
     ------
     None
     """
-    if seed is None:
+    if random_state is None:
         yield
         return
     if device is None:
@@ -79,5 +79,5 @@ def seeded(torch: Any, seed: int | None, device: Any = None) -> Iterator[None]:
     else:
         fork = torch.random.fork_rng(devices=[])
     with fork:
-        torch.manual_seed(int(seed))
+        torch.manual_seed(int(random_state))
         yield

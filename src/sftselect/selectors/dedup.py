@@ -55,11 +55,11 @@ class RepresentationFilter(Selector):
 
     Parameters
     ----------
+    embedder : Embedder or PrecomputedEmbeddings
+        Turns rows into vectors.
     k : int, float or None, default None
         Stop once this many rows are kept (a fraction of the rows is rounded up);
         None keeps every row the walk keeps.
-    embedder : Embedder or PrecomputedEmbeddings
-        Turns rows into vectors.
     max_similarity : float in (-1, 1], default 0.9
         A row is kept only if its largest cosine similarity to the kept rows is
         strictly below this; lower values keep fewer, more distinct rows.
@@ -81,9 +81,9 @@ class RepresentationFilter(Selector):
 
     def __init__(
         self,
+        embedder: Any,
         k: int | float | None = None,
         *,
-        embedder: Any,
         max_similarity: float = 0.9,
         order: Any = None,
         text: str = "instruction_input",
@@ -91,8 +91,8 @@ class RepresentationFilter(Selector):
         format: str | Format | None = None,
         show_progress: bool = False,
     ) -> None:
-        self.k = k
         self.embedder = embedder
+        self.k = k
         self.max_similarity = max_similarity
         self.order = order
         self.text = text
@@ -149,7 +149,11 @@ class RepresentationFilter(Selector):
             bar = tqdm(total=int(walk.size), desc="similarity filter", unit="row")
         try:
             kept, walked = similarity_filter_order(
-                X, walk, max_similarity, limit=limit, progress=None if bar is None else bar.update
+                X,
+                walk,
+                max_similarity,
+                limit=limit,
+                on_progress=None if bar is None else bar.update,
             )
         finally:
             if bar is not None:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.ranking import interleave_groups
+from ..core.ranking import ALLOCATIONS, interleave_groups
 from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
 from ..embedding.cache import embed_dataset
@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ALLOCATIONS", "WITHIN", "DiversitySelector", "interleave_clusters"]
 
-ALLOCATIONS = ("equal", "proportional")
 WITHIN = ("random", "centroid")
 
 
@@ -87,10 +86,10 @@ class DiversitySelector(Selector):
 
     Parameters
     ----------
-    k : int or float
-        Rows to keep: a positive int, or a fraction in (0, 1] (rounded up).
     embedder : Embedder or PrecomputedEmbeddings
         Turns rows into vectors (e.g. ``HFEmbedder(...)``).
+    k : int or float, default 1000
+        Rows to keep: a positive int, or a fraction in (0, 1] (rounded up).
     text : {"instruction", "instruction_input", "response", "example"}
         Which text of each row is embedded (see
         :func:`sftselect.embedding.example_texts`); ignored by
@@ -125,9 +124,9 @@ class DiversitySelector(Selector):
 
     def __init__(
         self,
+        embedder: Any,
         k: int | float = 1000,
         *,
-        embedder: Any,
         text: str = "instruction_input",
         n_clusters: int = 100,
         allocation: str = "equal",
@@ -138,8 +137,8 @@ class DiversitySelector(Selector):
         random_state: Any = None,
         show_progress: bool = False,
     ) -> None:
-        self.k = k
         self.embedder = embedder
+        self.k = k
         self.text = text
         self.n_clusters = n_clusters
         self.allocation = allocation

@@ -11,7 +11,7 @@ Distances: ``metric="cosine"`` is ``1 - cosine similarity`` (a zero vector has
 similarity 0 with everything); ``"euclidean"`` is the Euclidean distance. Each
 pick costs one matrix-vector product over all rows, so ``k`` picks from ``n``
 rows cost ``O(n k d)``; ``k`` close to ``n`` and ``rank_indices`` (every row)
-cost ``O(n^2 d)`` (200,000 x 64: about 1 ms a pick on 2 cores, minutes for
+cost ``O(n^2 d)`` (200,000 x 64: about 1 ms a pick on 2 cores, 210 s for
 every row). Only the end of a ``"euclidean"`` order, once every unpicked row
 is at distance 0 from a pick, is cheaper (see
 :func:`~sftselect.selectors.coverage.kcenter_order`).
@@ -44,9 +44,9 @@ class KCenterSelector(Selector):
 
     Parameters
     ----------
-    k : int or float
-        Rows to keep: a positive int, or a fraction in (0, 1] (rounded up).
     embedder : Embedder or PrecomputedEmbeddings
+    k : int or float, default 1000
+        Rows to keep: a positive int, or a fraction in (0, 1] (rounded up).
     metric : {"cosine", "euclidean"}, default "cosine"
     text : {"instruction", "instruction_input", "response", "example"}
     cache_dir : str, path or None
@@ -64,9 +64,9 @@ class KCenterSelector(Selector):
 
     def __init__(
         self,
+        embedder: Any,
         k: int | float = 1000,
         *,
-        embedder: Any,
         metric: str = "cosine",
         text: str = "instruction_input",
         cache_dir: str | os.PathLike[str] | None = None,
@@ -74,8 +74,8 @@ class KCenterSelector(Selector):
         random_state: Any = None,
         show_progress: bool = False,
     ) -> None:
-        self.k = k
         self.embedder = embedder
+        self.k = k
         self.metric = metric
         self.text = text
         self.cache_dir = cache_dir
@@ -106,7 +106,7 @@ class KCenterSelector(Selector):
             bar = tqdm(total=n if limit is None else limit, desc="k-center greedy", unit="pick")
         try:
             order, radius = kcenter_order(
-                X, first, self.metric, limit=limit, progress=None if bar is None else bar.update
+                X, first, self.metric, limit=limit, on_progress=None if bar is None else bar.update
             )
         finally:
             if bar is not None:

@@ -330,7 +330,7 @@ class QualitySelector(ScoreSelector):
                 requests,
                 cache=store,
                 max_concurrency=concurrency,
-                progress=bool(self.show_progress),
+                show_progress=bool(self.show_progress),
                 desc="rating",
             )
             if digest:
@@ -351,7 +351,7 @@ class QualitySelector(ScoreSelector):
                 follow,
                 cache=store,
                 max_concurrency=concurrency,
-                progress=bool(self.show_progress),
+                show_progress=bool(self.show_progress),
                 desc="re-asking",
             )
             _merge(report, again.report)

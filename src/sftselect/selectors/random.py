@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.ranking import interleave_groups, stratum_codes
+from ..core.ranking import ALLOCATIONS, interleave_groups, stratum_codes
 from ..core.validation import check_choice, check_columns
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 __all__ = ["RandomSelector", "interleave_strata", "stratum_codes"]
-
-ALLOCATIONS = ("proportional", "equal")
 
 
 def interleave_strata(
@@ -55,7 +53,7 @@ class RandomSelector(Selector):
         The seed. None draws fresh entropy, which the provenance records.
     stratify : str or None
         A column whose values define strata; see the module docstring.
-    allocation : {"proportional", "equal"}
+    allocation : {"equal", "proportional"}, default "proportional"
         How the rows are shared among strata (only with ``stratify``).
 
     Examples

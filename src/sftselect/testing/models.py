@@ -84,15 +84,16 @@ def sample_tokenizer(
 
 
 def tiny_llama(
-    tokenizer: transformers.PreTrainedTokenizerBase, *, context: int = 512, seed: int = 0
+    tokenizer: transformers.PreTrainedTokenizerBase, *, context: int = 512, random_state: int = 0
 ) -> transformers.LlamaForCausalLM:
     """A seeded, randomly initialised 2-layer LLaMA (float32, CPU) for ``tokenizer``'s vocabulary.
 
     Not a language model: a real architecture with random weights, for code
     paths (training steps, batched generation, hidden states) that need one.
+    ``random_state`` seeds the weights (torch's global RNG is restored afterwards).
     """
     check_positive_int(context, "context", "tiny_llama")
-    check_non_negative_int(seed, "seed", "tiny_llama")
+    check_non_negative_int(random_state, "random_state", "tiny_llama")
     import torch
     import transformers
 
@@ -108,7 +109,7 @@ def tiny_llama(
         eos_token_id=tokenizer.eos_token_id,
     )
     generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
+    torch.manual_seed(random_state)
     try:
         return transformers.LlamaForCausalLM(config)
     finally:

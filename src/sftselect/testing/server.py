@@ -144,11 +144,11 @@ def default_reply(body: dict[str, Any]) -> str:
 
 
 def hashed_faults(
-    rate: float, choices: Sequence[Fault], *, seed: int = 0, max_attempts: int = 1
+    rate: float, choices: Sequence[Fault], *, random_state: int = 0, max_attempts: int = 1
 ) -> Callable[[ReceivedRequest], Fault | None]:
     """Fault a fixed, seeded share of prompts, the same ones on every run.
 
-    A prompt is picked when a hash of ``seed`` and its messages falls below
+    A prompt is picked when a hash of ``random_state`` and its messages falls below
     ``rate``; its first ``max_attempts`` requests get a fault (chosen from
     ``choices`` by the same hash) and later ones a normal reply, so a client
     that retries enough always succeeds.
@@ -157,7 +157,7 @@ def hashed_faults(
     def decide(request: ReceivedRequest) -> Fault | None:
         if request.attempt >= max_attempts:
             return None
-        digest = hashlib.sha256(f"{seed}:{request.prompt_key}".encode()).digest()
+        digest = hashlib.sha256(f"{random_state}:{request.prompt_key}".encode()).digest()
         draw = int.from_bytes(digest[:8], "big") / 2**64
         if draw >= rate:
             return None

@@ -104,9 +104,10 @@ class TrainConfig:
         that pads every example to ``max_length`` gets, as the paper's did).
     optim : str, default "adamw_torch"
         The transformers optimizer name.
-    seed : int, default 42
+    random_state : int, default 42
         Seed of the weight init of new heads, the data order and NEFTune noise
-        (transformers' default; recorded in the training log).
+        (transformers' default; passed as ``TrainingArguments(seed=...)`` and
+        recorded as ``seed`` in the training log).
     logging_steps : int, default 1
         Log the loss every this many steps.
     use_cpu : bool, default False
@@ -133,7 +134,7 @@ class TrainConfig:
     neftune_alpha: float | None = None
     neftune_length: int | str | None = None
     optim: str = "adamw_torch"
-    seed: int = 42
+    random_state: int = 42
     logging_steps: int = 1
     use_cpu: bool = False
 
@@ -175,7 +176,7 @@ class TrainConfig:
             )
         if not isinstance(self.optim, str) or not self.optim:
             raise param_error(_OWNER, "optim", "a transformers optimizer name", self.optim)
-        check_non_negative_int(self.seed, "seed", _OWNER)
+        check_non_negative_int(self.random_state, "random_state", _OWNER)
         check_positive_int(self.logging_steps, "logging_steps", _OWNER)
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
@@ -193,8 +194,11 @@ class TrainConfig:
         return self.max_length if self.neftune_length == "max_length" else self.neftune_length
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as a JSON-ready dict."""
-        out = asdict(self)
+        """The settings as a JSON-ready dict (the training log's ``config``).
+
+        ``random_state`` is written as ``seed``, the log's field name.
+        """
+        out = {("seed" if k == "random_state" else k): v for k, v in asdict(self).items()}
         if isinstance(out["epochs"], float) and math.isfinite(out["epochs"]):
             out["epochs"] = float(out["epochs"])
         return out

@@ -192,7 +192,7 @@ def train(
         **{checkpointing: config.gradient_checkpointing},
         neftune_noise_alpha=None,  # our own hook below: the noise's length is a setting
         optim=config.optim,
-        seed=config.seed,
+        seed=config.random_state,
         logging_steps=config.logging_steps,
         use_cpu=config.use_cpu,
         save_strategy="no",

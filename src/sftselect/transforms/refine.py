@@ -169,7 +169,7 @@ def refine_responses(
         requests,
         cache=store,
         max_concurrency=check_positive_int(max_concurrency, "max_concurrency", "refine_responses"),
-        progress=show_progress,
+        show_progress=show_progress,
         desc="refining",
     )
     failures = sum(r is None for r in result.replies)
