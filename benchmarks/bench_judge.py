@@ -5,7 +5,7 @@ Run from the repository root (with sftselect installed)::
     python benchmarks/bench_judge.py                    # 805 AlpacaEval pairs, 0.1 s latency
     python benchmarks/bench_judge.py --full-sequential  # time the baseline on all 1,610 requests
 
-The judge is a scripted OpenAI-compatible server (``tests/loopback.py``) on
+The judge is a scripted OpenAI-compatible server (``sftselect.testing.LoopbackServer``) on
 127.0.0.1 that answers like the paper's GPT-4 judge: two scores on the first
 line (from a hash of the prompt) and an explanation, after ``--latency``
 seconds. It runs in a separate process (this file re-run with ``--serve``), so
@@ -62,8 +62,7 @@ def judge_reply(body: dict[str, Any]) -> str:
 
 def serve(latency: float) -> int:
     """Child mode: run a LoopbackServer and answer ``count`` / ``quit`` on stdin."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from loopback import LoopbackServer
+    from sftselect.testing import LoopbackServer
 
     with LoopbackServer(judge_reply, latency=latency, model=MODEL) as server:
         print(json.dumps({"base_url": server.base_url}), flush=True)

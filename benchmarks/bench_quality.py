@@ -6,7 +6,7 @@ Run from the repository root (with sftselect installed)::
     python benchmarks/bench_quality.py --full-sequential     # time the baseline on every row
     python benchmarks/bench_quality.py --profile             # always break costs down, + cProfile
 
-The judge is a scripted OpenAI-compatible server (``tests/loopback.py``) on
+The judge is a scripted OpenAI-compatible server (``sftselect.testing.LoopbackServer``) on
 127.0.0.1 that answers like an AlpaGasus judge: a score in {3.5, 4.0, 4.5, 5.0}
 chosen by a hash of the prompt, a newline and an explanation, after
 ``--latency`` seconds. It runs in a SEPARATE PROCESS (this file, re-run with
@@ -110,8 +110,7 @@ def judge_reply(body: dict[str, Any]) -> str:
 
 def serve(args: argparse.Namespace) -> int:
     """Child mode: run a LoopbackServer and answer control commands on stdin."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from loopback import Fault, LoopbackServer, hashed_faults
+    from sftselect.testing import Fault, LoopbackServer, hashed_faults
 
     faults = None
     if args.fault_rate > 0:
@@ -259,8 +258,7 @@ def make_selector(backend: Any, cache: str, concurrency: int) -> Any:
 
 def server_prompt_key(request: Any) -> str:
     """The key the loopback server files a request's messages under."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from loopback import prompt_key
+    from sftselect.testing import prompt_key
 
     return prompt_key({"messages": request.message_dicts()})
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 from datasets import Dataset
 
-sys.path.insert(0, str(Path(__file__).parent))
+from tests.helpers.paths import SHARED_DATA, require_shared_data
 
 # Ray on Linux binds a local instance to the machine's network address; the tests keep
 # every connection on loopback (read by Ray when it is first imported, after this).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-# The one place the tests look for the real data beside the checkout. Tests that need
-# it skip with a reason where it is absent (a user's fresh clone); nothing else may.
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # .ci/run's second pass runs the suite from a copy of the tree with no ../shared beside
 # it and sets this, so that a path that still reaches the data some other way fails.
@@ -26,13 +22,6 @@ if os.environ.get("SFTSELECT_EXPECT_NO_SHARED_DATA") == "1" and SHARED_DATA.exis
     raise pytest.UsageError(
         f"SFTSELECT_EXPECT_NO_SHARED_DATA=1 but {SHARED_DATA} exists: run from a copy of the tree"
     )
-
-
-def require_shared_data() -> Path:
-    """The shared real-data folder, or skip with the reason."""
-    if not (SHARED_DATA / "paper" / "filtered_alpaca_1k_longest.json").exists():
-        pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the checkout)")
-    return SHARED_DATA
 
 
 @pytest.fixture

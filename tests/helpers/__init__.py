@@ -1,0 +1,1 @@
+"""Shared test helpers: data paths, hypothesis strategies, the conformance cases, tiny models."""
