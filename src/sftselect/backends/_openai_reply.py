@@ -165,7 +165,7 @@ def read_reply(
             )
         raise BackendError(
             f"{_OWNER}: the server at {display_url} refused the request (HTTP {status}, not "
-            f"retried): {detail}{hint}",
+            f"retried): {detail.rstrip('. ')}{hint}",  # callers end the sentence
             status=status,
         )
     try:

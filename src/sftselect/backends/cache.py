@@ -2,9 +2,11 @@
 
 Keys are :meth:`ChatRequest.cache_key` values: the SHA-256 of the backend's
 identity (model and settings) and the request's content (messages, decoding
-parameters). Each reply is committed as it arrives, so a run killed at any
-point loses only the requests in flight, and a re-run sends nothing that is
-already stored. API keys are never part of a request, so never stored.
+parameters). Each reply is committed as it arrives (the runner commits the
+replies that arrive in the same turn of its event loop together, with
+:meth:`ReplyCache.put_many`), so a run killed at any point loses only the
+requests in flight, and a re-run sends nothing that is already stored. API
+keys are never part of a request, so never stored.
 
 Beside the replies, a store keeps *plans* (:mod:`sftselect.backends.plans`):
 a digest of a whole run's input mapped to its list of request keys, so that a
@@ -236,21 +238,30 @@ class ReplyCache:
 
     def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
         """Store one reply and commit (the first reply stored for a key wins)."""
-        with self._using() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key,
-                    backend,
-                    json.dumps(request.key_material(), ensure_ascii=False),
-                    reply.text,
-                    reply.input_tokens,
-                    reply.output_tokens,
-                    reply.finish_reason,
-                    reply.model,
-                    time.time(),
-                ),
+        self.put_many(backend, [(key, request, reply)])
+
+    def put_many(self, backend: str, items: Iterable[tuple[str, ChatRequest, ChatReply]]) -> None:
+        """Store ``(key, request, reply)`` items of one backend in one transaction (the
+        first reply stored for a key wins)."""
+        now = time.time()
+        rows = [
+            (
+                key,
+                backend,
+                json.dumps(request.key_material(), ensure_ascii=False),
+                reply.text,
+                reply.input_tokens,
+                reply.output_tokens,
+                reply.finish_reason,
+                reply.model,
+                now,
             )
+            for key, request, reply in items
+        ]
+        if not rows:
+            return
+        with self._using() as db:
+            db.executemany("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.commit()
 
     def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
@@ -359,6 +370,11 @@ class MemoryCache:
 
     def put(self, key: str, backend: str, request: ChatRequest, reply: ChatReply) -> None:
         self._data.setdefault(key, (backend, request, reply, time.time()))
+
+    def put_many(self, backend: str, items: Iterable[tuple[str, ChatRequest, ChatReply]]) -> None:
+        now = time.time()
+        for key, request, reply in items:
+            self._data.setdefault(key, (backend, request, reply, now))
 
     def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
         keys = self._plans.get(digest)

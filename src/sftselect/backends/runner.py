@@ -1,5 +1,6 @@
 """Run many chat requests through a backend: cache first, bounded concurrency,
-each reply stored as it arrives, and a report of what happened.
+each reply stored as it arrives (those arriving in the same turn of the event
+loop in one transaction), and a report of what happened.
 
 Identical requests in one run are sent once. The cache is read for every
 request at the start and again, for each request, just before it is sent (one
@@ -44,6 +45,9 @@ class ReplyStore(Protocol):
 #   plan_replies(digest) -> (keys, replies aligned with keys, None where missing) | None
 #   put_plan(digest, keys) -> None
 # Stores without them work; their re-runs take the normal (rendering) path.
+# And it may store several replies at once, in one transaction:
+#   put_many(backend, [(key, request, reply), ...]) -> None
+# Without it the runner calls put once per reply.
 
 
 @dataclass
@@ -140,6 +144,28 @@ async def arun_requests(
     for key in todo:
         queue.put_nowait(key)
 
+    # Replies that arrive in the same turn of the event loop are stored together, in one
+    # transaction where the store has ``put_many``: the first of them waits that turn out.
+    unstored: list[tuple[str, ChatRequest, ChatReply]] = []
+    put_many = getattr(cache, "put_many", None)
+
+    def store_unstored() -> None:
+        batch = unstored[:]
+        unstored.clear()
+        if put_many is not None:
+            put_many(identity, batch)
+        elif cache is not None:
+            for key, request, reply in batch:
+                cache.put(key, identity, request, reply)
+
+    async def store(key: str, request: ChatRequest, reply: ChatReply) -> None:
+        unstored.append((key, request, reply))
+        if len(unstored) == 1:
+            try:
+                await asyncio.sleep(0)
+            finally:
+                store_unstored()
+
     async def worker() -> None:
         while True:
             try:
@@ -175,7 +201,7 @@ async def arun_requests(
                 report.input_tokens += reply.input_tokens or 0
                 report.output_tokens += reply.output_tokens or 0
                 if cache is not None:
-                    cache.put(key, identity, request, reply)
+                    await store(key, request, reply)
                 if on_reply is not None:
                     on_reply(first[key], reply)
             if bar is not None:
@@ -184,6 +210,8 @@ async def arun_requests(
     try:
         await asyncio.gather(*(worker() for _ in range(min(max_concurrency, max(len(todo), 1)))))
     finally:
+        if unstored:  # a worker cancelled before its turn came
+            store_unstored()
         if bar is not None:
             bar.close()
     replies = [by_key.get(k) for k in keys]

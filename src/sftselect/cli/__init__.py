@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import sys
 import warnings
@@ -83,7 +84,29 @@ def _library_output(command: str, quiet: bool) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sftselect`` command; returns the exit status."""
+    """Entry point of the ``sftselect`` command; returns the exit status.
+
+    Called without ``argv`` (the ``sftselect`` command, ``python -m sftselect.cli``:
+    the arguments come from ``sys.argv`` and the process exits next), it keeps the
+    garbage collector off the objects that live until the exit anyway, the modules
+    imported for a run (``datasets``, pandas, pyarrow...): it freezes (:func:`gc.freeze`)
+    what is alive when it starts, and when it ends it collects once, so that every
+    unreachable object is finalized as before (a cache file closed...), then freezes
+    the rest. The interpreter's exit then skips its own walks of that heap (0.15-0.2 s
+    of a 2 s ``score`` run). Called with ``argv`` (tests, scripts), it leaves the
+    collector alone.
+    """
+    if argv is None:
+        gc.freeze()
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            gc.collect()
+            gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from sftselect.backends import ReplyCache
 from sftselect.backends.openai_compat import OpenAICompatibleBackend
 from sftselect.cli import main
 from sftselect.exceptions import JudgeRequestError
@@ -136,6 +137,32 @@ def test_cli_wrong_model_says_refused_without_after_retries(tmp_path, data, caps
     assert "after retries" not in line and "after their retries" not in line
     assert "--on-request-error" not in line
     assert server.request_count == 3
+
+
+def test_the_command_closes_the_cache_file_before_it_exits(tmp_path, data) -> None:
+    """`python -m sftselect.cli score` (the command line's exit path, see cli.main) after a
+    run and after a refused one: the cache file is closed, no -wal or -shm file is left."""
+    import subprocess
+    import sys
+
+    def reply(body):
+        refused = "question 2" in body["messages"][-1]["content"]
+        return Fault.status_code(400, "context too long") if refused else "4.5"
+
+    with LoopbackServer(reply=reply) as server:
+        for name, rows in (("ok", 2), ("refused", 3)):
+            src = tmp_path / f"{name}.jsonl"
+            src.write_text("".join(json.dumps(r) + "\n" for r in ROWS[:rows]))
+            cache = tmp_path / f"{name}.sqlite"
+            proc = subprocess.run(
+                [sys.executable, "-m", "sftselect.cli", "score", str(src), "-o",
+                 str(tmp_path / f"{name}-out.jsonl"), "--base-url", server.base_url,
+                 "--model", "judge", "--api-key-env", "", "--cache", str(cache), "-q"],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert proc.returncode == (0 if name == "ok" else 2), proc.stderr
+            assert sorted(p.name for p in tmp_path.glob(f"{name}.sqlite*")) == [cache.name]
+            assert len(ReplyCache(cache)) == 2
 
 
 def test_cli_base_url_without_v1_gets_the_hint(tmp_path, data, capsys) -> None:

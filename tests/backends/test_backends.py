@@ -215,3 +215,46 @@ def test_request_keys_do_not_depend_on_what_was_hashed_before():
     e = ChatRequest.user("hi", extra={"presence_penalty": False})
     keys = request_keys([d, e, c], "j")
     assert keys[2] == request_keys([c], "j")[0] and len(set(keys)) == 3
+
+
+class _Instant:
+    """A backend that answers without waiting: every reply arrives in the same turn."""
+
+    identity = "instant"
+
+    async def chat(self, request):
+        return ChatReply(f"reply to {request.messages[-1][1]}")
+
+
+def test_replies_arriving_together_are_stored_in_one_transaction(tmp_path):
+    """Replies that arrive in one turn of the event loop reach the store in one put_many
+    (one commit); a store without put_many gets one put per reply. Every reply is stored."""
+    reqs = [ChatRequest.user(f"q{i}") for i in range(40)]
+    cache = ReplyCache(tmp_path / "c.sqlite")
+    batches = []
+    put_many = cache.put_many
+
+    def spy(backend, items):
+        items = list(items)
+        batches.append(len(items))
+        put_many(backend, items)
+
+    cache.put_many = spy
+    result = run_requests(_Instant(), reqs, cache=cache, max_concurrency=8)
+    assert result.report.sent == 40 and sum(batches) == 40 and len(batches) < 40, batches
+    assert len(ReplyCache(tmp_path / "c.sqlite")) == 40
+
+    class PutOnly:
+        def __init__(self):
+            self.inner, self.puts = MemoryCache(), 0
+
+        def get_many(self, keys):
+            return self.inner.get_many(keys)
+
+        def put(self, key, backend, request, reply):
+            self.puts += 1
+            self.inner.put(key, backend, request, reply)
+
+    store = PutOnly()
+    run_requests(_Instant(), reqs, cache=store, max_concurrency=8)
+    assert store.puts == 40 and len(store.inner) == 40
