@@ -50,19 +50,6 @@ def one_line(text: str) -> bool:
     return "\n" not in text and "\r" not in text
 
 
-class QueryServer(LoopbackServer):
-    """A LoopbackServer that also serves ``/v1/chat/completions?...`` and keeps each full path."""
-
-    def __init__(self, *args, **options) -> None:
-        super().__init__(*args, **options)
-        self.full_paths: list[str] = []
-
-    def _answer(self, handler, record) -> None:
-        self.full_paths.append(record.path)
-        record.path = record.path.split("?", 1)[0]
-        super()._answer(handler, record)
-
-
 # -- 1. API keys ---------------------------------------------------------------------------
 
 
@@ -299,7 +286,7 @@ def test_404_without_v1_in_the_base_url_hints_at_it() -> None:
 
 def test_extra_headers_and_query_parameters_are_sent() -> None:
     """Azure-style: an api-key header and an api-version query parameter reach the server."""
-    with QueryServer() as server:
+    with LoopbackServer() as server:
         backend = make_backend(
             server.base_url,
             headers={"api-key": "AZ-SECRET-VALUE", "X-Gateway-Route": "route-SECRET"},
@@ -309,7 +296,9 @@ def test_extra_headers_and_query_parameters_are_sent() -> None:
     seen = server.requests[0].headers
     assert seen["api-key"] == "AZ-SECRET-VALUE" and seen["x-gateway-route"] == "route-SECRET"
     assert "authorization" not in seen  # no key in the environment
-    assert server.full_paths == ["/v1/chat/completions?api-version=2024-06-01&tenant=tenant-SECRET"]
+    assert [f"{r.path}?{r.query}" for r in server.requests] == [
+        "/v1/chat/completions?api-version=2024-06-01&tenant=tenant-SECRET"
+    ]
     for text in (repr(backend), backend.identity):
         assert "SECRET" not in text and "2024-06-01" not in text
 
@@ -319,13 +308,13 @@ def test_header_and_parameter_values_are_redacted_from_errors(tmp_path) -> None:
     secrets = {"headers": {"api-key": "AZ-SECRET-VALUE"}, "params": {"tenant": "tenant-SECRET"}}
     fault = Fault.status_code(401, "bad key AZ-SECRET-VALUE for tenant tenant-SECRET")
     with (
-        QueryServer(faults=lambda request: fault) as server,
+        LoopbackServer(faults=lambda request: fault) as server,
         pytest.raises(BackendError) as info,
     ):
         chat_one(make_backend(server.base_url, **secrets))
     assert "SECRET" not in str(info.value) and "[redacted]" in str(info.value)
     cache = ReplyCache(tmp_path / "c.sqlite")
-    with QueryServer() as server:
+    with LoopbackServer() as server:
         backend = make_backend(server.base_url, **secrets)
         result = run_requests(backend, [ChatRequest.user("hi")], cache=cache)
     assert result.report.succeeded == 1

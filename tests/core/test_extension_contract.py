@@ -113,19 +113,6 @@ def test_check_selector_catches_a_false_row_score_declaration():
     (it must declare WHOLE_DATASET), and passes once it does."""
 
     class Centred(ScoreSelector):
-        def __init__(
-            self,
-            k=None,
-            *,
-            min_score=None,
-            max_score=None,
-            largest=True,
-            ties="stable",
-            random_state=None,
-        ):
-            self.k, self.min_score, self.max_score = k, min_score, max_score
-            self.largest, self.ties, self.random_state = largest, ties, random_state
-
         def _score(self, dataset):
             lengths = np.array([len(t) for t in dataset["output"]], dtype=float)
             return lengths - lengths.mean() if lengths.size else lengths

