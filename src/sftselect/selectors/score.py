@@ -204,12 +204,14 @@ class ColumnScoreSelector(ScoreSelector):
         random_state: Any = None,
     ) -> None:
         self.column = column
-        self.k = k
-        self.min_score = min_score
-        self.max_score = max_score
-        self.largest = largest
-        self.ties = ties
-        self.random_state = random_state
+        super().__init__(
+            k,
+            min_score=min_score,
+            max_score=max_score,
+            largest=largest,
+            ties=ties,
+            random_state=random_state,
+        )
 
     def _score(self, dataset: Dataset) -> np.ndarray:
         import pyarrow as pa
