@@ -258,3 +258,19 @@ def test_replies_arriving_together_are_stored_in_one_transaction(tmp_path):
     store = PutOnly()
     run_requests(_Instant(), reqs, cache=store, max_concurrency=8)
     assert store.puts == 40 and len(store.inner) == 40
+
+
+def test_the_progress_bar_shows_requests_waiting_on_a_slow_server(capsys, monkeypatch):
+    """A slow or hung server shows in the bar as requests in flight and a growing wait,
+    not as silence (issue 19: 7 silent minutes behind a hung server)."""
+    from sftselect.backends import runner
+    from sftselect.backends.openai_compat import OpenAICompatibleBackend
+    from sftselect.testing import LoopbackServer
+
+    monkeypatch.setattr(runner, "WAIT_REFRESH_S", 0.2)
+    with LoopbackServer(reply=lambda body: "4.5", latency=1.0) as server:
+        backend = OpenAICompatibleBackend("m", base_url=server.base_url, api_key_env=None)
+        result = runner.run_requests(backend, [ChatRequest.user("Hi")], show_progress=True)
+    assert result.report.succeeded == 1
+    err = capsys.readouterr().err
+    assert "in_flight=1" in err and "oldest_wait=" in err

@@ -101,6 +101,10 @@ class RunResult:
         return f"RunResult({len(self.replies)} replies; {self.report.summary()})"
 
 
+#: How often the progress bar's count of waiting requests is refreshed (seconds).
+WAIT_REFRESH_S = 1.0
+
+
 def backend_retries(backend: Any) -> int | None:
     stats = getattr(backend, "stats", None)
     return getattr(stats, "retries", None) if stats is not None else None
@@ -144,6 +148,21 @@ async def arun_requests(
     for key in todo:
         queue.put_nowait(key)
 
+    # When each request in flight was sent: the progress bar shows how many wait, and
+    # for how long the oldest has (a hung server shows as a growing wait, not silence).
+    sent_at: dict[str, float] = {}
+
+    async def show_waiting() -> None:
+        while True:
+            await asyncio.sleep(WAIT_REFRESH_S)
+            now = time.monotonic()
+            oldest = max((now - t for t in sent_at.values()), default=0.0)
+            retries = backend_retries(backend)
+            postfix = {"in_flight": len(sent_at), "oldest_wait": f"{oldest:.0f}s"}
+            if retries is not None and retries_before is not None:
+                postfix["retries"] = retries - retries_before
+            bar.set_postfix(postfix, refresh=True)  # type: ignore[union-attr]
+
     # Replies that arrive in the same turn of the event loop are stored together, in one
     # transaction where the store has ``put_many``: the first of them waits that turn out.
     unstored: list[tuple[str, ChatRequest, ChatReply]] = []
@@ -183,6 +202,7 @@ async def arun_requests(
                         bar.update(1)
                     continue
             report.sent += 1
+            sent_at[key] = time.monotonic()
             try:
                 reply = await backend.chat(request)
                 if not isinstance(reply, ChatReply):
@@ -204,12 +224,17 @@ async def arun_requests(
                     await store(key, request, reply)
                 if on_reply is not None:
                     on_reply(first[key], reply)
+            finally:
+                sent_at.pop(key, None)
             if bar is not None:
                 bar.update(1)
 
+    ticker = asyncio.ensure_future(show_waiting()) if bar is not None else None
     try:
         await asyncio.gather(*(worker() for _ in range(min(max_concurrency, max(len(todo), 1)))))
     finally:
+        if ticker is not None:
+            ticker.cancel()
         if unstored:  # a worker cancelled before its turn came
             store_unstored()
         if bar is not None:
