@@ -33,7 +33,7 @@ BANNED = {
 RECORD_FIELDS = {
     # The seed *record* of a run (an int, {"entropy": ...} or {"generator_state": ...}),
     # the value of the provenance's "seed" field.
-    "sftselect.core.base.Selection": {"seed"},
+    "sftselect.core.results.Selection": {"seed"},
     # The OpenAI chat-completions body's "seed", sent as is and part of the cache key.
     "sftselect.backends.base.ChatRequest": {"seed"},
 }

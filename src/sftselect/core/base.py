@@ -25,119 +25,22 @@ engine from its :attr:`Selector.engine_kind` (an :class:`EngineKind`).
 from __future__ import annotations
 
 import abc
-import enum
 import inspect
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..exceptions import InvalidParameterError, KTooLargeWarning
+from .kinds import EngineKind
+from .results import RankResult, Selection
 from .validation import check_dataset, check_k, check_random_state, resolve_k
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
 __all__ = ["EngineKind", "RankResult", "Selection", "Selector"]
-
-
-class EngineKind(str, enum.Enum):
-    """What a selector needs from an engine: the shape of its work.
-
-    A selector declares one as its :attr:`Selector.engine_kind` class attribute.
-    An engine that runs selectors elsewhere than in one process (the Ray engine,
-    :func:`sftselect.distributed.run`) picks its path from this declaration alone,
-    never from the selector's class, so a selector of your own runs there as soon
-    as its declaration is true. Each kind promises the public methods named here:
-
-    ``ROW_SCORE``
-        A score per row computed from that row alone, then the shared rule
-        (``min <= score <= max``, then top-k with the ``ties`` rule). The selector
-        is a :class:`~sftselect.selectors.score.ScoreSelector`: an engine calls
-        ``score_with_rules`` on blocks of rows in parallel, ``bounds()``, and reads
-        ``largest`` and ``ties``; it merges the blocks' top-k candidates exactly.
-        Every ``ScoreSelector`` declares it: a subclass whose score of a row
-        depends on other rows must declare ``WHOLE_DATASET`` instead.
-    ``VECTORS_THEN_GLOBAL``
-        A vector per row computed from that row alone (``embed(dataset)``, a
-        float ``[len(dataset), d]`` array), then one global step over every
-        row's vector (``rank_vectors(vectors, rng, limit)``, a
-        :class:`RankResult`); ``_rank(ds, rng, limit)`` must equal
-        ``rank_vectors(embed(ds), rng, limit)``. An engine embeds blocks in
-        parallel and runs the global step in one process.
-    ``SEEDED_DRAW``
-        A seeded draw over row positions: the ranking depends only on the
-        number of rows, the generator and the columns :meth:`Selector.input_columns`
-        names. An engine gathers the positions and those columns alone and
-        calls :meth:`Selector.rank` once.
-    ``COMPOSITE``
-        Other selectors (``selectors``) combined by positions
-        (:mod:`sftselect.core.compose`): an engine recurses into the operands.
-    ``WHOLE_DATASET``
-        The fallback, and the default of :class:`Selector`: the ranking needs
-        every row at once. An engine gathers the rows (only the columns
-        :meth:`Selector.input_columns` names, when it names some) into one
-        process and calls :meth:`Selector.rank` there. This does not scale
-        beyond what one machine holds; it only lets the selector run.
-    """
-
-    ROW_SCORE = "row_score"
-    VECTORS_THEN_GLOBAL = "vectors_then_global"
-    SEEDED_DRAW = "seeded_draw"
-    COMPOSITE = "composite"
-    WHOLE_DATASET = "whole_dataset"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class RankResult:
-    """What a selector's :meth:`Selector._rank` hook returns.
-
-    ``order`` holds eligible row positions, most preferred first. It may stop
-    after ``limit`` entries when a limit was given. ``scores`` is one float per
-    input row for scoring selectors (NaN where a row cannot be scored), else
-    None. ``n_eligible`` counts the rows the selector could pick at all.
-    ``extra`` carries selector-specific diagnostics for the provenance record.
-    """
-
-    order: np.ndarray
-    n_eligible: int
-    scores: np.ndarray | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Selection:
-    """The outcome of :meth:`Selector.run` on one dataset.
-
-    ``indices`` are the selected positions in ascending order; ``ranked`` holds
-    the same positions most preferred first.
-    """
-
-    indices: np.ndarray
-    ranked: np.ndarray
-    n_input: int
-    n_eligible: int
-    k: int | float | None
-    selector: Selector
-    scores: np.ndarray | None
-    seed: Any
-    fingerprint: str | None
-    dataset: Dataset | None = field(repr=False, compare=False)
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def provenance(self, *, content_hash: bool = True) -> dict[str, Any]:
-        """A JSON-serialisable record of what was selected, how and from what.
-
-        ``content_hash`` adds the SHA-256 of the input rows (about 1 s per GB).
-        """
-        from .provenance import build_provenance
-
-        return build_provenance(self, content_hash=content_hash)
 
 
 def _describe(value: Any) -> Any:
