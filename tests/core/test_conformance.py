@@ -117,7 +117,9 @@ class _Renamed(_Broken):
 @pytest.mark.parametrize(
     ("selector", "message"),
     [
-        (_Broken(defect="unseeded"), "same random_state gave"),
+        # a different draw each run: caught by the determinism check, or (when two draws
+        # happen to agree) by the next run select() makes
+        (_Broken(defect="unseeded"), r"same random_state gave|select\(ds\) is not ds.select"),
         (_Broken(defect="mutates"), "mutated"),
         (_Broken(defect="duplicates"), "unique and ascending"),
         (_Renamed(defect="x"), "not stored as given"),
