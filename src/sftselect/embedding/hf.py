@@ -68,6 +68,7 @@ import numpy as np
 
 from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import InvalidParameterError, MissingExtraError
+from ..models.batching import length_sorted_batches, right_padded
 from ..models.fingerprint import (
     FingerprintError,
     files_fingerprint,
@@ -112,19 +113,6 @@ def _as_ref(obj: Any) -> str | None:
     if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
         return os.fsdecode(obj)
     return None
-
-
-def right_padded(ids: list[list[int]], pad_id: int) -> tuple[Any, Any]:
-    """``(input_ids, attention_mask)`` long tensors of token lists padded on the right."""
-    torch = _torch()
-    width = max((len(x) for x in ids), default=0)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, row in enumerate(ids):
-        if row:
-            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-    return input_ids, mask
 
 
 class HFEmbedder:
@@ -340,9 +328,8 @@ class HFEmbedder:
         texts = [str(t) for t in texts]
         model, tok = self._load()
         ids = self._token_ids(tok, texts)
-        lengths = np.array([len(x) for x in ids], dtype=np.int64)
-        order = np.argsort(-lengths, kind="stable")
-        order = order[lengths[order] > 0]  # texts with no tokens get a zero vector
+        batches = list(length_sorted_batches([len(x) for x in ids], self.batch_size))
+        # texts with no tokens are in no batch and get a zero vector
         pad_id = tok.pad_token_id
         if pad_id is None:
             pad_id = tok.eos_token_id if tok.eos_token_id is not None else 0
@@ -352,11 +339,10 @@ class HFEmbedder:
         if self.show_progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=int(order.size), desc="embedding", unit="text")
+            bar = tqdm(total=sum(len(b) for b in batches), desc="embedding", unit="text")
         try:
             with torch.inference_mode():
-                for start in range(0, order.size, self.batch_size):
-                    rows = order[start : start + self.batch_size]
+                for rows in batches:
                     input_ids, mask = right_padded([ids[r] for r in rows.tolist()], pad_id)
                     input_ids, mask = input_ids.to(device), mask.to(device)
                     pooled = self._forward_pool(model, input_ids, mask)
