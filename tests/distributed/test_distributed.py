@@ -33,7 +33,6 @@ from sftselect import (  # noqa: E402
 )
 from sftselect.backends import ReplyCache  # noqa: E402
 from sftselect.backends.openai_compat import OpenAICompatibleBackend  # noqa: E402
-from sftselect.core.compose import Chain  # noqa: E402
 from sftselect.core.ranking import top_order  # noqa: E402
 from sftselect.distributed.topk import block_candidates, merge_candidates  # noqa: E402
 from sftselect.embedding import HashingEmbedder  # noqa: E402
@@ -387,13 +386,6 @@ def test_k_too_large_warns_as_on_one_machine(ray_local):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KTooLargeWarning)
         assert dist.indices.tolist() == selector.run(pool).indices.tolist()
-
-
-def test_unsupported_selector_is_refused_by_name(ray_local):
-    """A selector whose ranking is not per-row work is refused with the supported list."""
-    chain = Chain(LengthSelector(k=10, unit="words"), RandomSelector(k=5, random_state=0))
-    with pytest.raises(TypeError, match="Chain cannot run on Ray.*LengthSelector"):
-        sd.run(chain, make_pool(20), num_blocks=2)
 
 
 def test_missing_ray_raises_missing_extra(monkeypatch):

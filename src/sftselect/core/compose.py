@@ -26,7 +26,10 @@ selects on its own.
 Operands are driven through public methods only (:meth:`~sftselect.core.base.Selector.run`,
 :meth:`~sftselect.core.base.Selector.full_ranking`, ``get_params``, ``clone``), so
 any selector that follows the contract can be an operand. The combinators
-declare :attr:`~sftselect.core.base.EngineKind.COMPOSITE`.
+declare :attr:`~sftselect.core.base.EngineKind.COMPOSITE` and implement
+``rank_pool(pool, rng, limit)`` against a :class:`~sftselect.core.pool.Pool`: the
+same code combines operands run in this process (:class:`~sftselect.core.pool.LocalPool`)
+or on Ray (:func:`sftselect.distributed.run`), each operand by its own engine kind.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import numpy as np
 
 from ..exceptions import InvalidParameterError, KTooLargeWarning
 from .base import EngineKind, RankResult, Selector
-from .ranking import stratum_codes
+from .pool import LocalPool, Pool
 from .validation import check_columns, check_k, param_error, resolve_k
 
 if TYPE_CHECKING:
@@ -112,6 +115,14 @@ class _Composite(Selector):
         selectors = params.pop("selectors")
         return type(self)(*selectors, **params)
 
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        return self.rank_pool(LocalPool(dataset), rng, limit)
+
+    def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
+        """The ranking of the pool's rows, from the operands' runs on ``pool``: what an
+        engine calls on a ``COMPOSITE`` selector, with the pool of its own rows."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         inner = ", ".join(repr(s) for s in self.selectors)
         rest = "".join(f", {n}={getattr(self, n)!r}" for n in self._param_names())
@@ -148,18 +159,14 @@ class Chain(_Composite):
     def _param_names(cls) -> list[str]:
         return []
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+    def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
         _check_operands(self.selectors, "Chain", 1)
-        positions = np.arange(len(dataset), dtype=np.int64)
+        positions = np.arange(len(pool), dtype=np.int64)
         ranked = positions
         stages = []
         for stage in self.selectors:
-            subset = (
-                dataset
-                if positions.size == len(dataset) and not stages
-                else dataset.select(positions)
-            )
-            selection = stage.run(subset)
+            subset = pool if positions.size == len(pool) and not stages else pool.subset(positions)
+            selection = subset.run(stage)
             ranked = positions[selection.ranked]
             positions = positions[selection.indices]
             record = _operand_record(stage, selection.seed, int(positions.size), selection.extra)
@@ -172,17 +179,17 @@ class _SetCombinator(_Composite):
         self.selectors = selectors
         self.k = k
 
-    def _orders(self, dataset: Dataset) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    def _orders(self, pool: Pool) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Each operand's ranking (its selection with ``k=None``, its full ranking
         otherwise) and the record of its run."""
         _check_operands(self.selectors, type(self).__name__, 2)
         orders, records = [], []
         for s in self.selectors:
             if self.k is None:
-                sel = s.run(dataset)
+                sel = pool.run(s)
                 order, seed, extra = sel.ranked, sel.seed, sel.extra
             else:
-                result, seed = s.full_ranking(dataset)
+                result, seed = pool.full_ranking(s)
                 order, extra = np.asarray(result.order, dtype=np.int64), result.extra
             orders.append(order)
             records.append(_operand_record(s, seed, int(order.size), extra))
@@ -192,9 +199,9 @@ class _SetCombinator(_Composite):
         """The eligible rows and their order, from each operand's rank of each row."""
         raise NotImplementedError
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        n = len(dataset)
-        orders, records = self._orders(dataset)
+    def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
+        n = len(pool)
+        orders, records = self._orders(pool)
         ranks = np.stack([_ranks(o, n) for o in orders])
         rows, order = self._order(ranks, n)
         return RankResult(
@@ -290,16 +297,16 @@ class PerSource(_Composite):
             f"PerSource(column={self.column!r}, quotas={dict(self.quotas)!r}, base={self.base!r})"
         )
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+    def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
         owner = "PerSource"
         if not isinstance(self.quotas, Mapping) or not self.quotas:
             raise param_error(
                 owner, "quotas", "a non-empty mapping of source value to k", self.quotas
             )
         _check_operands((self.base,), owner, 1)
-        check_columns(dataset.column_names, [self.column], owner)
+        check_columns(pool.column_names, [self.column], owner)
         quotas = {src: check_k(q, f"{owner} (quota of {src!r})") for src, q in self.quotas.items()}
-        codes, values = stratum_codes(dataset, self.column)
+        codes, values = pool.codes(self.column)
         index_of = {v: i for i, v in enumerate(values)}
         parts, priorities, report = [], [], {}
         for src, quota in quotas.items():
@@ -315,7 +322,7 @@ class PerSource(_Composite):
             rows = np.flatnonzero(codes == index_of[src])
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", KTooLargeWarning)
-                selection = _with_k(self.base, quota).run(dataset.select(rows))
+                selection = pool.subset(rows).run(_with_k(self.base, quota))
             for w in caught:
                 if issubclass(w.category, KTooLargeWarning):
                     continue  # said below, naming the source

@@ -37,8 +37,10 @@ class EngineKind(str, enum.Enum):
         names. An engine gathers the positions and those columns alone and
         calls :meth:`Selector.rank` once.
     ``COMPOSITE``
-        Other selectors (``selectors``) combined by positions
-        (:mod:`sftselect.core.compose`): an engine recurses into the operands.
+        Other selectors combined by positions (:mod:`sftselect.core.compose`):
+        the selector promises ``rank_pool(pool, rng, limit)`` over a
+        :class:`~sftselect.core.pool.Pool`, and an engine passes the pool of its
+        own rows, on which each operand runs by its own kind.
     ``WHOLE_DATASET``
         The fallback, and the default of :class:`Selector`: the ranking needs
         every row at once. An engine gathers the rows (only the columns
