@@ -29,7 +29,7 @@ LIBRARY_KINDS = {
     "QualitySelector": EngineKind.ROW_SCORE,
     "RandomSelector": EngineKind.SEEDED_DRAW,
     "DiversitySelector": EngineKind.VECTORS_THEN_GLOBAL,
-    "KCenterSelector": EngineKind.WHOLE_DATASET,
+    "KCenterSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "RepresentationFilter": EngineKind.WHOLE_DATASET,
     "Chain": EngineKind.COMPOSITE,
     "Union": EngineKind.COMPOSITE,

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import check_choice
-from ..embedding.base import TEXT_FIELDS
+from ..core.validation import check_choice, param_error
+from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
 from ..embedding.cache import embed_dataset
 from .coverage import METRICS, kcenter_order
 
@@ -57,9 +57,9 @@ class KCenterSelector(Selector):
         A progress bar over the picks.
     """
 
-    #: Farthest-point traversal needs every row's vector at once: an engine
-    #: gathers the rows into one process.
-    engine_kind = EngineKind.WHOLE_DATASET
+    #: A vector per row from that row alone, then farthest-point traversal over
+    #: every row's vector in one process (:meth:`embed`, :meth:`rank_vectors`).
+    engine_kind = EngineKind.VECTORS_THEN_GLOBAL
     _uses_random_state = True
 
     def __init__(
@@ -83,22 +83,58 @@ class KCenterSelector(Selector):
         self.random_state = random_state
         self.show_progress = show_progress
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+    def check_params(self) -> None:
+        """Check the parameters that need no data (``k`` aside: see :meth:`check_k`)."""
         owner = type(self).__name__
         check_choice(self.metric, "metric", owner, METRICS)
         check_choice(self.text, "text", owner, TEXT_FIELDS)
-        n = len(dataset)
-        if n == 0:
-            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        first = int(rng.integers(n))
-        X = embed_dataset(
+
+    def check_portable(self) -> None:
+        """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
+        worker that sees a block of rows, it cannot tell which vectors are theirs."""
+        embedder = self.embedder
+        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
+            raise param_error(
+                type(self).__name__,
+                "embedder",
+                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
+                "array cannot follow the rows to the workers; store the vectors in a column)",
+                embedder,
+            )
+
+    def embed(self, dataset: Dataset) -> np.ndarray:
+        """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone
+        (the ``text`` field under ``embedder``, through ``cache_dir``)."""
+        self.check_params()
+        return embed_dataset(
             self.embedder,
             dataset,
             text=self.text,
             format=self.format,
             cache_dir=self.cache_dir,
-            owner=owner,
+            owner=type(self).__name__,
         )
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        self.check_params()
+        if len(dataset) == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        return self.rank_vectors(self.embed(dataset), rng, limit)
+
+    def rank_vectors(
+        self, vectors: np.ndarray, rng: np.random.Generator, limit: int | None
+    ) -> RankResult:
+        """The global step: farthest-point traversal over every row's vector.
+
+        ``vectors`` holds one row per dataset row, in position order (what
+        :meth:`embed` gives); ``rng`` draws the first centre.
+        """
+        self.check_params()
+        X = vectors
+        n = X.shape[0]
+        if n == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        first = int(rng.integers(n))
         bar = None
         if self.show_progress:
             from tqdm.auto import tqdm
