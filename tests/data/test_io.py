@@ -71,7 +71,7 @@ def test_saved_dataset_dict_split(tmp_path):
     """A saved DatasetDict folder is read at the requested split."""
     DatasetDict(
         {"train": Dataset.from_list(ROWS), "test": Dataset.from_list(ROWS[:1])}
-    ).save_to_disk(tmp_path / "dd")
+    ).save_to_disk(str(tmp_path / "dd"))
     assert len(load_data(tmp_path / "dd", split="test")) == 1
     with pytest.raises(DataFormatError, match="splits found"):
         load_data(tmp_path / "dd", split="validation")

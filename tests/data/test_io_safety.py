@@ -78,6 +78,7 @@ def test_provenance_writer_never_follows_a_link_at_a_temporary_name(tmp_path):
 def test_plots_never_follow_a_link_at_a_temporary_name(tmp_path):
     """stats --plot wrote through the fixed name .NAME.tmp.png; a link planted there is left
     alone (the embedding picture too)."""
+    pytest.importorskip("matplotlib", reason="the plot extra is not installed")
     from sftselect.cli.plots import plot_embedding, plot_histogram
 
     victim = tmp_path / "victim.txt"
@@ -181,7 +182,7 @@ def test_a_saved_dataset_naming_files_outside_its_folder_is_refused(tmp_path, mo
     import datasets
 
     folder = tmp_path / "a" / "b" / "ds"
-    Dataset.from_list(ROWS).save_to_disk(folder)
+    Dataset.from_list(ROWS).save_to_disk(str(folder))
     state = json.loads((folder / "state.json").read_text())
     state["_data_files"] = [{"filename": name}]
     (folder / "state.json").write_text(json.dumps(state))
@@ -198,7 +199,7 @@ def test_a_saved_dataset_naming_files_outside_its_folder_is_refused(tmp_path, mo
 def test_a_saved_dataset_dict_naming_a_split_outside_its_folder_is_refused(tmp_path):
     """dataset_dict.json's split names are folders inside it; ../ is refused."""
     folder = tmp_path / "dd"
-    DatasetDict({"train": Dataset.from_list(ROWS)}).save_to_disk(folder)
+    DatasetDict({"train": Dataset.from_list(ROWS)}).save_to_disk(str(folder))
     (folder / "dataset_dict.json").write_text(json.dumps({"splits": ["../../elsewhere"]}))
     with pytest.raises(DataFormatError, match=r"dataset_dict\.json.*outside"):
         load_data(folder, split="../../elsewhere")
@@ -207,7 +208,7 @@ def test_a_saved_dataset_dict_naming_a_split_outside_its_folder_is_refused(tmp_p
 def test_a_saved_dataset_with_an_unreadable_state_file_is_one_error(tmp_path):
     """A state.json that is not JSON names the file."""
     folder = tmp_path / "ds"
-    Dataset.from_list(ROWS).save_to_disk(folder)
+    Dataset.from_list(ROWS).save_to_disk(str(folder))
     (folder / "state.json").write_text("{not json")
     with pytest.raises(DataFormatError, match=r"state\.json"):
         load_data(folder)
@@ -215,8 +216,8 @@ def test_a_saved_dataset_with_an_unreadable_state_file_is_one_error(tmp_path):
 
 def test_saved_datasets_still_load(tmp_path):
     """A real saved Dataset and DatasetDict load as before."""
-    Dataset.from_list(ROWS).save_to_disk(tmp_path / "ds")
-    DatasetDict({"train": Dataset.from_list(ROWS)}).save_to_disk(tmp_path / "dd")
+    Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "ds"))
+    DatasetDict({"train": Dataset.from_list(ROWS)}).save_to_disk(str(tmp_path / "dd"))
     assert load_data(tmp_path / "ds").to_list() == ROWS
     assert load_data(tmp_path / "dd").to_list() == ROWS
 

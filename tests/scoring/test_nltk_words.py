@@ -200,7 +200,15 @@ def test_reference_known_example():
 
 
 def test_fast_path_is_active():
-    """With the installed NLTK the fast counter is used, without a fallback warning."""
+    """With the installed NLTK the fast counter is used, without a fallback warning.
+
+    The fast path was checked against NLTK 3.10.4's rules; NLTK 3.10.2 and 3.10.3
+    (the floor) differ in the rules' text and count through NLTK's own tokenizer.
+    """
+    from packaging.version import Version
+
+    if Version(nltk.__version__) < Version("3.10.4"):
+        pytest.skip(f"NLTK {nltk.__version__}: the fast path is checked against 3.10.4's rules")
     nltk_words._counter.cache_clear()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
