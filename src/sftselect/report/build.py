@@ -310,7 +310,11 @@ def compare(
     lengths = length_selector.score(dataset)
     unit_name = unit if isinstance(unit, str) else repr(unit)
     if columns is None:
-        columns = detect_category_columns(dataset)
+        from ..data.formats import resolve_format
+
+        fmt = resolve_format(dataset, format, _OWNER)
+        text_fields = (fmt.instruction, fmt.input, fmt.response, fmt.messages)
+        columns = detect_category_columns(dataset, skip=[c for c in text_fields if c])
     else:
         from ..core.validation import check_columns
 

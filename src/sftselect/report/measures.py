@@ -112,8 +112,10 @@ class CategoryShares:
 def detect_category_columns(
     dataset: Dataset, *, max_distinct: int = 30, skip: Sequence[str] = ()
 ) -> list[str]:
-    """String, boolean or integer columns with 2 to ``max_distinct`` distinct values (a
-    ``source``, Dolly's ``category``); free text and ids have far more and are left out."""
+    """String, boolean or integer columns with 2 to ``max_distinct`` distinct values, each
+    value held by two rows on average at least (a ``source``, Dolly's ``category``); free
+    text and ids have far more and are left out, and so are the ``skip`` columns (the
+    format's text fields)."""
     import pyarrow.compute as pc
 
     from ..data.formats import arrow_column
@@ -129,7 +131,7 @@ def detect_category_columns(
         ):
             continue
         distinct = pc.count_distinct(arrow_column(dataset, name), mode="all").as_py()
-        if 2 <= distinct <= max_distinct:
+        if 2 <= distinct <= min(max_distinct, len(dataset) // 2):
             found.append(name)
     return found
 
@@ -232,13 +234,20 @@ def sample_positions(strategy: Strategy, size: int, rng: np.random.Generator) ->
 
 
 def row_texts(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """A row's columns as (name, text): strings as they are, anything else as JSON."""
+    """A row's columns as (name, text): strings as they are, a list of numbers (a vector)
+    as its length, anything else as JSON."""
     import json
 
     out = []
     for key, value in row.items():
         if isinstance(value, str):
             out.append((key, value))
+        elif (
+            isinstance(value, list)
+            and len(value) > 8
+            and all(isinstance(v, (int, float)) for v in value)
+        ):
+            out.append((key, f"(a vector of {len(value)} numbers)"))
         else:
             out.append((key, json.dumps(value, ensure_ascii=False, default=str)))
     return out

@@ -82,6 +82,8 @@ _JS = """
     checkCharts();
     var q = document.getElementById('q');
     if (q){
+      // A link may carry a search: report.html#q=word
+      if (location.hash.indexOf('#q=') === 0) q.value = decodeURIComponent(location.hash.slice(3));
       q.addEventListener('input', filterRows);
       document.getElementById('who').addEventListener('change', filterRows);
       document.getElementById('only').addEventListener('change', filterRows);
