@@ -226,3 +226,20 @@ def test_bad_parameters(pool, runs):
         compare(pool, {"a": [1]}, embeddings=X)
     with pytest.raises(InvalidParameterError, match="must be a Selection"):
         compare(pool, {"a": 3})
+
+
+@pytest.mark.parametrize("exact_up_to", [1024, 0])
+def test_map_axes_are_the_principal_components(exact_up_to):
+    """Both ways to the map's axes (the scatter matrix's eigenvectors; the randomized range
+    finder used above 1,024 dimensions) give an exact SVD's two leading principal axes (up
+    to sign) and their shares of the variance."""
+    from sftselect.report.measures import _top_two_components
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 40)) * np.r_[6.0, 4.0, np.linspace(2, 0.5, 38)] + rng.normal(size=40)
+    centred = X - X.mean(axis=0)
+    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+    axes, shares = _top_two_components(centred, np.random.default_rng(1), exact_up_to=exact_up_to)
+    for i in range(2):
+        assert abs(float(axes[:, i] @ vt[i])) == pytest.approx(1.0, abs=1e-6)
+        assert shares[i] == pytest.approx(sing[i] ** 2 / (sing**2).sum(), rel=1e-6)

@@ -144,6 +144,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if output.is_dir():
         raise CliError(f"-o {output}: is a folder; give a .html file path")
     named = _named(args.selections)
+    for path in named.values():
+        if not path.exists():
+            raise CliError(f"{path}: no such file")
     inputs: dict[str, Any] = {"POOL": args.pool}
     for name, path in named.items():
         inputs[f"SELECTION {name}"] = path

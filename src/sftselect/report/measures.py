@@ -33,7 +33,7 @@ __all__ = [
 HIST_BINS = 40
 GRID = 48
 #: Rows the 2-D projection (PCA) is fitted on; every row is then projected.
-PCA_FIT_ROWS = 20_000
+PCA_FIT_ROWS = 10_000
 
 
 def histogram_shares(
@@ -187,6 +187,40 @@ class MapData:
     fit_rows: int
 
 
+def _top_two_components(
+    centred: np.ndarray, rng: np.random.Generator, *, exact_up_to: int = 1024
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """The two leading principal axes (``[d, 2]``) and the share of variance each explains.
+
+    Up to ``exact_up_to`` dimensions: the eigenvectors of the ``[d, d]`` scatter matrix.
+    Above (LLaMA-size vectors, d = 4,096): a randomized range finder with power
+    iterations (Halko, Martinsson and Tropp 2011, algorithms 4.4 and 5.1), a few
+    products with the ``[n, d]`` rows instead of a ``[d, d]`` decomposition.
+    """
+    n, d = centred.shape
+    total = float((centred**2).sum()) or 1.0
+    if d <= exact_up_to:
+        values, vectors = np.linalg.eigh(centred.T @ centred)
+        order = np.argsort(values)[::-1][:2]
+        top, variances = vectors[:, order].T, np.maximum(values[order], 0.0)
+    else:
+        Y = centred @ rng.normal(size=(d, min(12, n, d)))
+        for _ in range(7):
+            Q, _ = np.linalg.qr(Y)
+            Z, _ = np.linalg.qr(centred.T @ Q)
+            Y = centred @ Z
+        Q, _ = np.linalg.qr(Y)
+        _, sing, top = np.linalg.svd(Q.T @ centred, full_matrices=False)
+        top, variances = top[:2], sing[:2] ** 2
+    axes = np.zeros((d, 2))
+    shares = [0.0, 0.0]
+    for i in range(min(2, top.shape[0])):
+        v = top[i]
+        axes[:, i] = v if v[np.argmax(np.abs(v))] >= 0 else -v  # a fixed sign
+        shares[i] = float(variances[i]) / total
+    return axes, (shares[0], shares[1])
+
+
 def project_2d(
     X: np.ndarray, strategies: Sequence[Strategy], *, max_points: int, seed: int
 ) -> MapData:
@@ -198,11 +232,10 @@ def project_2d(
     fit = X if n <= PCA_FIT_ROWS else X[np.sort(rng.choice(n, PCA_FIT_ROWS, replace=False))]
     fit = np.asarray(fit, dtype=np.float64)
     mean = fit.mean(axis=0)
-    _, sing, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    components = vt[:2].T if vt.shape[0] >= 2 else np.eye(X.shape[1], 2)
-    total = float((sing**2).sum()) or 1.0
-    explained = tuple(float(v) / total for v in (sing[:2] ** 2)) + (0.0,) * (2 - min(2, sing.size))
-    xy = (np.asarray(X, dtype=np.float32) - mean.astype(np.float32)) @ components.astype(np.float32)
+    components, explained = _top_two_components(fit - mean, rng)
+    # (X - mean) @ axes without a centred copy of X
+    axes32 = components.astype(np.float32)
+    xy = np.asarray(X) @ axes32 - (mean @ components).astype(np.float32)
     lo = np.percentile(xy, 0.5, axis=0)
     hi = np.percentile(xy, 99.5, axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
