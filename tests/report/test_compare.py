@@ -243,3 +243,19 @@ def test_map_axes_are_the_principal_components(exact_up_to):
     for i in range(2):
         assert abs(float(axes[:, i] @ vt[i])) == pytest.approx(1.0, abs=1e-6)
         assert shares[i] == pytest.approx(sing[i] ** 2 / (sing**2).sum(), rel=1e-6)
+
+
+def test_a_selection_run_on_another_pool(pool):
+    """A Selection made from other rows is refused, naming it."""
+    other = pool.select(range(1, 2000)).add_item(pool[0])
+    run = LengthSelector(k=5, unit="words").run(other)
+    with pytest.raises(DataFormatError, match="^the selection 'x': was selected from another pool"):
+        compare(pool, {"x": run})
+
+
+def test_an_empty_selection_still_draws(pool):
+    """A threshold that kept nothing: every chart is still drawn, the Jaccard is NaN."""
+    report = compare(pool, {"none": [], "some": [1, 2]}, embeddings=HashingEmbedder(16))
+    assert report.overlaps.counts["none", "some"] == 0
+    assert np.isnan(report.overlaps.jaccard["none", "none"])
+    assert report.charts == 4 and "none: 0 rows" in report.html

@@ -203,7 +203,7 @@ def _map_section(X, strategies, colors, max_points, seed) -> tuple[str, str]:
             "to compare, or --embed-model / --embed-column to sftselect compare.</p>",
             "",
         )
-    m = project_2d(X, strategies, max_points=max_points, seed=seed)
+    m = project_2d(X, strategies, max_points=max_points, random_state=seed)
     figs = []
     for s in strategies:
         chart = figures.map_chart(
@@ -271,7 +271,6 @@ def compare(
     max_points: int = 2000,
     random_state: int = 0,
     title: str | None = None,
-    sources: Mapping[str, str] | None = None,
 ) -> Report:
     """Compare selections from one pool in a self-contained HTML report.
 
@@ -284,7 +283,7 @@ def compare(
     ``columns`` names the source/category columns (default: every column with 2 to
     30 distinct values). ``unit`` and ``format`` measure response lengths as
     ``LengthSelector`` does. ``sample_size`` rows per strategy are shown, drawn with
-    ``random_state``. ``sources`` labels where each selection came from.
+    ``random_state``.
     """
     from ..core.validation import check_dataset
     from ..selectors import LengthSelector
@@ -299,12 +298,6 @@ def compare(
     max_points = check_positive_int(max_points, "max_points", _OWNER)
     pool_id = PoolIdentity(dataset)
     strategies = [to_strategy(name, value, pool_id) for name, value in selections.items()]
-    if sources:
-        import dataclasses
-
-        strategies = [
-            dataclasses.replace(s, source=sources.get(s.name, s.source)) for s in strategies
-        ]
     colors = {s.name: figures.PALETTE[i % len(figures.PALETTE)] for i, s in enumerate(strategies)}
     length_selector = LengthSelector(k=None, unit=unit, format=format, drop_empty=False)
     lengths = length_selector.score(dataset)

@@ -222,12 +222,12 @@ def _top_two_components(
 
 
 def project_2d(
-    X: np.ndarray, strategies: Sequence[Strategy], *, max_points: int, seed: int
+    X: np.ndarray, strategies: Sequence[Strategy], *, max_points: int, random_state: int
 ) -> MapData:
     """PCA to two dimensions, fitted once on at most ``PCA_FIT_ROWS`` rows (a seeded draw)
     and applied to every row; the density grid and dots span the pool's 0.5-99.5th
     percentiles (rows outside are drawn on the border)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     n = X.shape[0]
     fit = X if n <= PCA_FIT_ROWS else X[np.sort(rng.choice(n, PCA_FIT_ROWS, replace=False))]
     fit = np.asarray(fit, dtype=np.float64)
