@@ -2,7 +2,8 @@
 fetched), assembled from the sections :mod:`sftselect.report.build` computes.
 
 The script does two things, and the page reads fully without it: it filters the row
-samples (search box, strategy, "picked by this strategy alone"), and on load it checks
+samples (search box, strategy, "picked by this strategy alone"; ``report.html#q=WORD``
+opens the page with WORD searched), and on load it checks
 that every chart drew (each ``svg.chart`` has a size and visible marks), recording the
 counts on ``<body data-charts data-charts-drawn>`` and any script error on
 ``data-script-errors``, so a headless browser can verify the page as a reader sees it.
