@@ -36,6 +36,8 @@ RECORD_FIELDS = {
     "sftselect.core.results.Selection": {"seed"},
     # The OpenAI chat-completions body's "seed", sent as is and part of the cache key.
     "sftselect.backends.base.ChatRequest": {"seed"},
+    # A selection compared in the report: the seed its provenance records.
+    "sftselect.report.inputs.Strategy": {"seed"},
 }
 
 #: The parameters that hold what a selector computes with: it takes one of them first.

@@ -26,13 +26,13 @@ from typing import NoReturn
 
 from .._version import __version__
 from ..exceptions import SftSelectError
-from . import evaluation, selection, training
+from . import compare, evaluation, selection, training
 from ._common import EXIT_USAGE, CliError, cli_wording
 
 __all__ = ["build_parser", "main"]
 
 #: Modules whose ``register(sub)`` adds subcommands, in the order of ``--help``.
-COMMAND_MODULES = (selection, evaluation, training)
+COMMAND_MODULES = (selection, compare, evaluation, training)
 
 
 class _Parser(argparse.ArgumentParser):
