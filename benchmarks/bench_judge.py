@@ -12,7 +12,7 @@ seconds. It runs in a separate process (this file re-run with ``--serve``), so
 it does not share the client's GIL, as a real judge would not.
 
 The pairs are the 805 real AlpacaEval instructions with the real outputs of
-gpt4_1106_preview (A) and text_davinci_003 (B) from ``/work/shared/data``
+gpt4_1106_preview (A) and text_davinci_003 (B) from ``../shared/data`` beside the checkout
 (synthetic answers when that folder is absent), so 1,610 requests.
 
 1. Baseline: the loop of the paper's ``evaluation_gpt4.py``, one request at a
@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = "/work/shared/data"
+DEFAULT_DATA = str(ROOT.parent / "shared" / "data")  # ../shared/data beside the checkout
 MODEL = "pairwise-judge"
 NO_KEY_ENV = "SFTSELECT_BENCH_NO_KEY"  # never set: no Authorization header is sent
 

@@ -51,8 +51,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np
 
-DEFAULT_POOL = "/work/shared/data/alpaca_pool"
-DEFAULT_LLAMA = "/work/shared/data/tokenizers/llama2_tokenizer.model"
+SHARED_DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "data"
+)  # ../shared/data beside the checkout
+DEFAULT_POOL = os.path.join(SHARED_DATA, "alpaca_pool")
+DEFAULT_LLAMA = os.path.join(SHARED_DATA, "tokenizers", "llama2_tokenizer.model")
 FIELDS = ("instruction", "input", "output")
 RESULTS: list[dict[str, Any]] = []
 

@@ -15,7 +15,8 @@ another machine. The parent drives it over stdin/stdout (``stats``, ``reset``).
 
 Every number is measured in this run, and every ratio compares two
 measurements of this run, on the same server and the same real Alpaca records
-(``build_alpaca_pool`` on ``/work/shared/data``; ``load_sample()`` if absent):
+(``build_alpaca_pool`` on ``../shared/data`` beside the checkout; ``load_sample()``
+if absent):
 
 1. Baseline: the loop the AlpaGasus rating script (and the paper's scripts)
    effectively run, one request at a time: ``OpenAICompatibleBackend(...,
@@ -70,7 +71,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = "/work/shared/data"
+DEFAULT_DATA = str(ROOT.parent / "shared" / "data")  # ../shared/data beside the checkout
 MODEL = "alpagasus-judge"
 NO_KEY_ENV = "SFTSELECT_BENCH_NO_KEY"  # never set: no Authorization header is sent
 SCORES = (3.5, 4.0, 4.5, 5.0)
