@@ -18,7 +18,10 @@ seeds 0-4 and the five values are averaged: ``RandomSelector``,
 ``within="random"``, Cherry LLM's rule, and ``within="centroid"``) and
 ``KCenterSelector`` (cosine), which minimises the *largest* distance (also
 printed, averaged over the seeds), not the mean. Target: DiversitySelector (random within) below
-RandomSelector. Exit status 0 whatever the figures.
+RandomSelector by more than twice the standard error of the difference of the
+two means over the seeds (the spread between seeds is the noise measured; the
+verdict prints the gap, the standard error and the margin). Exit status 0
+whatever the figures.
 """
 
 from __future__ import annotations
@@ -41,6 +44,30 @@ def coverage(U: np.ndarray, chosen: np.ndarray) -> tuple[float, float, float]:
     best = np.clip(best, -1.0, 1.0)
     euclid = np.sqrt(np.maximum(2.0 - 2.0 * best, 0.0))
     return float(euclid.mean()), float((1.0 - best).mean()), float(euclid.max())
+
+
+def verdict(random_runs: np.ndarray, diversity_runs: np.ndarray) -> str:
+    """PASS when DiversitySelector's mean distance is below RandomSelector's by more than
+    twice the standard error of the difference of the two means over the seeds (the noise
+    measured: each seed draws another selection); FAIL otherwise, saying whether the
+    difference was inside the noise or the wrong way."""
+    n = len(random_runs)
+    rnd, div = float(random_runs.mean()), float(diversity_runs.mean())
+    head = (
+        f"DiversitySelector {div:.4f} vs RandomSelector {rnd:.4f} (ratio {div / rnd:.3f}; "
+        "target: diversity below random by more than 2 standard errors over the seeds)"
+    )
+    if n < 2:
+        return f"{head}: FAIL (one seed measures no noise; run with --seeds 2 or more)"
+    se = float(np.sqrt(random_runs.var(ddof=1) / n + diversity_runs.var(ddof=1) / n))
+    gap = rnd - div
+    detail = (
+        f"random - diversity = {gap:.4f}, standard error {se:.4f}, margin 2 x SE = {2 * se:.4f}"
+    )
+    if gap > 2 * se:
+        return f"{head}: PASS ({detail})"
+    why = "within the noise" if gap > -2 * se else "diversity is worse"
+    return f"{head}: FAIL, {why} ({detail})"
 
 
 def main() -> None:
@@ -84,12 +111,14 @@ def main() -> None:
         "KCenterSelector (cosine)": lambda s: KCenterSelector(emb, k, random_state=s),
     }
     results: dict[str, tuple[float, ...]] = {}
+    per_seed_mean: dict[str, np.ndarray] = {}
     print(f"k = {k}, seeds 0-{args.seeds - 1}; mean distance to the nearest selected row")
     for name, make in makers.items():
         t0 = time.perf_counter()
         values = np.array([coverage(U, make(s).select_indices(ds)) for s in range(args.seeds)])
         mean = values.mean(axis=0)
         results[name] = tuple(float(v) for v in mean)
+        per_seed_mean[name] = values[:, 0]
         per_seed = ", ".join(f"{v:.4f}" for v in values[:, 0])
         print(
             f"  {name:50s} euclidean {mean[0]:.4f} (seeds: {per_seed})  cosine {mean[1]:.4f}"
@@ -97,16 +126,13 @@ def main() -> None:
             f"  [{(time.perf_counter() - t0) / args.seeds:.2f} s per run]"
         )
     rnd = results["RandomSelector"][0]
-    div = results[f"DiversitySelector (within=random, {nc} clusters)"][0]
+    div_name = f"DiversitySelector (within=random, {nc} clusters)"
     for name, (e, _, m) in results.items():
         print(
             f"  {name:50s} {e / rnd:.3f}x random's mean distance, "
             f"{m / results['RandomSelector'][2]:.3f}x its largest (k-center's objective)"
         )
-    print(
-        f"DiversitySelector {div:.4f} vs RandomSelector {rnd:.4f} (ratio {div / rnd:.3f}; "
-        f"target: diversity < random): {'PASS' if div < rnd else 'FAIL'}"
-    )
+    print(verdict(per_seed_mean["RandomSelector"], per_seed_mean[div_name]))
     load1 = os.getloadavg()[0]
     note = " -- measured under load (other jobs share the CPUs)" if max(load0, load1) > 0.7 else ""
     print(f"1-min load average {load0:.2f} at the start, {load1:.2f} at the end{note}")

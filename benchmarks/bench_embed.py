@@ -40,7 +40,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np
 
-DEFAULT_POOL = "/work/shared/data/alpaca_pool"
+DEFAULT_POOL = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_pool")
 
 
 def load_texts(pool: str, rows: int) -> tuple[list[str], str]:

@@ -56,7 +56,7 @@ from typing import Any
 
 from _memory import RssSampler, reset_peak, vm
 
-DEFAULT_POOL = "/work/shared/data/alpaca_pool"
+DEFAULT_POOL = str(Path(__file__).resolve().parents[2] / "shared" / "data" / "alpaca_pool")
 METHODS = {
     "previous": "(a) previous (json.loads all + from_dict)",
     "load_data": "(b) load_data (chunked)",

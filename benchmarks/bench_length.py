@@ -51,8 +51,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np
 
-DEFAULT_POOL = "/work/shared/data/alpaca_pool"
-DEFAULT_LLAMA = "/work/shared/data/tokenizers/llama2_tokenizer.model"
+SHARED_DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "shared", "data"
+)  # ../shared/data beside the checkout
+DEFAULT_POOL = os.path.join(SHARED_DATA, "alpaca_pool")
+DEFAULT_LLAMA = os.path.join(SHARED_DATA, "tokenizers", "llama2_tokenizer.model")
 FIELDS = ("instruction", "input", "output")
 RESULTS: list[dict[str, Any]] = []
 
@@ -235,8 +238,19 @@ def measure_memory(args: argparse.Namespace) -> None:
     print("\n  peak extra memory of one selection (fresh subprocess each):", flush=True)
     for who in ("sftselect", "naive"):
         for unit in ("chars", "words"):
-            mem = run_memory_child(args, who, unit)
+            mem, error = run_memory_child(args, who, unit)
             if mem is None:
+                if who == "sftselect":  # the child carries this target's verdict: FAIL, not gone
+                    RESULTS.append(
+                        {
+                            "label": f"memory {unit}",
+                            "baseline": "",
+                            "ours": "the memory child failed",
+                            "value": error,
+                            "target": "< 2x",
+                            "result": "FAIL",
+                        }
+                    )
                 continue
             rss = mem.get("rss_peak_extra")
             parts = []
@@ -273,7 +287,10 @@ def measure_memory(args: argparse.Namespace) -> None:
             )
 
 
-def run_memory_child(args: argparse.Namespace, who: str, unit: str) -> dict[str, Any] | None:
+def run_memory_child(
+    args: argparse.Namespace, who: str, unit: str
+) -> tuple[dict[str, Any] | None, str]:
+    """The child's measurements, or None and the reason it failed (exit status, last error line)."""
     cmd = [
         sys.executable,
         os.path.abspath(__file__),
@@ -292,8 +309,9 @@ def run_memory_child(args: argparse.Namespace, who: str, unit: str) -> dict[str,
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         print(f"  {who} {unit}: memory child failed: {proc.stderr.strip()[-500:]}", flush=True)
-        return None
-    return json.loads(lines[-1])
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"exit {proc.returncode}: {last[:120]}"
+    return json.loads(lines[-1]), ""
 
 
 def _proc_status_kib(field: str) -> int | None:

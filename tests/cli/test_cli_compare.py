@@ -24,12 +24,12 @@ ROWS = [
 def made(tmp_path):
     pool = tmp_path / "pool.json"
     pool.write_text(json.dumps(ROWS))
-    for name, extra in (("long", []), ("rand", ["--selector", "random", "--seed", "0"])):
+    for name, extra in (
+        ("long", ["--unit", "words"]),
+        ("rand", ["--selector", "random", "--seed", "0"]),
+    ):
         out = tmp_path / f"{name}.jsonl"
-        assert (
-            main(["select", str(pool), "-o", str(out), "-k", "4", "--unit", "words", "-q", *extra])
-            == 0
-        )
+        assert main(["select", str(pool), "-o", str(out), "-k", "4", "-q", *extra]) == 0
     return tmp_path, pool
 
 

@@ -140,7 +140,7 @@ def test_progress_on_stderr_unless_quiet(pool, minilm_path, tmp_path, capsys):
         (["--selector", "dedup", "--embed-model", "m", "--order", "score"], "--score-column"),
         (
             ["--selector", "kcenter", "-k", "3", "--embed-model", "m", "--cluster-column", "c"],
-            "--cluster-column needs --selector diversity",
+            "--cluster-column applies to --selector diversity only",  # the table refuses it
         ),
     ],
 )

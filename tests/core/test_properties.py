@@ -130,12 +130,21 @@ def test_chain_is_inside_its_first_stage(dataset, ka, kb, seed):
 
 
 @SETTINGS
-@given(alpaca_datasets(min_size=1), seeds)
-def test_random_prefix_grows_monotonically(dataset, seed):
-    """A larger k extends a smaller k's random selection (same seed)."""
+@given(alpaca_datasets(min_size=3), seeds, st.data(), st.sampled_from(["proportional", "equal"]))
+def test_random_prefix_grows_monotonically(dataset, seed, data, allocation):
+    """A larger k extends a smaller k's stratified random selection (same seed).
+
+    Both k are below the row count: with the larger k equal to n every selection
+    would be a subset of it, and the property would hold for any draw.
+    """
     n = len(dataset)
-    small = RandomSelector(max(1, n // 3), random_state=seed, stratify="source").select_indices(
-        dataset
-    )
-    big = RandomSelector(n, random_state=seed, stratify="source").select_indices(dataset)
-    assert set(small.tolist()) <= set(big.tolist())
+    k_small = data.draw(st.integers(1, n - 2), label="k_small")
+    k_big = data.draw(st.integers(k_small + 1, n - 1), label="k_big")
+
+    def pick(k):
+        selector = RandomSelector(k, random_state=seed, stratify="source", allocation=allocation)
+        return set(selector.select_indices(dataset).tolist())
+
+    small, big = pick(k_small), pick(k_big)
+    assert len(small) == k_small and len(big) == k_big
+    assert small <= big

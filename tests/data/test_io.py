@@ -214,7 +214,13 @@ def _reference_columns(records):
 def _reference_schema_error(path, columns, lines, exc):
     import pyarrow as pa
 
-    from sftselect.data.arrow_columns import json_kind
+    def json_kind(value):
+        if isinstance(value, bool):
+            return "boolean"
+        if isinstance(value, (int, float)):
+            return "number"
+        kinds = {str: "string", list: "array", dict: "object"}
+        return kinds.get(type(value), type(value).__name__)
 
     def where(i):
         return f"line {lines[i]}" if lines is not None else f"record {i} (0-based)"
@@ -244,17 +250,71 @@ def _reference_schema_error(path, columns, lines, exc):
     return DataFormatError(f"{path}: the records do not share one schema ({exc}).")
 
 
+_TOO_DEEP = "JSON nested too deeply to read (Python's parser stops near 1,000 levels)"
+
+
+def _reference_jsonl(path, text):
+    """JSON Lines parsed by the standard library alone: only \\n, \\r\\n and \\r end a line
+    (a string may hold U+2028), blank lines are skipped, lines count from 1."""
+    records, lines = [], []
+    for lineno, line in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except RecursionError:
+            raise DataFormatError(f"{path}:{lineno}: {_TOO_DEEP}.") from None
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                f"{path}:{lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
+            ) from None
+        if not isinstance(rec, dict):
+            raise DataFormatError(
+                f"{path}:{lineno}: a {type(rec).__name__}; expected a JSON object."
+            )
+        records.append(rec)
+        lines.append(lineno)
+    return records, lines
+
+
+def _reference_json(path, text):
+    """A .json document parsed whole: an array of objects, an object whose one array-valued
+    field holds them, or JSON Lines saved as .json (with their line numbers)."""
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise DataFormatError(f"{path}: {_TOO_DEEP}.") from None
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" and text.lstrip().startswith("{"):
+            return _reference_jsonl(path, text)
+        raise DataFormatError(
+            f"{path}:{exc.lineno}: malformed JSON ({exc.msg}, column {exc.colno})."
+        ) from None
+    if isinstance(data, dict):
+        arrays = [v for v in data.values() if isinstance(v, list)]
+        if len(arrays) == 1:
+            data = arrays[0]
+    if not isinstance(data, list):
+        raise DataFormatError(
+            f"{path}: expected a JSON array of records (objects); found a {type(data).__name__}."
+        )
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            raise DataFormatError(
+                f"{path}: record {i} is a {type(rec).__name__}; expected an object."
+            )
+    return data, None
+
+
 def _reference_load(path):
-    """The previous loader: the whole file parsed, then Dataset.from_dict of all columns."""
+    """The previous loader, written here with the standard library and pyarrow alone (no
+    sftselect parsing code, so a wrong line or message in the library cannot be copied
+    into the expectation): the whole file parsed, then Dataset.from_dict of all columns."""
     import pyarrow as pa
 
-    from sftselect.data.json_records import records_from_json, records_from_jsonl_text
-
-    if path.suffix == ".jsonl":
-        lines = []
-        records = records_from_jsonl_text(path.read_text(encoding="utf-8"), path, lines)
-    else:
-        records, lines = records_from_json(path)
+    text = path.read_text(encoding="utf-8")
+    parse = _reference_jsonl if path.suffix == ".jsonl" else _reference_json
+    records, lines = parse(path, text)
     columns = _reference_columns(records)
     try:
         return Dataset.from_dict(columns)

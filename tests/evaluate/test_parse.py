@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 
 from sftselect.evaluate.parse import parse_reply, parse_score_pair, parse_verdict_tag
+from sftselect.exceptions import InvalidParameterError
 from tests.helpers.strategies_eval import scores
 
 SCALE = (1.0, 10.0)
@@ -91,5 +92,7 @@ def test_verdict_replies_refused_with_a_reason(reply, reason):
 
 def test_parse_reply_refuses_an_unknown_output_kind():
     """An output kind other than 'scores' or 'verdict' is an error naming it."""
-    with pytest.raises(ValueError, match="'stars'"):
+    with pytest.raises(InvalidParameterError, match="'output' parameter of parse_reply.*'stars'"):
         parse_reply("8 7", "stars", SCALE)
+    with pytest.raises(InvalidParameterError, match="'scale' parameter of parse_reply"):
+        parse_reply("8 7", "scores", None)

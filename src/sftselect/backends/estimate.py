@@ -6,8 +6,10 @@ select/score --dry-run``) and ``estimate_judge_cost`` (``sftselect judge
 are left out, prompt tokens are counted with a ``str -> int`` function
 (default: tiktoken's ``cl100k_base`` when installed, else characters / 4, and
 the summary says which), and the cost bound charges every request to send its
-``max_tokens`` of output. A request without ``max_tokens`` has no bound, and
-the estimate says so instead of guessing one. Nothing is written: the reply
+``max_tokens`` of output. With the characters / 4 fallback the prompt tokens
+are approximate, so the summary gives the cost as "about", not "at most". A
+request without ``max_tokens`` has no bound, and the estimate says so instead
+of guessing one. Nothing is written: the reply
 store is only read (:func:`~sftselect.backends.cache.stored_keys`), and a
 cache file that does not exist is not created.
 """
@@ -33,6 +35,9 @@ class CostEstimate:
 
     ``max_output_tokens`` and ``cost_usd`` are None when some request to send
     has no ``max_tokens`` (its output, so the cost, has no bound).
+    ``approximate`` is True when the prompt tokens are the characters / 4
+    fallback (no tokenizer): the cost is then "about", not "at most", since an
+    approximate count bounds nothing.
     """
 
     rows: int
@@ -43,20 +48,29 @@ class CostEstimate:
     token_counter: str
     cost_usd: float | None
     unit: str = "rows"
+    approximate: bool = False
 
     def summary(self) -> str:
         if self.max_output_tokens is None:
             out = "output tokens unbounded (a request has no max_tokens)"
         else:
             out = f"at most {self.max_output_tokens:,} output tokens"
-        cost = "n/a (no prices given)" if self.cost_usd is None else f"${self.cost_usd:,.2f}"
         if self.max_output_tokens is None:
-            cost = "n/a (no bound on the output)"
+            cost = "estimated cost n/a (no bound on the output)"
+        elif self.cost_usd is None:
+            cost = "estimated cost n/a (no prices given)"
+        elif self.approximate:
+            cost = f"estimated cost about ${self.cost_usd:,.2f} (the prompt tokens are approximate)"
+        else:
+            cost = f"estimated cost at most ${self.cost_usd:,.2f}"
         return (
             f"{self.rows:,} {self.unit}: {self.requests_to_send:,} requests to send "
             f"({self.cached:,} cached), {self.prompt_tokens:,} prompt tokens "
-            f"[{self.token_counter}], {out}; estimated cost at most {cost}"
+            f"[{self.token_counter}], {out}; {cost}"
         )
+
+
+APPROXIMATE = "approximate: characters / 4"  # the label of the fallback counter
 
 
 def token_counter(count_tokens: Callable[[str], int] | None) -> tuple[Callable[[str], int], str]:
@@ -70,7 +84,7 @@ def token_counter(count_tokens: Callable[[str], int] | None) -> tuple[Callable[[
 
         enc = tiktoken.get_encoding("cl100k_base")
     except Exception:  # not installed, or its encoding file cannot be had offline
-        return (lambda s: math.ceil(len(s) / 4)), "approximate: characters / 4"
+        return (lambda s: math.ceil(len(s) / 4)), APPROXIMATE
     return (lambda s: len(enc.encode_ordinary(s))), "tiktoken cl100k_base"
 
 
@@ -128,6 +142,15 @@ def estimate_requests(
     cost = None
     if max_out is not None and usd_per_1m_input is not None and usd_per_1m_output is not None:
         cost = prompt_tokens / 1e6 * usd_per_1m_input + max_out / 1e6 * usd_per_1m_output
+    approximate = count_tokens is None and label == APPROXIMATE
     return CostEstimate(
-        rows, len(to_send), len(hits), prompt_tokens, max_out, label, cost, unit=unit
+        rows,
+        len(to_send),
+        len(hits),
+        prompt_tokens,
+        max_out,
+        label,
+        cost,
+        unit=unit,
+        approximate=approximate,
     )

@@ -10,7 +10,12 @@ function that adds its parser and sets ``handler``. Bad input exits with
 status 2 and a one-line message on stderr, never a traceback, and never a
 half-written output (``SFTSELECT_DEBUG=1`` shows the traceback); so do
 argument errors (``sftselect select: error: ... (see sftselect select --help)``,
-not the usage text).
+not the usage text). Bad input is what raises one of sftselect's own errors
+(:class:`~sftselect.exceptions.SftSelectError` and its subclasses) or an
+``OSError`` (a path that cannot be read or written). Any other exception is a
+bug in sftselect: its traceback is printed, then one line saying so
+(``sftselect COMMAND: internal error: ... -- this is a bug in sftselect``), and
+the exit status is 70 (``EX_SOFTWARE``), not 2.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import gc
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
@@ -27,7 +33,7 @@ from typing import NoReturn
 from .._version import __version__
 from ..exceptions import SftSelectError
 from . import compare, evaluation, selection, training
-from ._common import EXIT_USAGE, CliError, cli_wording
+from ._common import EXIT_BUG, EXIT_USAGE, CliError, cli_wording
 
 __all__ = ["build_parser", "main"]
 
@@ -120,19 +126,27 @@ def _main(argv: Sequence[str] | None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except (
-        SftSelectError,
-        CliError,
-        OSError,
-        TypeError,
-        ValueError,
-        KeyError,
-    ) as exc:
+    except (SftSelectError, CliError, OSError) as exc:
+        # What the user can fix (our own error types; a path that cannot be read or written):
+        # one line, naming what was wrong.
         if os.environ.get("SFTSELECT_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"sftselect {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        # Anything else (a TypeError, ValueError, KeyError... that no check of ours turned
+        # into one of the errors above) is a bug: show it as one, with its traceback.
+        if os.environ.get("SFTSELECT_DEBUG"):
+            raise
+        traceback.print_exc()
+        print(
+            f"sftselect {args.command}: internal error: {type(exc).__name__}: "
+            f"{cli_wording(str(exc).strip().splitlines()[0] if str(exc).strip() else '', args.command)}"
+            " -- this is a bug in sftselect (the traceback above says where); please report it",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
 
 
 if __name__ == "__main__":  # pragma: no cover  (python -m sftselect.cli runs __main__.py)

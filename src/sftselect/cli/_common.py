@@ -17,6 +17,7 @@ from typing import Any
 DEFAULT_DEADLINE = 300.0
 
 __all__ = [
+    "EXIT_BUG",
     "EXIT_USAGE",
     "WARNING_WORDING",
     "CliError",
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 EXIT_USAGE = 2
+EXIT_BUG = 70  # EX_SOFTWARE (sysexits.h): an internal error, not the user's input
 
 
 class CliError(Exception):

@@ -33,6 +33,7 @@ from ._common import (
     rating_line,
     refuse_overwriting_inputs,
 )
+from .applicability import refuse_inapplicable, track_defaults
 from .distributed import add_engine_options, run_on_ray
 from .embedding import (
     EMBED_SELECTORS,
@@ -138,6 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_judge_options(sel)
     add_engine_options(sel)
     add_embed_options(sel)
+    track_defaults(sel)  # after every option: which ones only some selectors read
     sel.set_defaults(handler=_cmd_select)
 
     sc = sub.add_parser("score", help="write every row with its score column")
@@ -325,6 +327,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from ..core.provenance import file_sha256, write_json_atomic
     from ..data.io import check_output_path, save_data
 
+    refuse_inapplicable(args)
     output = check_output_path(args.output)
     _refuse_overwriting(args, output, provenance=True)
     embedded = args.selector in EMBED_SELECTORS

@@ -108,6 +108,14 @@ def _quiet_load(
             hf_logging.enable_progress_bar()
 
 
+def _unloadable(param: str, exc: ValueError) -> InvalidParameterError:
+    """The one-line error for a model or tokenizer path that transformers cannot load."""
+    first = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return InvalidParameterError(
+        f"The {param!r} parameter of HFEmbedder names nothing transformers can load ({first})."
+    )
+
+
 def _as_ref(obj: Any) -> str | None:
     """A str, bytes or path-like as a str; None for anything else (a loaded object)."""
     if isinstance(obj, (str, bytes)) or hasattr(obj, "__fspath__"):
@@ -293,16 +301,22 @@ class HFEmbedder:
         local = ref is None or os.path.exists(ref)
         revision = None if local else self.revision
         tok = self.tokenizer
-        if tok is None:
-            tok = AutoTokenizer.from_pretrained(ref, revision=revision)
-        elif _as_ref(tok) is not None:
-            tok = AutoTokenizer.from_pretrained(_as_ref(tok))
+        try:  # a folder that holds no model or tokenizer: transformers raises ValueError
+            if tok is None:
+                tok = AutoTokenizer.from_pretrained(ref, revision=revision)
+            elif _as_ref(tok) is not None:
+                tok = AutoTokenizer.from_pretrained(_as_ref(tok))
+        except ValueError as exc:
+            raise _unloadable("tokenizer" if self.tokenizer is not None else "model", exc) from exc
         device, dtype = self._device(), self._dtype()
         if ref is not None:
             files = files_fingerprint(ref) if local else None
-            model = _quiet_load(
-                AutoModel, ref, dtype, quiet=not self.show_progress, revision=revision
-            )
+            try:
+                model = _quiet_load(
+                    AutoModel, ref, dtype, quiet=not self.show_progress, revision=revision
+                )
+            except ValueError as exc:
+                raise _unloadable("model", exc) from exc
             model.to(device)
             self._loaded_files = files
         else:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.validation import param_error
+
 __all__ = ["ParsedVerdict", "parse_reply", "parse_score_pair", "parse_verdict_tag"]
 
 _NUM = r"([-+]?\d+(?:\.\d+)?)"
@@ -93,10 +95,8 @@ def parse_reply(
     """Parse with the parser of a protocol's ``output`` kind (``"scores"`` or ``"verdict"``)."""
     if output == "scores":
         if scale is None:
-            raise ValueError("parse_reply: a 'scores' protocol needs its scale.")
+            raise param_error("parse_reply", "scale", "a (low, high) pair for 'scores'", scale)
         return parse_score_pair(reply, scale)
     if output == "verdict":
         return parse_verdict_tag(reply)
-    raise ValueError(
-        f"parse_reply: unknown output kind {output!r}; expected 'scores' or 'verdict'."
-    )
+    raise param_error("parse_reply", "output", "'scores' or 'verdict'", output)

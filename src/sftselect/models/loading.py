@@ -65,7 +65,14 @@ def _from_pretrained(
     not load raises :class:`ModelNotFoundError` naming both (see the module docstring)."""
     kwargs = options or {}
     if os.path.exists(name):
-        return loader.from_pretrained(name, **kwargs)
+        try:
+            return loader.from_pretrained(name, **kwargs)
+        except ValueError as exc:  # a folder or file that holds nothing this loader reads
+            first = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise InvalidParameterError(
+                f"The {param!r} parameter of {owner}: {name!r} holds no "
+                f"{getattr(loader, '__name__', 'model')} transformers can load ({first})."
+            ) from exc
     where = os.path.abspath(name) + (", ~ not expanded" if name.startswith("~") else "")
     missing = (
         f"The {param!r} parameter of {owner}: there is no local folder or file {name!r} "

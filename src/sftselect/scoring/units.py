@@ -132,7 +132,13 @@ class TiktokenTokens(_PerTextUnit):
             raise MissingExtraError(
                 "The tiktoken unit needs tiktoken: pip install 'sftselect[tiktoken]'."
             ) from exc
-        return tiktoken.get_encoding(self.encoding)
+        try:
+            return tiktoken.get_encoding(self.encoding)
+        except ValueError:  # tiktoken's "Unknown encoding ...": a name the user gave
+            known = ", ".join(sorted(tiktoken.list_encoding_names()))
+            raise InvalidParameterError(
+                f"The unit 'tiktoken:{self.encoding}' names no tiktoken encoding; known: {known}."
+            ) from None
 
     def _count(self, texts: list[str]) -> np.ndarray:
         encode = self._encoding().encode_ordinary
@@ -169,7 +175,14 @@ class HFTokens(_PerTextUnit):
             raise MissingExtraError(
                 "A Hugging Face tokenizer unit needs transformers: pip install 'sftselect[hf]'."
             ) from exc
-        self.tokenizer = AutoTokenizer.from_pretrained(os.fspath(self.tokenizer))
+        path = os.fspath(self.tokenizer)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+        except ValueError as exc:  # a folder or name that holds no tokenizer transformers reads
+            first = " ".join(str(exc).split())[:200]
+            raise InvalidParameterError(
+                f"The unit 'hf:{path}' is no tokenizer transformers can load ({first})."
+            ) from None
         return self.tokenizer
 
     def _count(self, texts: list[str]) -> np.ndarray:
