@@ -31,6 +31,7 @@ from .exceptions import (
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
+    FacilityLocationSelector,
     KCenterSelector,
     LengthSelector,
     QualitySelector,
@@ -48,6 +49,7 @@ __all__ = [
     "ColumnScoreSelector",
     "DataFormatError",
     "DiversitySelector",
+    "FacilityLocationSelector",
     "FingerprintError",
     "Format",
     "Intersection",

@@ -33,6 +33,7 @@ def test_public_names_are_pinned():
             "ColumnScoreSelector",
             "DataFormatError",
             "DiversitySelector",
+            "FacilityLocationSelector",
             "Format",
             "Intersection",
             "InvalidParameterError",

@@ -29,6 +29,7 @@ LIBRARY_KINDS = {
     "QualitySelector": EngineKind.ROW_SCORE,
     "RandomSelector": EngineKind.SEEDED_DRAW,
     "DiversitySelector": EngineKind.VECTORS_THEN_GLOBAL,
+    "FacilityLocationSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "KCenterSelector": EngineKind.WHOLE_DATASET,
     "RepresentationFilter": EngineKind.WHOLE_DATASET,
     "Chain": EngineKind.COMPOSITE,

@@ -2,6 +2,7 @@
 
 from .dedup import RepresentationFilter
 from .diversity import DiversitySelector
+from .facility import FacilityLocationSelector
 from .kcenter import KCenterSelector
 from .length import LengthSelector
 from .quality import QualitySelector
@@ -11,6 +12,7 @@ from .score import ColumnScoreSelector, ScoreSelector
 __all__ = [
     "ColumnScoreSelector",
     "DiversitySelector",
+    "FacilityLocationSelector",
     "KCenterSelector",
     "LengthSelector",
     "QualitySelector",
