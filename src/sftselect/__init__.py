@@ -38,6 +38,7 @@ from .selectors import (
     RandomSelector,
     RepresentationFilter,
     ScoreSelector,
+    TargetedSelector,
 )
 
 _moved.install()
@@ -74,6 +75,7 @@ __all__ = [
     "Selector",
     "SftSelectError",
     "SftSelectWarning",
+    "TargetedSelector",
     "Union",
     "__version__",
     "detect_format",

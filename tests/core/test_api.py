@@ -49,6 +49,7 @@ def test_public_names_are_pinned():
             "RankResult",
             "RepresentationFilter",
             "ScoreSelector",
+            "TargetedSelector",
             "Selection",
             "Selector",
             "SftSelectError",

@@ -31,6 +31,7 @@ from sftselect.selectors.diversity import DiversitySelector
 from sftselect.selectors.facility import FacilityLocationSelector
 from sftselect.selectors.kcenter import KCenterSelector
 from sftselect.selectors.quality import QualitySelector
+from sftselect.selectors.targeted import TargetedSelector
 
 
 def _fake_judge(messages):
@@ -124,6 +125,19 @@ CASES: list[Case] = [
         "facility-location-knn",
         lambda k, s: FacilityLocationSelector(
             HashingEmbedder(16), k, graph="knn", n_neighbors=3, random_state=s
+        ),
+    ),
+    Case(
+        "targeted-two-tasks",
+        lambda k, s: TargetedSelector(
+            HashingEmbedder(16),
+            k,
+            targets={
+                "questions": Dataset.from_dict(
+                    {"prompt": ["Why is the sky blue?", "What is 2+2?"]}
+                ),
+                "writing": Dataset.from_dict({"prompt": ["Write a poem about the sea."]}),
+            },
         ),
     ),
     Case(

@@ -8,6 +8,7 @@ from .length import LengthSelector
 from .quality import QualitySelector
 from .random import RandomSelector
 from .score import ColumnScoreSelector, ScoreSelector
+from .targeted import TargetedSelector
 
 __all__ = [
     "ColumnScoreSelector",
@@ -19,4 +20,5 @@ __all__ = [
     "RandomSelector",
     "RepresentationFilter",
     "ScoreSelector",
+    "TargetedSelector",
 ]
