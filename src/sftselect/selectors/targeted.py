@@ -210,7 +210,11 @@ class TargetedSelector(Selector):
     def target_vectors(self) -> dict[str, np.ndarray]:
         """Each task's example vectors (float32), by the target embedder."""
         owner = f"{type(self).__name__} targets"
-        source = self.embedder if self.target_embedder is None else self.target_embedder
+        from ..embedding.sentence import as_embedder
+
+        source = as_embedder(
+            self.embedder if self.target_embedder is None else self.target_embedder
+        )
         out: dict[str, np.ndarray] = {}
         for name, ds in self.tasks().items():
             if hasattr(source, "embed_dataset"):
