@@ -91,12 +91,19 @@ def part_a(X: np.ndarray, k: int) -> bool:
         return float(np.mean(covs))
 
     five = range(5)
-    timed("random (seeds 0-4)", "-", lambda s: RandomSelector(k, random_state=s).select_indices(ds), five)
+    timed(
+        "random (seeds 0-4)",
+        "-",
+        lambda s: RandomSelector(k, random_state=s).select_indices(ds),
+        five,
+    )
     for nc in (100, 20):
         timed(
             f"diversity (paper mode, {nc} clusters, seeds 0-4)",
             "K-means SSE, then equal draws",
-            lambda s, nc=nc: DiversitySelector(emb, k, n_clusters=nc, random_state=s).select_indices(ds),
+            lambda s, nc=nc: DiversitySelector(
+                emb, k, n_clusters=nc, random_state=s
+            ).select_indices(ds),
             five,
         )
     timed(
@@ -108,22 +115,41 @@ def part_a(X: np.ndarray, k: int) -> bool:
     timed(
         f"diversity K-means with k={k} clusters, centroid rows",
         "K-means SSE",
-        lambda s: DiversitySelector(emb, k, n_clusters=k, within="centroid", random_state=s).select_indices(ds),
+        lambda s: DiversitySelector(
+            emb, k, n_clusters=k, within="centroid", random_state=s
+        ).select_indices(ds),
         five,
     )
-    timed("kcenter (cosine)", "max distance (k-center)", lambda s: KCenterSelector(emb, k, random_state=s).select_indices(ds), five)
-    fl = timed("facility location, lazy greedy", "f (facility location)", lambda s: FacilityLocationSelector(emb, k).select_indices(ds))
+    timed(
+        "kcenter (cosine)",
+        "max distance (k-center)",
+        lambda s: KCenterSelector(emb, k, random_state=s).select_indices(ds),
+        five,
+    )
+    fl = timed(
+        "facility location, lazy greedy",
+        "f (facility location)",
+        lambda s: FacilityLocationSelector(emb, k).select_indices(ds),
+    )
     timed(
         "facility location, stochastic greedy (eps 0.01, seeds 0-4)",
         "f (facility location)",
-        lambda s: FacilityLocationSelector(emb, k, optimizer="stochastic", random_state=s).select_indices(ds),
+        lambda s: FacilityLocationSelector(
+            emb, k, optimizer="stochastic", random_state=s
+        ).select_indices(ds),
         five,
     )
-    timed("facility location, knn graph (100)", "f on the k-NN graph", lambda s: FacilityLocationSelector(emb, k, graph="knn").select_indices(ds))
+    timed(
+        "facility location, knn graph (100)",
+        "f on the k-NN graph",
+        lambda s: FacilityLocationSelector(emb, k, graph="knn").select_indices(ds),
+    )
     swap = timed(
         "facility location, lazy greedy + swaps",
         "f (facility location)",
-        lambda s: FacilityLocationSelector(emb, k, refine="swap", max_swap_passes=50).select_indices(ds),
+        lambda s: FacilityLocationSelector(
+            emb, k, refine="swap", max_swap_passes=50
+        ).select_indices(ds),
     )
     try:
         import apricot
@@ -131,7 +157,9 @@ def part_a(X: np.ndarray, k: int) -> bool:
         timed(
             "apricot FacilityLocationSelection (cosine = cos^2)",
             "f with cos^2",
-            lambda s: apricot.FacilityLocationSelection(k, metric="cosine", verbose=False).fit(X).ranking,
+            lambda s: (
+                apricot.FacilityLocationSelection(k, metric="cosine", verbose=False).fit(X).ranking
+            ),
         )
     except ImportError:
         print("apricot-select not installed: its row skipped")
@@ -192,7 +220,10 @@ def run_child(path: Path, k: int, graph: str) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2", MKL_NUM_THREADS="2")
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(path), "-k", str(k), "--graph", graph],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
