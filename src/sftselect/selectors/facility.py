@@ -30,7 +30,7 @@ Options, and the objective each optimises (all the same ``f``):
 
 See :mod:`sftselect.selectors.facility_graph` and
 :mod:`sftselect.selectors.facility_greedy` for the algorithms, and
-``docs/methods/facility_location.md`` for measurements.
+``docs/selectors/facility-location.md`` for measurements.
 
 The ranking: the first ``k`` rows are the selection (with ``refine`` the
 refined set, which depends on ``k``); the rest continue the greedy from them,

@@ -23,7 +23,7 @@ named tasks), in any format :func:`~sftselect.embedding.example_texts` reads
 (``target_text`` picks the text); a Dataset with a ``prompt`` column and no
 ``target_format`` (the packaged test sets, :mod:`sftselect.testsets`) is read
 from that column. Differences from the reference are listed in
-``docs/methods/targeted.md``.
+``docs/selectors/targeted.md``.
 
 Engine kind ``VECTORS_THEN_GLOBAL``: :meth:`TargetedSelector.embed` embeds
 the pool rows one by one; :meth:`TargetedSelector.rank_vectors` embeds the
