@@ -239,14 +239,14 @@ def part_b(X: np.ndarray, rows: int, tmp: Path) -> bool:
     got = run_child(path, k, "auto")
     print(f"load average after the run: {os.getloadavg()[0]:.1f}")
     cov = coverage(V, np.asarray(got["indices"]))
-    # On a shared machine the wall time counts other people's work; CPU seconds over
-    # the 2 cores allowed is what the selector itself needs of them.
-    fast = min(got["seconds"], got["cpu_seconds"] / 2) <= 120 and got["peak_rss"] <= 2 << 30
+    # On a shared machine the wall time counts other people's work. The CPU seconds
+    # (both BLAS threads together) bound the wall time on 2 idle cores from above even
+    # if nothing ran in parallel, so the check takes the smaller of wall and CPU time.
+    fast = min(got["seconds"], got["cpu_seconds"]) <= 120 and got["peak_rss"] <= 2 << 30
     print(
         f"\nPart B: {rows:,} x {V.shape[1]} ({X.shape[0]:,} real MiniLM vectors + noisy copies), "
         f"k = {k:,}, knn graph (100 neighbours), 2 BLAS threads, load {os.getloadavg()[0]:.1f}: "
-        f"{got['seconds']:.1f} s wall, {got['cpu_seconds']:.1f} CPU s "
-        f"({got['cpu_seconds'] / 2:.1f} s on 2 cores), peak RSS {got['peak_rss'] / 2**20:,.0f} MiB, coverage {cov:.4f}"
+        f"{got['seconds']:.1f} s wall, {got['cpu_seconds']:.1f} CPU s, peak RSS {got['peak_rss'] / 2**20:,.0f} MiB, coverage {cov:.4f}"
     )
     rng = np.random.default_rng(1)
     sub = V[np.sort(rng.choice(rows, size=min(10_000, rows), replace=False))]
@@ -263,7 +263,7 @@ def part_b(X: np.ndarray, rows: int, tmp: Path) -> bool:
         f"{approx['seconds']:.1f} s ({approx['peak_rss'] / 2**20:,.0f} MiB): {100 * (ca / ce - 1):+.2f}%"
     )
     print(
-        f"verdict B: within 2 min on 2 cores (wall, or CPU s / 2 under load) and 2 GiB {'MET' if fast else 'NOT MET'}; "
+        f"verdict B: within 2 min on 2 cores (wall, or CPU s under load) and 2 GiB {'MET' if fast else 'NOT MET'}; "
         f"within 1% of exact {'MET' if close else 'NOT MET'}"
     )
     path.unlink()
