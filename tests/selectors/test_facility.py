@@ -7,6 +7,8 @@ import itertools
 import numpy as np
 import pytest
 from datasets import Dataset
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sftselect import (
     Chain,
@@ -25,6 +27,7 @@ from sftselect.selectors.facility_greedy import (
     sample_size,
     swap_refine,
 )
+from tests.helpers.strategies import vector_sets
 
 
 def plain_greedy(S: np.ndarray, w: np.ndarray, k: int) -> list[int]:
@@ -252,3 +255,27 @@ def test_bad_weight_names_the_row():
     ds = Dataset.from_dict({"vec": np.eye(3).tolist(), "w": [1.0, -2.0, 1.0]})
     with pytest.raises(DataFormatError, match="row 1 of the weights column 'w'"):
         FacilityLocationSelector(PrecomputedEmbeddings("vec"), 2, weights="w").run(ds)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(X=vector_sets(), data=st.data())
+def test_every_lazy_pick_has_the_largest_gain(X, data):
+    """Property: each pick of the lazy greedy is an argmax of the exact gain (to 1e-9), on
+    matrices with duplicate rows, zero rows and ties; the knn graph with every row agrees."""
+    n = X.shape[0]
+    k = data.draw(st.integers(1, n))
+    w = np.asarray(data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), float)
+    P = prepare(X, "cosine")
+    sims = DenseSimilarities(P, "cosine")
+    order, cur = greedy_order(sims, w, k)
+    assert sorted(set(order.tolist())) == sorted(order.tolist()) and order.size == k
+    S = sims.T.T.astype(np.float64)
+    c = np.zeros(n)
+    for j in order:
+        gains = (np.maximum(S, c[:, None]) - c[:, None]).T @ w
+        gains[[i for i in order if i in set(order[: list(order).index(j)])]] = -np.inf
+        assert gains[j] >= gains.max() - 1e-9
+        c = np.maximum(c, S[:, j])
+    np.testing.assert_allclose(cur, c, atol=1e-6)
+    knn, _ = greedy_order(KnnSimilarities(P, "cosine", n), w, k)
+    assert facility_value(sims, w, knn) == pytest.approx(facility_value(sims, w, order), abs=1e-6)

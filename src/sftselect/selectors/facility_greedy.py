@@ -79,6 +79,8 @@ def greedy_order(
         if negb == 0.0:  # the largest gain is 0, hence every gain: the rest by index
             rest = sorted([j] + [jj for _, jj in heap])[: steps - len(order)]
             order.extend(rest)
+            for jj in rest:  # gains are 0, but the coverage still rises (zero-weight rows)
+                sims.update(cur, jj)
             if on_progress is not None:
                 on_progress(len(rest))
             break
