@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from datasets import Dataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sftselect import InvalidParameterError, TargetedSelector, load_sample, testsets
 from sftselect.embedding import PrecomputedEmbeddings, example_texts
@@ -118,3 +120,35 @@ def test_bad_targets_are_one_line_errors():
     two = [Dataset.from_dict({"i": [0]}), Dataset.from_dict({"i": [1]})]
     with pytest.raises(InvalidParameterError, match="'target_embedder'"):
         TargetedSelector(emb, 1, targets=two).run(pool)
+
+
+def reference_round_robin(scores: np.ndarray, output_size: int) -> list[int]:
+    """get_top_aggregated_influences.py's round robin on per-task scores (already maxed)."""
+    per_dataset = {
+        t: sorted(enumerate(scores[t].tolist()), key=lambda x: x[1], reverse=True)
+        for t in range(scores.shape[0])
+    }
+    chosen: dict[int, float] = {}
+    while len(chosen) < output_size:
+        for t in per_dataset:
+            if len(chosen) >= output_size:
+                break
+            idx, score = per_dataset[t].pop(0)
+            chosen[idx] = min(score, chosen.get(idx, float("inf")))
+    return list(chosen)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda t: st.integers(1, 12).flatmap(
+            lambda n: st.lists(st.integers(0, 4), min_size=t * n, max_size=t * n).map(
+                lambda v: np.array(v, dtype=float).reshape(t, n)
+            )
+        )
+    )
+)
+def test_round_robin_equals_the_reference_loop_with_ties(scores):
+    order, _ = round_robin(scores)
+    n = scores.shape[1]
+    assert order.tolist() == reference_round_robin(scores, n)
