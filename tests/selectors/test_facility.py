@@ -119,7 +119,8 @@ def test_swap_refinement_reaches_a_swap_local_optimum():
     sims = DenseSimilarities(prepare(X, "cosine"), "cosine")
     S = sims.T.T.astype(np.float64)
     greedy, _ = greedy_order(sims, w, 5)
-    refined, swaps, _ = swap_refine(sims, w, greedy, max_passes=50)
+    refined, swaps, converged = swap_refine(sims, w, greedy, max_passes=50)
+    assert converged
     f_greedy, f_refined = f_value(S, w, greedy), f_value(S, w, refined)
     assert f_refined >= f_greedy - 1e-9
     assert swaps > 0 and f_refined > f_greedy  # this draw has a better set than the greedy's

@@ -260,10 +260,12 @@ class FacilityLocationSelector(Selector):
         opts: dict[str, Any] = {"optimizer": self.optimizer, "on_progress": update}
         if self.optimizer == "stochastic":
             opts.update(sample_size=sample_size(n, K, float(self.epsilon)), rng=rng)
-        swaps = 0
+        swaps, converged = 0, None
         if self.refine == "swap":
             first, _ = greedy_order(sims, w, K, **opts)
-            medoids, swaps, _ = swap_refine(sims, w, first, max_passes=int(self.max_swap_passes))
+            medoids, swaps, converged = swap_refine(
+                sims, w, first, max_passes=int(self.max_swap_passes)
+            )
             mask = np.zeros(n, dtype=bool)
             mask[medoids] = True
             head, cur = greedy_order(sims, w, K, candidates=mask)
@@ -280,6 +282,7 @@ class FacilityLocationSelector(Selector):
             "optimizer": self.optimizer,
             "refine": self.refine,
             "swaps": int(swaps),
+            "swap_converged": converged,
             "objective": facility_value(sims, w, order[: min(K, order.size)]),
         }
         return RankResult(order=order, n_eligible=n, extra=extra)

@@ -152,8 +152,8 @@ def swap_refine(
     *,
     max_passes: int = 10,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, int, int]:
-    """Eager swaps from ``medoids`` (dense similarities); ``(medoids, swaps, passes)``.
+) -> tuple[np.ndarray, int, bool]:
+    """Eager swaps from ``medoids`` (dense similarities); ``(medoids, swaps, converged)``.
 
     For candidate ``x`` with similarities ``s_i = s(i, x)``, best coverage
     ``c1_i`` (by slot ``near_i``) and second best ``c2_i``, replacing the medoid
@@ -162,12 +162,13 @@ def swap_refine(
     (FastPAM1's decomposition, O(n) for all ``m`` at once). A swap is made when
     the best change exceeds ``1e-12 * f`` (so float rounding cannot cycle).
     Candidates go in row order; the refinement stops after a pass with no swap
-    or after ``max_passes`` passes.
+    (``converged``: no single swap improves the set) or after ``max_passes``
+    passes (``converged`` False).
     """
     medoids = np.array(medoids, dtype=np.int64)
     k, n = medoids.size, sims.n
     if k == 0 or k >= n:
-        return medoids, 0, 0
+        return medoids, 0, True
     M = np.stack([sims.column(int(j)) for j in medoids]).astype(np.float32)
     near, c1, c2 = _top2(M)
     is_med = np.zeros(n, dtype=bool)
@@ -200,8 +201,8 @@ def swap_refine(
         if on_progress is not None:
             on_progress(1)
         if not swapped:
-            break
-    return medoids, swaps, passes
+            return medoids, swaps, True
+    return medoids, swaps, False
 
 
 def facility_value(sims: Any, w: np.ndarray, selected: np.ndarray) -> float:
