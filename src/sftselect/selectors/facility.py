@@ -91,7 +91,8 @@ class FacilityLocationSelector(Selector):
         0 count as 0.
     weights : str or None
         A column of non-negative per-row weights ``w_i`` (e.g. a quality
-        score): how much covering each row counts. None: all 1.
+        score): how much covering each row counts. None: all 1. Carried as
+        float32 beside the vectors (see :meth:`embed`).
     optimizer : {"lazy", "stochastic"}, default "lazy"
     epsilon : float, default 0.01
         Stochastic greedy's ``epsilon`` (in (0, 1)).
