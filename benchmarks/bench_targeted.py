@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/bench_targeted.py                      # MiniLM, 2,000 rows, k = 200
-    python benchmarks/bench_targeted.py --embedder smollm2 --rows 300 --max-length 128
+    python benchmarks/bench_targeted.py --embedder smollm2 --rows 100 --targets-limit 16 --max-length 96
 
 The pool is the bundled sample (``sftselect.load_sample()``, 2,000 real Alpaca
 records; ``--rows`` keeps the first N); the targets are
@@ -66,6 +66,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("-k", type=int, default=200)
     ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument(
+        "--targets-limit", type=int, default=None, help="keep the first N prompts of each test set"
+    )
     ap.add_argument("--cache-dir", default=None)
     args = ap.parse_args()
 
@@ -73,7 +76,9 @@ def main() -> None:
     from sftselect.selectors.coverage import unit_rows
 
     pool = load_sample().select(range(args.rows))
-    tasks = {name: testsets.load(name) for name in testsets.PAPER_TESTSETS}
+    tasks = {
+        name: testsets.load(name, limit=args.targets_limit) for name in testsets.PAPER_TESTSETS
+    }
     emb = make_embedder(args.embedder, args.max_length)
     sel = TargetedSelector(emb, args.k, targets=tasks, cache_dir=args.cache_dir)
     load0 = os.getloadavg()[0]
