@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +81,10 @@ def main() -> None:
         name: testsets.load(name, limit=args.targets_limit) for name in testsets.PAPER_TESTSETS
     }
     emb = make_embedder(args.embedder, args.max_length)
-    sel = TargetedSelector(emb, args.k, targets=tasks, cache_dir=args.cache_dir)
+    # a cache folder (a temporary one by default) so the check below does not embed again
+    scratch = tempfile.TemporaryDirectory() if args.cache_dir is None else None
+    cache = args.cache_dir if scratch is None else scratch.name
+    sel = TargetedSelector(emb, args.k, targets=tasks, cache_dir=cache)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     run = sel.run(pool)
