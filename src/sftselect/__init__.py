@@ -31,12 +31,14 @@ from .exceptions import (
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
+    FacilityLocationSelector,
     KCenterSelector,
     LengthSelector,
     QualitySelector,
     RandomSelector,
     RepresentationFilter,
     ScoreSelector,
+    TargetedSelector,
 )
 
 _moved.install()
@@ -48,6 +50,7 @@ __all__ = [
     "ColumnScoreSelector",
     "DataFormatError",
     "DiversitySelector",
+    "FacilityLocationSelector",
     "FingerprintError",
     "Format",
     "Intersection",
@@ -72,6 +75,7 @@ __all__ = [
     "Selector",
     "SftSelectError",
     "SftSelectWarning",
+    "TargetedSelector",
     "Union",
     "__version__",
     "detect_format",

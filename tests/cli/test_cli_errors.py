@@ -64,7 +64,7 @@ def one_error_line(capsys, *words: str) -> str:
         (
             ["--selector", "dedup", "--embed-column", "v", "--seed", "1"],
             "--seed",
-            "length, random, column, quality, diversity or kcenter",
+            "length, random, column, quality, diversity, kcenter or facility-location",
         ),
     ],
 )

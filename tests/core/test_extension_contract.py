@@ -30,6 +30,8 @@ LIBRARY_KINDS = {
     "RandomSelector": EngineKind.SEEDED_DRAW,
     "DiversitySelector": EngineKind.VECTORS_THEN_GLOBAL,
     "KCenterSelector": EngineKind.VECTORS_THEN_GLOBAL,
+    "FacilityLocationSelector": EngineKind.VECTORS_THEN_GLOBAL,
+    "TargetedSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "RepresentationFilter": EngineKind.WHOLE_DATASET,
     "Chain": EngineKind.COMPOSITE,
     "Union": EngineKind.COMPOSITE,

@@ -158,9 +158,11 @@ def test_selectors_take_their_embedder_or_backend_first():
             assert params[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, defined
     assert sorted(checked) == [
         "DiversitySelector",
+        "FacilityLocationSelector",
         "KCenterSelector",
         "QualitySelector",
         "RepresentationFilter",
+        "TargetedSelector",
     ]
 
 

@@ -28,8 +28,10 @@ from sftselect.core.validation import resolve_k
 from sftselect.embedding import HashingEmbedder
 from sftselect.selectors.dedup import RepresentationFilter
 from sftselect.selectors.diversity import DiversitySelector
+from sftselect.selectors.facility import FacilityLocationSelector
 from sftselect.selectors.kcenter import KCenterSelector
 from sftselect.selectors.quality import QualitySelector
+from sftselect.selectors.targeted import TargetedSelector
 
 
 def _fake_judge(messages):
@@ -108,6 +110,35 @@ CASES: list[Case] = [
     Case(
         "kcenter-euclidean",
         lambda k, s: KCenterSelector(HashingEmbedder(16), k, metric="euclidean", random_state=s),
+    ),
+    Case(
+        "facility-location",
+        lambda k, s: FacilityLocationSelector(HashingEmbedder(16), k, random_state=s),
+    ),
+    Case(
+        "facility-location-stochastic-swap",
+        lambda k, s: FacilityLocationSelector(
+            HashingEmbedder(16), k, optimizer="stochastic", refine="swap", random_state=s
+        ),
+    ),
+    Case(
+        "facility-location-knn",
+        lambda k, s: FacilityLocationSelector(
+            HashingEmbedder(16), k, graph="knn", n_neighbors=3, random_state=s
+        ),
+    ),
+    Case(
+        "targeted-two-tasks",
+        lambda k, s: TargetedSelector(
+            HashingEmbedder(16),
+            k,
+            targets={
+                "questions": Dataset.from_dict(
+                    {"prompt": ["Why is the sky blue?", "What is 2+2?"]}
+                ),
+                "writing": Dataset.from_dict({"prompt": ["Write a poem about the sea."]}),
+            },
+        ),
     ),
     Case(
         "per-source",

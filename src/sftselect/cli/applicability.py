@@ -77,6 +77,9 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     | {"--seed", "--n-clusters", "--allocation", "--within", "--kmeans-backend", "--cluster-column"},
     "kcenter": FORMAT | EMBEDDING | {"--seed", "--metric"},
     "dedup": FORMAT | EMBEDDING | LENGTH_UNIT | {"--max-similarity", "--order", "--score-column"},
+    "facility-location": FORMAT | EMBEDDING
+    | {"--seed", "--kernel", "--weights-column", "--optimizer", "--refine", "--graph", "--n-neighbors"},
+    "targeted": FORMAT | EMBEDDING | {"--targets"},
 }  # fmt: skip
 
 #: Every option some selector reads and another does not.

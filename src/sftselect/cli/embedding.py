@@ -22,7 +22,7 @@ __all__ = [
     "plot_title",
 ]
 
-EMBED_SELECTORS = ("diversity", "kcenter", "dedup")
+EMBED_SELECTORS = ("diversity", "kcenter", "dedup", "facility-location", "targeted")
 
 
 def add_embed_options(p: argparse.ArgumentParser) -> None:
@@ -33,7 +33,12 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
         "--embed-column", default=None, help="use this column of precomputed vectors instead"
     )
     g.add_argument("--embed-layer", type=int, default=-1, help="hidden layer to pool (default -1)")
-    g.add_argument("--pooling", choices=["mean", "last", "cls"], default="mean")
+    g.add_argument(
+        "--pooling",
+        choices=["mean", "last", "cls", "weighted_mean"],
+        default="mean",
+        help="weighted_mean: position-weighted (RDS+); default mean",
+    )
     g.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
     g.add_argument(
         "--embed-text",
@@ -47,7 +52,12 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--embed-cache", default=None, help="folder caching embeddings: a re-run does not embed"
     )
-    g.add_argument("--n-clusters", type=int, default=100, help="diversity: K-means clusters")
+    g.add_argument(
+        "--n-clusters",
+        type=_n_clusters,
+        default=100,
+        help='diversity: K-means clusters (an int, or "k": as many as rows kept)',
+    )
     g.add_argument("--allocation", choices=["equal", "proportional"], default="equal")
     g.add_argument("--within", choices=["random", "centroid"], default="random")
     g.add_argument(
@@ -76,6 +86,15 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _n_clusters(text: str) -> int | str:
+    if text == "k":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an int or "k", got {text!r}') from None
+
+
 def check_embed_args(args: argparse.Namespace) -> None:
     """One-line errors for option combinations that cannot work."""
     if (args.embed_model is None) == (args.embed_column is None):
@@ -86,6 +105,9 @@ def check_embed_args(args: argparse.Namespace) -> None:
         raise CliError("--order score needs --score-column")
     if args.cluster_column is not None and args.selector != "diversity":
         raise CliError("--cluster-column needs --selector diversity")
+    from .coverage import check_coverage_args
+
+    check_coverage_args(args)
 
 
 def embed(args: argparse.Namespace, dataset: Any) -> tuple[np.ndarray, str]:
@@ -124,7 +146,10 @@ def embed(args: argparse.Namespace, dataset: Any) -> tuple[np.ndarray, str]:
 def embedding_selector(args: argparse.Namespace, embedder: Any):
     """The DiversitySelector, KCenterSelector or RepresentationFilter the options ask for."""
     from ..selectors import DiversitySelector, KCenterSelector, RepresentationFilter
+    from .coverage import COVERAGE_SELECTORS, coverage_selector
 
+    if args.selector in COVERAGE_SELECTORS:
+        return coverage_selector(args, embedder)
     if args.selector == "diversity":
         return DiversitySelector(
             embedder,

@@ -56,13 +56,23 @@ def pca_2d(X: np.ndarray) -> np.ndarray:
 
 
 def plot_embedding(
-    X: np.ndarray, labels: np.ndarray | None, chosen: np.ndarray, path: Path, title: str
+    X: np.ndarray,
+    labels: np.ndarray | None,
+    chosen: np.ndarray,
+    path: Path,
+    title: str,
+    *,
+    targets: dict[str, np.ndarray] | None = None,
 ) -> None:
-    """A PNG: every row in 2-D PCA (coloured by cluster when there are clusters), the selection ringed."""
+    """A PNG: every row in 2-D PCA (coloured by cluster when there are clusters), the
+    selection ringed, and target examples (one marker colour per task) when given."""
     require_extra("matplotlib", "plot", "writing a plot").use("Agg")
     import matplotlib.pyplot as plt
 
-    P = pca_2d(X)
+    T = list((targets or {}).items())
+    both = np.vstack([X] + [v for _, v in T]) if T else X
+    P_all = pca_2d(both)  # one projection for pool and targets
+    P = P_all[: X.shape[0]]
     fig, ax = plt.subplots(figsize=(7, 6))
     if labels is None:
         ax.scatter(P[:, 0], P[:, 1], s=4, c="#9aa5b1", alpha=0.5, linewidths=0, label="pool")
@@ -89,6 +99,18 @@ def plot_embedding(
         linewidths=0.7,
         label=f"selected ({chosen.size:,})",
     )
+    start = X.shape[0]
+    for i, (name, vecs) in enumerate(T):
+        Q = P_all[start : start + vecs.shape[0]]
+        start += vecs.shape[0]
+        ax.scatter(
+            Q[:, 0],
+            Q[:, 1],
+            s=30,
+            marker="*",
+            color=plt.get_cmap("tab10")(i % 10),
+            label=f"target {name} ({vecs.shape[0]:,})",
+        )
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(title, fontsize=10)

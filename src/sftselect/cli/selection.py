@@ -34,6 +34,7 @@ from ._common import (
     refuse_overwriting_inputs,
 )
 from .applicability import refuse_inapplicable, track_defaults
+from .coverage import COVERAGE_SELECTORS, add_coverage_options, coverage_plot
 from .distributed import add_engine_options, run_on_ray
 from .embedding import (
     EMBED_SELECTORS,
@@ -96,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=["length", "random", "column", "quality", *EMBED_SELECTORS],
         default="length",
         help="length: the longest responses; random; column: by --score-column; quality: an "
-        "LLM judge's rating; diversity, kcenter, dedup: on embeddings (default: %(default)s)",
+        "LLM judge's rating; diversity, kcenter, dedup, facility-location, targeted: on "
+        "embeddings (default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -139,6 +141,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_judge_options(sel)
     add_engine_options(sel)
     add_embed_options(sel)
+    add_coverage_options(sel)
     track_defaults(sel)  # after every option: which ones only some selectors read
     sel.set_defaults(handler=_cmd_select)
 
@@ -369,7 +372,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
     prov_path = provenance_path(output)
     save_data(subset, output)
     write_json_atomic(record, prov_path)
-    if embedded and args.plot:
+    if embedded and args.plot and args.selector in COVERAGE_SELECTORS:
+        coverage_plot(args, selector, X, selection.indices)
+    elif embedded and args.plot:
         plot_embedding(X, labels, selection.indices, Path(args.plot), plot_title(args, X))
         info(f"plot: {args.plot}", args.quiet)
     if "rating" in selection.extra:

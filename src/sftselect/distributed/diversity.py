@@ -215,7 +215,7 @@ def rank_diversity(
     seed = int(rng.integers(0, 2**31 - 1))
     within_order = rng.permutation(n) if selector.within == "random" else None
     # Tie-breaks between clusters, drawn as on one machine (one per cluster asked for).
-    cluster_key = rng.random(int(selector.n_clusters))
+    cluster_key = rng.random(selector.clusters_for(n))
     covers = sample_size >= n
     sample = None if covers else np.sort(rng.choice(n, size=sample_size, replace=False))
 
@@ -231,7 +231,7 @@ def rank_diversity(
     check_positions(got[ROW_COLUMN] if covers else np.searchsorted(sample, got[ROW_COLUMN]))
     X = got["embedding"]
     labels, centroids = kmeans(
-        X, int(selector.n_clusters), random_state=seed, backend=selector.kmeans_backend
+        X, selector.clusters_for(n), random_state=seed, backend=selector.kmeans_backend
     )
 
     # 3. assign every row (unless the sample was the pool)

@@ -15,6 +15,7 @@ from .base import (
 )
 from .cache import EmbeddingCache, embed_dataset
 from .hf import HFEmbedder
+from .sentence import SentenceTransformerEmbedder
 
 __all__ = [
     "EXAMPLE_TEMPLATE",
@@ -24,6 +25,7 @@ __all__ = [
     "HFEmbedder",
     "HashingEmbedder",
     "PrecomputedEmbeddings",
+    "SentenceTransformerEmbedder",
     "embed_dataset",
     "example_texts",
 ]

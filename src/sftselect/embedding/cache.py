@@ -103,11 +103,15 @@ def embed_dataset(
 
     An embedder with an ``embed_dataset(dataset)`` method (such as
     :class:`~sftselect.embedding.base.PrecomputedEmbeddings`) is asked directly
-    and never cached; otherwise the ``text`` field of each row
+    and never cached; a ``sentence_transformers.SentenceTransformer`` is used
+    through :class:`~sftselect.embedding.sentence.SentenceTransformerEmbedder`; otherwise the ``text`` field of each row
     (:func:`~sftselect.embedding.base.example_texts`) is embedded, through the
     cache in ``cache_dir`` when one is given. Empty datasets never reach the
     embedder.
     """
+    from .sentence import as_embedder
+
+    embedder = as_embedder(embedder)
     if hasattr(embedder, "embed_dataset"):
         return embedder.embed_dataset(dataset)
     if not hasattr(embedder, "embed") or not isinstance(getattr(embedder, "identity", None), str):
@@ -116,7 +120,8 @@ def embed_dataset(
         raise param_error(
             owner,
             "embedder",
-            "an Embedder (an 'identity' str and an 'embed(texts)' method) or PrecomputedEmbeddings",
+            "an Embedder (an 'identity' str and an 'embed(texts)' method), a "
+            "sentence_transformers.SentenceTransformer or PrecomputedEmbeddings",
             embedder,
         )
     texts = example_texts(dataset, text, format, owner=owner)

@@ -15,7 +15,9 @@ run alone (up to float rounding). Pooling is computed in float32:
 
 * ``"mean"`` -- the mean over the real (attention-masked) tokens;
 * ``"last"`` -- the last real token (the usual choice for causal LMs);
-* ``"cls"`` -- the first token.
+* ``"cls"`` -- the first token;
+* ``"weighted_mean"`` -- position-weighted mean over the real tokens (SGPT,
+  Muennighoff 2022; RDS+): token ``t`` (1-based) weighs ``t / sum(1..T)``.
 
 A text that tokenizes to no tokens at all (an empty text under a tokenizer
 that adds no special tokens) gets a zero vector.
@@ -78,7 +80,7 @@ from ..models.fingerprint import (
 
 __all__ = ["POOLINGS", "HFEmbedder", "right_padded"]
 
-POOLINGS: tuple[str, ...] = ("mean", "last", "cls")
+POOLINGS: tuple[str, ...] = ("mean", "last", "cls", "weighted_mean")
 
 
 def _torch() -> Any:
@@ -134,7 +136,7 @@ class HFEmbedder:
         None loads the tokenizer from ``model`` (required when ``model`` is an object).
     layer : int, default -1
         Which hidden state to pool (an index into ``output_hidden_states``).
-    pooling : {"mean", "last", "cls"}, default "mean"
+    pooling : {"mean", "last", "cls", "weighted_mean"}, default "mean"
     normalize : bool, default False
         L2-normalise each vector.
     max_length : int, default 512
@@ -395,6 +397,10 @@ class HFEmbedder:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             summed = (hidden * m).sum(dim=1)
             pooled = summed / m.sum(dim=1).clamp(min=1.0)
+        elif self.pooling == "weighted_mean":
+            pos = mask.cumsum(dim=1).to(hidden.dtype) * mask.to(hidden.dtype)  # 1..T, pads 0
+            weights = pos / pos.sum(dim=1, keepdim=True).clamp(min=1.0)
+            pooled = (hidden * weights.unsqueeze(-1)).sum(dim=1)
         elif self.pooling == "last":
             last = (mask.sum(dim=1) - 1).clamp(min=0)
             pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]

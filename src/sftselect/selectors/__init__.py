@@ -2,19 +2,23 @@
 
 from .dedup import RepresentationFilter
 from .diversity import DiversitySelector
+from .facility import FacilityLocationSelector
 from .kcenter import KCenterSelector
 from .length import LengthSelector
 from .quality import QualitySelector
 from .random import RandomSelector
 from .score import ColumnScoreSelector, ScoreSelector
+from .targeted import TargetedSelector
 
 __all__ = [
     "ColumnScoreSelector",
     "DiversitySelector",
+    "FacilityLocationSelector",
     "KCenterSelector",
     "LengthSelector",
     "QualitySelector",
     "RandomSelector",
     "RepresentationFilter",
     "ScoreSelector",
+    "TargetedSelector",
 ]

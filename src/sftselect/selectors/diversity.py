@@ -30,6 +30,20 @@ quota it cannot fill goes to the remaining clusters in the same order and any
 ``k <= n`` gives exactly ``k`` rows. Both rules are house-monotone: a larger
 ``k`` extends a smaller one.
 
+Coverage. This is the paper's baseline, kept as the paper ran it; it does not
+cover the pool better than chance. On records 2000-3999 of
+``alpaca_pool/random_9k.json`` (all-MiniLM-L6-v2, normalised, k = 200), the
+mean over rows of ``1 - max cos`` to a selected row is 0.522 for the paper's
+mode with 20 clusters and about 0.51 with 100, against 0.512 for
+:class:`~sftselect.selectors.random.RandomSelector`
+(``benchmarks/bench_coverage_fl.py``). For a subset that covers the pool, use
+``n_clusters="k", within="centroid"`` (K-means with ``k`` clusters, the row
+nearest each centroid) or, better,
+:class:`~sftselect.selectors.facility.FacilityLocationSelector`.
+``normalize=True`` L2-normalises each vector before K-means (in
+:meth:`DiversitySelector.embed`, so on Ray too): K-means on sentence-embedding
+models' unit vectors is then spherical-like, as their cosine similarity asks.
+
 The cluster of each row is in ``run(ds).extra["labels"]`` (with the cluster
 sizes and the rows taken per cluster), and :meth:`DiversitySelector.cluster`
 returns labels and centroids alone.
@@ -94,11 +108,15 @@ class DiversitySelector(Selector):
         Which text of each row is embedded (see
         :func:`sftselect.embedding.example_texts`); ignored by
         ``PrecomputedEmbeddings``.
-    n_clusters : int, default 100
+    n_clusters : int or "k", default 100
         Clusters asked of K-means; fewer are used when the data has fewer
-        distinct vectors (see :mod:`sftselect.embedding.clustering`).
+        distinct vectors (see :mod:`sftselect.embedding.clustering`). ``"k"``:
+        as many clusters as rows to keep (``k`` resolved against the rows), so
+        with ``within="centroid"`` the selection is the row nearest each centroid.
     allocation : {"equal", "proportional"}, default "equal"
     within : {"random", "centroid"}, default "random"
+    normalize : bool, default False
+        L2-normalise each vector before K-means (for sentence-embedding models).
     kmeans_backend : {"auto", "sklearn", "minibatch", "faiss"}, default "auto"
     cache_dir : str, path or None
         A folder caching embeddings across runs (see
@@ -128,9 +146,10 @@ class DiversitySelector(Selector):
         k: int | float = 1000,
         *,
         text: str = "instruction_input",
-        n_clusters: int = 100,
+        n_clusters: int | str = 100,
         allocation: str = "equal",
         within: str = "random",
+        normalize: bool = False,
         kmeans_backend: str = "auto",
         cache_dir: str | os.PathLike[str] | None = None,
         format: str | Format | None = None,
@@ -143,6 +162,7 @@ class DiversitySelector(Selector):
         self.n_clusters = n_clusters
         self.allocation = allocation
         self.within = within
+        self.normalize = normalize
         self.kmeans_backend = kmeans_backend
         self.cache_dir = cache_dir
         self.format = format
@@ -157,8 +177,18 @@ class DiversitySelector(Selector):
         check_choice(self.within, "within", owner, WITHIN)
         check_choice(self.kmeans_backend, "kmeans_backend", owner, BACKENDS)
         nc = self.n_clusters
-        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0:
-            raise param_error(owner, "n_clusters", "a positive int", nc)
+        if nc != "k" and (isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0):
+            raise param_error(owner, "n_clusters", 'a positive int or "k"', nc)
+        if not isinstance(self.normalize, bool):
+            raise param_error(owner, "normalize", "a bool", self.normalize)
+
+    def clusters_for(self, n: int) -> int:
+        """The clusters asked of K-means for ``n`` rows: ``n_clusters``, or ``k`` resolved."""
+        if self.n_clusters == "k":
+            from ..core.validation import resolve_k
+
+            return max(1, min(resolve_k(self.check_k(), n), n))
+        return int(self.n_clusters)
 
     def check_portable(self) -> None:
         """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
@@ -177,7 +207,7 @@ class DiversitySelector(Selector):
         """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone
         (the ``text`` field under ``embedder``, through ``cache_dir``)."""
         self.check_params()
-        return embed_dataset(
+        X = embed_dataset(
             self.embedder,
             dataset,
             text=self.text,
@@ -185,6 +215,11 @@ class DiversitySelector(Selector):
             cache_dir=self.cache_dir,
             owner=type(self).__name__,
         )
+        if self.normalize and X.size:
+            from .coverage import unit_rows
+
+            X = unit_rows(X)
+        return X
 
     def _fit(self, X: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """K-means on ``X``, seeded by one draw from ``rng``: labels and centroids."""
@@ -194,12 +229,13 @@ class DiversitySelector(Selector):
             from tqdm.auto import tqdm
 
             desc = (
-                f"k-means ({self.kmeans_backend}, {self.n_clusters} clusters, {X.shape[0]:,} rows)"
+                f"k-means ({self.kmeans_backend}, {self.clusters_for(X.shape[0])} clusters, "
+                f"{X.shape[0]:,} rows)"
             )
             bar = tqdm(total=1, desc=desc, unit="fit")
         try:
             labels, centroids = kmeans(
-                X, int(self.n_clusters), random_state=seed, backend=self.kmeans_backend
+                X, self.clusters_for(X.shape[0]), random_state=seed, backend=self.kmeans_backend
             )
             if bar is not None:
                 bar.update(1)
@@ -242,7 +278,7 @@ class DiversitySelector(Selector):
             dist = np.linalg.norm(X - centroids[labels], axis=1)
             within_order = np.lexsort((np.arange(n), dist))
         # Which clusters get the leftover rows when k does not divide evenly: seeded.
-        cluster_key = rng.random(int(self.n_clusters))[: centroids.shape[0]]
+        cluster_key = rng.random(self.clusters_for(n))[: centroids.shape[0]]
         order = interleave_clusters(labels, within_order, self.allocation, cluster_key)
         sizes = np.bincount(labels, minlength=centroids.shape[0])
         extra: dict[str, Any] = {
