@@ -27,11 +27,19 @@ from ..core.validation import param_error
 from ..data.formats import Format, check_dataset
 from ..exceptions import DataFormatError, InvalidParameterError
 from ..models.loading import import_torch, load_model, load_tokenizer, pad_id
+from ..prompts.jinja import chat_template
 from ..prompts.templates import get_template
 from .arguments import build_arguments, check_world, world_size
 from .attention import packed_attention
 from .config import TrainConfig
 from .examples import EncodeStats, conversations, encode_dataset
+from .lora import (
+    lora_record,
+    quantization_options,
+    resolve_lora,
+    trainable_parameters,
+    wrap,
+)
 from .neftune import neftune
 from .packing import PackedCollator, PadCollator, pack
 
@@ -126,6 +134,19 @@ def _checkpoint(resume: Any, out: Path) -> str | None:
     )
 
 
+def _save_tokenizer(tok: Any, jinja: str | None, out: Path) -> None:
+    """Save ``tok`` with the training template as its chat template (the object is left as
+    it was), so ``apply_chat_template`` on the saved model renders the training prompt."""
+    previous = getattr(tok, "chat_template", None)
+    if jinja is not None:
+        tok.chat_template = jinja
+    try:
+        tok.save_pretrained(str(out))
+    finally:
+        if jinja is not None:
+            tok.chat_template = previous
+
+
 @contextmanager
 def _own_attention(net: Any) -> Iterator[str]:
     yield str(getattr(net.config, "_attn_implementation", None))
@@ -143,6 +164,8 @@ def train(
     dtype: str | None = None,
     training_args: Any = None,
     resume_from_checkpoint: bool | str | os.PathLike[str] | None = None,
+    lora: Any = None,
+    quantization: str | None = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``dataset`` and save it to ``output_dir``.
 
@@ -173,6 +196,12 @@ def train(
         True: continue from the newest ``checkpoint-<step>`` in ``output_dir``
         (``TrainConfig.checkpoint_every`` writes them); a path: from that
         checkpoint. The config and data must be those of the interrupted run.
+    lora : {"lora", "qlora"}, peft.LoraConfig or None
+        Train LoRA adapters instead of every weight (:mod:`sftselect.train.lora`):
+        only the adapters are saved; :func:`~sftselect.train.merge_lora` merges
+        them. ``"qlora"`` loads the base in 4-bit (CUDA and bitsandbytes only).
+    quantization : {"nf4"} or None
+        Load the base model in 4-bit NF4 for LoRA (implied by ``lora="qlora"``).
 
     Returns
     -------
@@ -196,6 +225,12 @@ def train(
         raise param_error(_OWNER, "output_dir", "a non-empty path", output_dir)
     torch, transformers = import_torch(_OWNER)
     template = get_template(config.template, _OWNER)
+    lora_config, quantization = resolve_lora(lora, quantization)
+    options = (
+        quantization_options(torch, transformers, quantization, config.bf16, model, config.use_cpu)
+        if quantization is not None
+        else None
+    )
     tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
     convs = conversations(dataset, format)
     examples, stats = encode_dataset(template, tok, convs, config.max_length)
@@ -212,14 +247,20 @@ def train(
         train_rows = examples
         collator = PadCollator(pad)
 
-    net = load_model(model, gguf_file, dtype, _OWNER)
-    net.config.use_cache = False  # training: no KV cache (packing needs it off too)
     out = Path(output_dir)
     args = build_arguments(transformers, config, accumulation, out, training_args)
     check_world(args, world)
     resume = _checkpoint(resume_from_checkpoint, out)
+    net = load_model(model, gguf_file, dtype, _OWNER, options)
+    net.config.use_cache = False  # training: no KV cache (packing needs it off too)
+    trained = (
+        net
+        if lora_config is None
+        else wrap(net, lora_config, quantization is not None, config.gradient_checkpointing)
+    )
+    trainable, total = trainable_parameters(trained)
     trainer = transformers.Trainer(
-        model=net,
+        model=trained,
         args=args,
         train_dataset=train_rows,
         data_collator=collator,
@@ -241,6 +282,8 @@ def train(
     net.config.use_cache = True
     out.mkdir(parents=True, exist_ok=True)
     trainer.save_model(str(out))  # on the main process only (args.should_save)
+    if lora_config is not None and net is model:
+        trained.unload()  # the caller's model object gets its own modules back
     log = {
         "sftselect_training_log": 1,
         "template": template.name,
@@ -250,6 +293,10 @@ def train(
         "world_size": world,
         "examples_per_step": config.micro_batch_size * accumulation * world,
         "resumed_from": resume,
+        "lora": lora_record(lora_config) if lora_config is not None else None,
+        "quantization": quantization,
+        "trainable_parameters": trainable,
+        "parameters": total,
         "examples": stats.examples,
         "kept": stats.kept,
         "rows": len(train_rows),
@@ -270,7 +317,7 @@ def train(
         "losses": history,
     }
     if trainer.is_world_process_zero():
-        tok.save_pretrained(str(out))
+        _save_tokenizer(tok, chat_template(template, tok), out)
         (out / LOG_NAME).write_text(json.dumps(log, indent=2), encoding="utf-8")
     return TrainResult(
         output_dir=out,
