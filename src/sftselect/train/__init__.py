@@ -15,6 +15,7 @@ Modules: :mod:`~sftselect.train.config` (settings and the paper's preset),
 :mod:`~sftselect.train.trainer` (the ``train`` function),
 :mod:`~sftselect.train.arguments` (``TrainingArguments``, world size, pass-through),
 :mod:`~sftselect.train.lora` (LoRA/QLoRA presets, ``merge_lora``),
+:mod:`~sftselect.train.trl` (``to_trl``: a subset for TRL's ``SFTTrainer``),
 :mod:`~sftselect.models.loading` (loading a model and tokenizer).
 """
 
@@ -32,6 +33,7 @@ from .examples import (
 from .lora import LORA_PRESETS, merge_lora
 from .packing import PackedCollator, PackedRow, PadCollator, pack
 from .trainer import LOG_NAME, TrainResult, train
+from .trl import to_trl
 
 __all__ = [
     "IGNORE_INDEX",
@@ -53,6 +55,7 @@ __all__ = [
     "long_is_more",
     "merge_lora",
     "pack",
+    "to_trl",
     "train",
     "truncate",
 ]
