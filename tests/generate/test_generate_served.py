@@ -110,3 +110,16 @@ def test_a_backend_refuses_local_only_parameters(tmp_path):
     with pytest.raises(InvalidParameterError, match=r"'template' parameter of generate must be"):
         generate(backend, "vicuna", tmp_path / "a.jsonl", template="vicuna_v1.1", limit=1)
     assert not (tmp_path / "a.jsonl").exists()
+
+
+def test_cli_generate_from_a_served_model(tmp_path):
+    """`sftselect generate --base-url URL --model NAME` answers through the server."""
+    from sftselect.cli import main
+
+    out = tmp_path / "a.jsonl"
+    with LoopbackServer(lambda body: "served: " + body["messages"][-1]["content"][:10]) as server:
+        argv = ["generate", "--model", "m", "--base-url", server.base_url, "--testset", "koala"]
+        assert main([*argv, "--limit", "2", "-o", str(out), "-q"]) == 0
+    rows = read_answers(out)
+    assert len(rows) == 2 and all(r["answer"].startswith("served: ") for r in rows)
+    assert rows[0]["model"] == "m" and rows[0]["run"]["template"] == "server"
