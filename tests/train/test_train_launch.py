@@ -202,3 +202,23 @@ def test_training_args_pass_through_and_owned_fields_are_refused(base, tmp_path)
     fields = {f.name for f in __import__("dataclasses").fields(transformers.TrainingArguments)}
     assert set(OWNED) - {"activation_checkpointing"} <= fields
     shutil.rmtree(tmp_path / "a")
+
+
+def test_evaluation_through_training_args(base, tmp_path):
+    """eval_strategy passed through with an eval_dataset: the log lists each eval_loss."""
+    folder, data = base
+    from sftselect.data.io import load_data
+
+    rows = load_data(data)
+    config = TrainConfig(max_length=64, max_steps=2, batch_size=2, micro_batch_size=2, use_cpu=True)
+    result = train(
+        str(folder),
+        rows.select(range(4)),
+        tmp_path / "e",
+        config=config,
+        eval_dataset=rows.select(range(4, 8)),
+        training_args={"eval_strategy": "steps", "eval_steps": 1, "per_device_eval_batch_size": 2},
+    )
+    evals = result.log["eval"]
+    assert [e["step"] for e in evals] == [1, 2]
+    assert all(e["eval_loss"] > 0 for e in evals) and evals[0]["eval_loss"] != evals[1]["eval_loss"]

@@ -166,6 +166,7 @@ def train(
     resume_from_checkpoint: bool | str | os.PathLike[str] | None = None,
     lora: Any = None,
     quantization: str | None = None,
+    eval_dataset: Any = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``dataset`` and save it to ``output_dir``.
 
@@ -202,6 +203,10 @@ def train(
         them. ``"qlora"`` loads the base in 4-bit (CUDA and bitsandbytes only).
     quantization : {"nf4"} or None
         Load the base model in 4-bit NF4 for LoRA (implied by ``lora="qlora"``).
+    eval_dataset : datasets.Dataset or None
+        Rows to evaluate on (encoded as the training rows), when
+        ``training_args`` turns evaluation on (``{"eval_strategy": "steps",
+        "eval_steps": N}``); the log's ``eval`` lists each ``eval_loss``.
 
     Returns
     -------
@@ -240,6 +245,18 @@ def train(
             f"{config.max_length} tokens or more (max_length). Raise max_length."
         )
     pad = pad_id(tok, _OWNER)
+    eval_rows: list[Any] | None = None
+    if eval_dataset is not None:
+        check_dataset(eval_dataset, _OWNER)
+        eval_examples, _ = encode_dataset(
+            template, tok, conversations(eval_dataset, format), config.max_length
+        )
+        if not eval_examples:
+            raise DataFormatError(
+                f"No eval example left: every row of eval_dataset has a first prompt of "
+                f"{config.max_length} tokens or more (max_length)."
+            )
+        eval_rows = pack(eval_examples, config.max_length) if config.packing else eval_examples
     if config.packing:
         train_rows: list[Any] = pack(examples, config.max_length)
         collator: Any = PackedCollator(pad)
@@ -263,6 +280,7 @@ def train(
         model=trained,
         args=args,
         train_dataset=train_rows,
+        eval_dataset=eval_rows,
         data_collator=collator,
         processing_class=tok,
     )
@@ -315,6 +333,11 @@ def train(
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "losses": history,
+        "eval": [
+            {"step": int(h["step"]), "eval_loss": float(h["eval_loss"])}
+            for h in trainer.state.log_history
+            if "eval_loss" in h and "step" in h
+        ],
     }
     if trainer.is_world_process_zero():
         _save_tokenizer(tok, chat_template(template, tok), out)
