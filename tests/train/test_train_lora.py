@@ -72,15 +72,18 @@ def test_lora_preset_trains_adapters_only_and_merges(base, tmp_path):
 
 
 def test_a_loaded_model_gets_its_modules_back(base, tmp_path):
-    """A model object passed in is trained through adapters and handed back without them."""
+    """A model object passed in is trained through adapters (with gradient checkpointing: the
+    frozen embeddings pass gradients on) and handed back without them."""
     tok = transformers.AutoTokenizer.from_pretrained(base)
     net = tiny_llama(tok)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    config = TrainConfig(max_length=64, max_steps=1, batch_size=1, use_cpu=True)
-    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM")
-    train(
-        net, load_sample().select(range(2)), tmp_path / "b", tokenizer=tok, config=config, lora=cfg
+    config = TrainConfig(
+        max_length=64, max_steps=1, batch_size=1, use_cpu=True, gradient_checkpointing=True
     )
+    cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    rows = load_sample().select(range(2))
+    result = train(net, rows, tmp_path / "b", tokenizer=tok, config=config, lora=cfg)
+    assert len(result.losses) == 1 and result.losses[0] == result.losses[0]
     after = net.state_dict()
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], before[k]) for k in before)
