@@ -92,8 +92,8 @@ def stop_sets(free_texts):
 
 
 def test_stop_strings_give_the_same_replies_as_decoding_every_step(model, tokenizer, monkeypatch):
-    """Same text, token counts and finish reasons as the old criterion for 100+ stop-string
-    sets on batched greedy requests; while generating, the tokenizer decodes nothing (the old
+    """Same text, token counts and finish reasons as the old criterion for every stop-string
+    set (73 today, 438 requests) on batched greedy requests; while generating, the tokenizer decodes nothing (the old
     criterion decoded every unfinished row at every step)."""
     free = replies(model, tokenizer, [ChatRequest.user(p, max_tokens=16) for p in PROMPTS])
     sets = stop_sets([r.text for r in free])
