@@ -6,7 +6,8 @@ context length) that runs one micro-batch of queued :class:`Job` s. It checks
 each request's decoding parameters, renders its prompt with the chat template,
 groups the requests by decoding parameters, runs one left-padded
 ``model.generate`` per group (splitting a group in halves on out-of-memory
-errors) and cuts each reply at its EOS token or first stop string. The backend
+errors) and cuts each reply at its EOS token or first stop string (stop strings
+end generation through transformers' ``StopStringCriteria``). The backend
 keeps its parameters, the request queue and the worker thread.
 """
 
@@ -17,7 +18,6 @@ import gc
 import math
 import numbers
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,7 +270,7 @@ class Engine:
         criterion = None
         if req.stop:
             criterion = _stop_criterion(
-                self.stopping_base, self.tokenizer, req.stop, width, len(jobs), self.eos_ids
+                self.stopping_base, self.tokenizer, req.stop, width, len(jobs)
             )
             from transformers.generation.stopping_criteria import StoppingCriteriaList
 
@@ -392,28 +392,25 @@ def _stop_criterion(
     stops: tuple[str, ...],
     prompt_width: int,
     batch: int,
-    eos_ids: frozenset[int],
 ) -> Any:
-    """A stopping criterion that ends a row once its decoded new text holds a stop string,
-    recording how many tokens that took (``done_at``)."""
+    """transformers' own :class:`~transformers.StopStringCriteria` for ``stops`` (token-level
+    matching, precomputed over the vocabulary: no decoding while generating), recording for
+    each row how many new tokens it had when a stop string ended (``done_at``)."""
+    from transformers.generation.stopping_criteria import StopStringCriteria
 
-    decode: Callable[..., str] = tokenizer.decode
+    inner = StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stops))
 
     class StopOnStrings(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             self.done_at: list[int | None] = [None] * batch
 
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            import torch
-
-            rows = input_ids[:, prompt_width:].tolist()
-            flags = []
-            for i, row in enumerate(rows):
-                if self.done_at[i] is None and not eos_ids.intersection(row):
-                    text = decode(row, skip_special_tokens=True)
-                    if any(s in text for s in stops):
-                        self.done_at[i] = len(row)
-                flags.append(self.done_at[i] is not None)
-            return torch.tensor(flags, dtype=torch.bool, device=input_ids.device)
+            flags = inner(input_ids, scores, **kwargs)
+            if bool(flags.any()):
+                new = input_ids.shape[1] - prompt_width
+                for i, hit in enumerate(flags.tolist()):
+                    if hit and self.done_at[i] is None:
+                        self.done_at[i] = new
+            return flags
 
     return StopOnStrings()

@@ -46,6 +46,18 @@ def _quiet_transformers(quiet: bool) -> Iterator[None]:
             hub_utils.disable_progress_bars()
 
 
+def _every(text: str) -> int | str:
+    """``--checkpoint-every``: a positive int or ``epoch``."""
+    if text == "epoch":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive int or 'epoch'; got {text!r}"
+        ) from None
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..data.io import load_data
     from ..train import get_preset, train
@@ -67,6 +79,8 @@ def _train(args: argparse.Namespace) -> int:
             "neftune_alpha": args.neftune_alpha,
             "random_state": args.seed,
             "use_cpu": True if args.cpu else None,
+            "checkpoint_every": args.checkpoint_every,
+            "checkpoint_limit": args.checkpoint_limit,
         },
     )
     switches: dict[str, Any] = {}
@@ -92,6 +106,8 @@ def _train(args: argparse.Namespace) -> int:
             format=args.format,
             gguf_file=args.gguf_file,
             dtype=args.dtype,
+            lora=args.lora,
+            resume_from_checkpoint=True if args.resume else None,
         )
     first = f"{result.losses[0]:.4f}" if result.losses else "n/a"
     last = f"{result.losses[-1]:.4f}" if result.losses else "n/a"
@@ -107,10 +123,20 @@ def _train(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from ..generate.runner import generate
 
-    refuse_overwriting_inputs({"--model": args.model}, [("-o", "the answers file", args.output)])
+    model: Any = args.model
+    if args.base_url is not None:  # a served model: --model is its name on the server
+        from ..backends import OpenAICompatibleBackend
+
+        model = OpenAICompatibleBackend(
+            args.model, base_url=args.base_url, api_key_env=args.api_key_env
+        )
+    else:
+        refuse_overwriting_inputs(
+            {"--model": args.model}, [("-o", "the answers file", args.output)]
+        )
     with _quiet_transformers(args.quiet):
         report = generate(
-            args.model,
+            model,
             args.testset,
             args.output,
             template=args.template,
@@ -166,6 +192,19 @@ def register(sub: Any) -> None:
     tr.add_argument("--gguf-file", default=None, help="GGUF file name inside --model")
     tr.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     tr.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    tr.add_argument(
+        "--lora", choices=["lora", "qlora"], default=None, help="train LoRA adapters (PEFT)"
+    )
+    tr.add_argument(
+        "--checkpoint-every",
+        type=_every,
+        default=None,
+        help="write a checkpoint every N optimizer steps, or 'epoch'",
+    )
+    tr.add_argument("--checkpoint-limit", type=positive_int, default=None)
+    tr.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint in --output"
+    )
     tr.add_argument("-q", "--quiet", action="store_true")
     tr.set_defaults(handler=_train)
 
@@ -190,5 +229,12 @@ def register(sub: Any) -> None:
     ge.add_argument("--gguf-file", default=None)
     ge.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None)
     ge.add_argument("--device", default=None)
+    ge.add_argument(
+        "--base-url",
+        default=None,
+        help="an OpenAI-compatible server (vLLM, TGI, llama.cpp, transformers serve) up to /v1; "
+        "--model is then the name it serves",
+    )
+    ge.add_argument("--api-key-env", default=None, help="environment variable of the server's key")
     ge.add_argument("-q", "--quiet", action="store_true")
     ge.set_defaults(handler=_generate)

@@ -91,6 +91,7 @@ from .answer_files import (
     path_identity,
     read_answers,
 )
+from .served import SERVED_TEMPLATE, ServedBatches, is_backend, served_signature
 
 __all__ = [
     "OUTPUT_FIELDS",
@@ -234,9 +235,12 @@ def generate(
 
     Parameters
     ----------
-    model : str, os.PathLike or PreTrainedModel
+    model : str, os.PathLike, PreTrainedModel or ChatBackend
         A folder (e.g. written by :func:`sftselect.train.train`), hub name or
-        ``.gguf`` file, or a loaded model (then ``tokenizer`` is required).
+        ``.gguf`` file, or a loaded model (then ``tokenizer`` is required), or a
+        chat backend serving the model (:mod:`sftselect.generate.served`; then
+        ``tokenizer``, ``template``, ``gguf_file``, ``dtype`` and ``device``
+        stay None: the server holds them).
     testset : str or datasets.Dataset
         A packaged test set name (:data:`sftselect.testsets.NAMES`) or a
         Dataset with ``id`` and ``prompt`` columns.
@@ -309,63 +313,94 @@ def generate(
     name, questions = _prompts(testset, limit, all_turns)
     name = testset_name or name
     out = Path(output)
-    if model_name is None:
-        model_name = (
-            Path(os.fspath(model)).name
-            if isinstance(model, (str, os.PathLike))
-            else type(model).__name__
-        )
+    served = is_backend(model)
+    if served:
+        for pname, value in (
+            ("tokenizer", tokenizer),
+            ("template", template),
+            ("gguf_file", gguf_file),
+            ("dtype", dtype),
+            ("device", device),
+        ):
+            if value is not None:
+                raise param_error(
+                    _OWNER,
+                    pname,
+                    "None when 'model' is a chat backend (the server holds it)",
+                    value,
+                )
+        if model_name is None:
+            model_name = str(getattr(model, "model", None) or type(model).__name__)
+        signature = served_signature(model, max_new_tokens, temperature, top_p, random_state)
+        template_name = SERVED_TEMPLATE
+    else:
+        if model_name is None:
+            model_name = (
+                Path(os.fspath(model)).name
+                if isinstance(model, (str, os.PathLike))
+                else type(model).__name__
+            )
 
-    torch, _ = import_torch(_OWNER)
-    tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
-    tmpl = default_template(model, tok) if template is None else get_template(template, _OWNER)
-    if device is None:
-        target = None
+        torch, _ = import_torch(_OWNER)
+        tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
+        tmpl = default_template(model, tok) if template is None else get_template(template, _OWNER)
+        if device is None:
+            target = None
+            if isinstance(model, (str, os.PathLike)):
+                target = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        else:
+            target = torch.device(device)
+        net = None
         if isinstance(model, (str, os.PathLike)):
-            target = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        target = torch.device(device)
-    net = None
-    if isinstance(model, (str, os.PathLike)):
-        if dtype is None:
-            dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
-        elif dtype not in DTYPES:
-            raise param_error(_OWNER, "dtype", f"one of {list(DTYPES)} or None", dtype)
-        model_id, weights = path_identity(model, gguf_file)
-    else:
-        net = load_model(model, gguf_file, dtype, _OWNER)  # checks it is a model
-        model_id, weights, dtype = loaded_identity(net)
-    sampling = temperature > 0
-    signature = {
-        "model": model_id,
-        "weights": weights,
-        "template": tmpl.name,
-        "dtype": dtype,
-        "max_new_tokens": max_new_tokens,
-        "temperature": float(temperature),
-        "top_p": float(top_p) if sampling else None,
-        "seed": int(random_state) if sampling and random_state is not None else None,
-    }
+            if dtype is None:
+                dtype = "bfloat16" if target is not None and target.type == "cuda" else "float32"
+            elif dtype not in DTYPES:
+                raise param_error(_OWNER, "dtype", f"one of {list(DTYPES)} or None", dtype)
+            model_id, weights = path_identity(model, gguf_file)
+        else:
+            net = load_model(model, gguf_file, dtype, _OWNER)  # checks it is a model
+            model_id, weights, dtype = loaded_identity(net)
+        sampling = temperature > 0
+        signature = {
+            "model": model_id,
+            "weights": weights,
+            "template": tmpl.name,
+            "dtype": dtype,
+            "max_new_tokens": max_new_tokens,
+            "temperature": float(temperature),
+            "top_p": float(top_p) if sampling else None,
+            "seed": int(random_state) if sampling and random_state is not None else None,
+        }
+        template_name = tmpl.name
     answered = answered_by_run(out, name, model_name, signature)
     total = sum(len(t) for _, t in questions)
     skipped = sum(turn_id(i, k) in answered for i, t in questions for k in range(1, len(t) + 1))
     if skipped == total:
-        return GenerateReport(out, 0, skipped, 0.0, 0, tmpl.name)
-    if net is None:
-        net = load_model(model, gguf_file, dtype, _OWNER)
-    if target is not None:
-        net.to(target)
-    net.eval()
-    options: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "pad_token_id": pad_id(tok, _OWNER),
-        "eos_token_id": eos_ids(net, tok) or None,
-    }
-    if sampling:
-        options.update(do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0)
+        return GenerateReport(out, 0, skipped, 0.0, 0, template_name)
+    if served:
+        run: Any = ServedBatches(
+            model, max_new_tokens, temperature, top_p, random_state, batch_size
+        )
     else:
-        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    run = _Batches(torch, net, tok, tmpl, options, batch_size, random_state if sampling else None)
+        if net is None:
+            net = load_model(model, gguf_file, dtype, _OWNER)
+        if target is not None:
+            net.to(target)
+        net.eval()
+        options: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": pad_id(tok, _OWNER),
+            "eos_token_id": eos_ids(net, tok) or None,
+        }
+        if sampling:
+            options.update(
+                do_sample=True, temperature=float(temperature), top_p=float(top_p), top_k=0
+            )
+        else:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        run = _Batches(
+            torch, net, tok, tmpl, options, batch_size, random_state if sampling else None
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -399,7 +434,7 @@ def generate(
                 answered[row["id"]] = answer
                 written += 1
     seconds = time.perf_counter() - start
-    return GenerateReport(out, written, skipped, seconds, run.new_tokens, tmpl.name)
+    return GenerateReport(out, written, skipped, seconds, run.new_tokens, template_name)
 
 
 class _Batches:

@@ -121,8 +121,15 @@ def load_tokenizer(model: Any, tokenizer: Any, gguf_file: str | None, owner: str
     )
 
 
-def load_model(model: Any, gguf_file: str | None, dtype: str | None, owner: str) -> Any:
-    """The model object: ``model`` as given, or loaded from a folder, hub name or GGUF file."""
+def load_model(
+    model: Any,
+    gguf_file: str | None,
+    dtype: str | None,
+    owner: str,
+    options: dict[str, Any] | None = None,
+) -> Any:
+    """The model object: ``model`` as given, or loaded from a folder, hub name or GGUF file
+    (``options``: more ``from_pretrained`` arguments, e.g. a quantization config)."""
     torch, transformers = import_torch(owner)
     if not isinstance(model, (str, os.PathLike)):
         if not (callable(getattr(model, "forward", None)) and hasattr(model, "config")):
@@ -134,6 +141,7 @@ def load_model(model: Any, gguf_file: str | None, dtype: str | None, owner: str)
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype or "float32")}
     if gguf:
         kwargs["gguf_file"] = gguf
+    kwargs.update(options or {})
     net = _from_pretrained(transformers.AutoModelForCausalLM, path, "model", owner, kwargs)
     quantizer = getattr(net, "hf_quantizer", None)
     if gguf and quantizer is not None and all(p.is_floating_point() for p in net.parameters()):

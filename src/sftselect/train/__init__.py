@@ -13,6 +13,9 @@ Modules: :mod:`~sftselect.train.config` (settings and the paper's preset),
 :mod:`~sftselect.train.examples` (rows to token ids and labels, truncation),
 :mod:`~sftselect.train.packing` (padding and packing collators),
 :mod:`~sftselect.train.trainer` (the ``train`` function),
+:mod:`~sftselect.train.arguments` (``TrainingArguments``, world size, pass-through),
+:mod:`~sftselect.train.lora` (LoRA/QLoRA presets, ``merge_lora``),
+:mod:`~sftselect.train.trl` (``to_trl``: a subset for TRL's ``SFTTrainer``),
 :mod:`~sftselect.models.loading` (loading a model and tokenizer).
 """
 
@@ -27,12 +30,15 @@ from .examples import (
     encode_dataset,
     truncate,
 )
+from .lora import LORA_PRESETS, merge_lora
 from .packing import PackedCollator, PackedRow, PadCollator, pack
 from .trainer import LOG_NAME, TrainResult, train
+from .trl import to_trl
 
 __all__ = [
     "IGNORE_INDEX",
     "LOG_NAME",
+    "LORA_PRESETS",
     "PRESETS",
     "Conversation",
     "EncodeStats",
@@ -47,7 +53,9 @@ __all__ = [
     "encode_dataset",
     "get_preset",
     "long_is_more",
+    "merge_lora",
     "pack",
+    "to_trl",
     "train",
     "truncate",
 ]

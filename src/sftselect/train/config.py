@@ -112,6 +112,13 @@ class TrainConfig:
         Log the loss every this many steps.
     use_cpu : bool, default False
         Train on the CPU even when a GPU is present.
+    checkpoint_every : int, "epoch" or None, default None
+        Write a checkpoint (``output_dir/checkpoint-<step>``: weights or
+        adapters, optimizer, scheduler, RNG and data-order state) every this
+        many optimizer steps, or at the end of each epoch; None writes none.
+        ``train(..., resume_from_checkpoint=True)`` continues from the last one.
+    checkpoint_limit : int or None, default None
+        Keep only the newest this many checkpoints (None: all).
     """
 
     template: str = "vicuna_v1.1"
@@ -137,9 +144,17 @@ class TrainConfig:
     random_state: int = 42
     logging_steps: int = 1
     use_cpu: bool = False
+    checkpoint_every: int | str | None = None
+    checkpoint_limit: int | None = None
 
     def validate(self, world_size: int = 1) -> int:
         """Check every setting; return the gradient-accumulation count.
+
+        Parameters
+        ----------
+        world_size : int, default 1
+            Data-parallel processes (``train`` reads it from the launcher's
+            ``WORLD_SIZE``): ``batch_size`` is split across them.
 
         Raises
         ------
@@ -178,6 +193,13 @@ class TrainConfig:
             raise param_error(_OWNER, "optim", "a transformers optimizer name", self.optim)
         check_non_negative_int(self.random_state, "random_state", _OWNER)
         check_positive_int(self.logging_steps, "logging_steps", _OWNER)
+        every = self.checkpoint_every
+        if every not in (None, "epoch") and (
+            isinstance(every, bool) or not isinstance(every, numbers.Integral) or every <= 0
+        ):
+            raise param_error(_OWNER, "checkpoint_every", "a positive int, 'epoch' or None", every)
+        if self.checkpoint_limit is not None:
+            check_positive_int(self.checkpoint_limit, "checkpoint_limit", _OWNER)
         per_step = self.micro_batch_size * world_size
         if self.batch_size % per_step:
             raise param_error(

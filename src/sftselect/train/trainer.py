@@ -25,12 +25,21 @@ from typing import Any
 
 from ..core.validation import param_error
 from ..data.formats import Format, check_dataset
-from ..exceptions import DataFormatError
+from ..exceptions import DataFormatError, InvalidParameterError
 from ..models.loading import import_torch, load_model, load_tokenizer, pad_id
+from ..prompts.jinja import chat_template
 from ..prompts.templates import get_template
+from .arguments import build_arguments, check_world, world_size
 from .attention import packed_attention
 from .config import TrainConfig
 from .examples import EncodeStats, conversations, encode_dataset
+from .lora import (
+    lora_record,
+    quantization_options,
+    resolve_lora,
+    trainable_parameters,
+    wrap,
+)
 from .neftune import neftune
 from .packing import PackedCollator, PadCollator, pack
 
@@ -72,20 +81,70 @@ class TrainResult:
     log: dict[str, Any] = field(repr=False)
 
 
-def _loss_callback(base: type, sink: list[dict[str, Any]]) -> Any:
-    class LossLog(base):  # type: ignore[misc, valid-type]
-        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any) -> None:
-            if logs and "loss" in logs:
-                sink.append(
-                    {
-                        "step": int(state.global_step),
-                        "epoch": float(logs.get("epoch", state.epoch or 0.0)),
-                        "loss": float(logs["loss"]),
-                        "learning_rate": float(logs.get("learning_rate", 0.0)),
-                    }
-                )
+def _losses(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training-loss entries of the Trainer's log history (a resumed run's include
+    the steps before the checkpoint: the history is restored with it), with the gradient
+    norm and, when ``include_num_input_tokens_seen`` is on, the tokens seen so far."""
+    out = []
+    for h in log_history:
+        if "loss" not in h or "step" not in h:
+            continue
+        entry = {
+            "step": int(h["step"]),
+            "epoch": float(h.get("epoch", 0.0)),
+            "loss": float(h["loss"]),
+            "learning_rate": float(h.get("learning_rate", 0.0)),
+        }
+        for extra in ("grad_norm", "num_input_tokens_seen"):
+            if extra in h:
+                entry[extra] = float(h[extra])
+        out.append(entry)
+    return out
 
-    return LossLog()
+
+def _epoch_of(checkpoint: str | None) -> float:
+    """The epoch a checkpoint was written at (0 for None)."""
+    if checkpoint is None:
+        return 0.0
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text(encoding="utf-8"))
+    return float(state.get("epoch") or 0.0)
+
+
+def _checkpoint(resume: Any, out: Path) -> str | None:
+    """The checkpoint folder to resume from: None, a path, or True (the newest in ``out``)."""
+    if resume is None or resume is False:
+        return None
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if last is None:
+            raise InvalidParameterError(
+                f"The 'resume_from_checkpoint' parameter of train is True, but {out} holds no "
+                "checkpoint-<step> folder (set TrainConfig.checkpoint_every to write them)."
+            )
+        return last
+    if isinstance(resume, (str, os.PathLike)) and (Path(resume) / "trainer_state.json").is_file():
+        return os.fspath(resume)
+    raise param_error(
+        _OWNER,
+        "resume_from_checkpoint",
+        "None, True or a checkpoint folder holding trainer_state.json",
+        resume,
+    )
+
+
+def _save_tokenizer(tok: Any, jinja: str | None, out: Path) -> None:
+    """Save ``tok`` with the training template as its chat template (the object is left as
+    it was), so ``apply_chat_template`` on the saved model renders the training prompt."""
+    previous = getattr(tok, "chat_template", None)
+    if jinja is not None:
+        tok.chat_template = jinja
+    try:
+        tok.save_pretrained(str(out))
+    finally:
+        if jinja is not None:
+            tok.chat_template = previous
 
 
 @contextmanager
@@ -103,6 +162,11 @@ def train(
     format: str | Format | None = None,
     gguf_file: str | None = None,
     dtype: str | None = None,
+    training_args: Any = None,
+    resume_from_checkpoint: bool | str | os.PathLike[str] | None = None,
+    lora: Any = None,
+    quantization: str | None = None,
+    eval_dataset: Any = None,
 ) -> TrainResult:
     """Fine-tune ``model`` on ``dataset`` and save it to ``output_dir``.
 
@@ -125,6 +189,24 @@ def train(
         A GGUF file name inside the ``model`` folder.
     dtype : {"float32", "bfloat16", "float16"} or None
         Weights' dtype when loading (None: float32; mixed precision is ``config.bf16``).
+    training_args : mapping, transformers.TrainingArguments or None
+        Any other ``TrainingArguments`` field (DeepSpeed, FSDP, ``report_to``,
+        ...): see :mod:`sftselect.train.arguments`. A field the config sets
+        raises, naming the setting to use.
+    resume_from_checkpoint : bool, path or None
+        True: continue from the newest ``checkpoint-<step>`` in ``output_dir``
+        (``TrainConfig.checkpoint_every`` writes them); a path: from that
+        checkpoint. The config and data must be those of the interrupted run.
+    lora : {"lora", "qlora"}, peft.LoraConfig or None
+        Train LoRA adapters instead of every weight (:mod:`sftselect.train.lora`):
+        only the adapters are saved; :func:`~sftselect.train.merge_lora` merges
+        them. ``"qlora"`` loads the base in 4-bit (CUDA and bitsandbytes only).
+    quantization : {"nf4"} or None
+        Load the base model in 4-bit NF4 for LoRA (implied by ``lora="qlora"``).
+    eval_dataset : datasets.Dataset or None
+        Rows to evaluate on (encoded as the training rows), when
+        ``training_args`` turns evaluation on (``{"eval_strategy": "steps",
+        "eval_steps": N}``); the log's ``eval`` lists each ``eval_loss``.
 
     Returns
     -------
@@ -142,11 +224,18 @@ def train(
     config = TrainConfig() if config is None else config
     if not isinstance(config, TrainConfig):
         raise param_error(_OWNER, "config", "a TrainConfig or None", config)
-    accumulation = config.validate()
+    world = world_size()
+    accumulation = config.validate(world)
     if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
         raise param_error(_OWNER, "output_dir", "a non-empty path", output_dir)
     torch, transformers = import_torch(_OWNER)
     template = get_template(config.template, _OWNER)
+    lora_config, quantization = resolve_lora(lora, quantization)
+    options = (
+        quantization_options(torch, transformers, quantization, config.bf16, model, config.use_cpu)
+        if quantization is not None
+        else None
+    )
     tok = load_tokenizer(model, tokenizer, gguf_file, _OWNER)
     convs = conversations(dataset, format)
     examples, stats = encode_dataset(template, tok, convs, config.max_length)
@@ -156,6 +245,18 @@ def train(
             f"{config.max_length} tokens or more (max_length). Raise max_length."
         )
     pad = pad_id(tok, _OWNER)
+    eval_rows: list[Any] | None = None
+    if eval_dataset is not None:
+        check_dataset(eval_dataset, _OWNER)
+        eval_examples, _ = encode_dataset(
+            template, tok, conversations(eval_dataset, format), config.max_length
+        )
+        if not eval_examples:
+            raise DataFormatError(
+                f"No eval example left: every row of eval_dataset has a first prompt of "
+                f"{config.max_length} tokens or more (max_length)."
+            )
+        eval_rows = pack(eval_examples, config.max_length) if config.packing else eval_examples
     if config.packing:
         train_rows: list[Any] = pack(examples, config.max_length)
         collator: Any = PackedCollator(pad)
@@ -163,53 +264,25 @@ def train(
         train_rows = examples
         collator = PadCollator(pad)
 
-    net = load_model(model, gguf_file, dtype, _OWNER)
-    net.config.use_cache = False  # training: no KV cache (packing needs it off too)
     out = Path(output_dir)
-    import inspect
-
-    known = inspect.signature(transformers.TrainingArguments).parameters
-    checkpointing = (
-        "activation_checkpointing"
-        if "activation_checkpointing" in known
-        else "gradient_checkpointing"
+    args = build_arguments(transformers, config, accumulation, out, training_args)
+    check_world(args, world)
+    resume = _checkpoint(resume_from_checkpoint, out)
+    net = load_model(model, gguf_file, dtype, _OWNER, options)
+    net.config.use_cache = False  # training: no KV cache (packing needs it off too)
+    trained = (
+        net
+        if lora_config is None
+        else wrap(net, lora_config, quantization is not None, config.gradient_checkpointing)
     )
-    args = transformers.TrainingArguments(
-        output_dir=str(out),
-        num_train_epochs=float(config.epochs),
-        max_steps=config.max_steps if config.max_steps is not None else -1,
-        per_device_train_batch_size=config.micro_batch_size,
-        gradient_accumulation_steps=accumulation,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_steps,
-        weight_decay=config.weight_decay,
-        adam_beta1=config.adam_beta1,
-        adam_beta2=config.adam_beta2,
-        adam_epsilon=config.adam_epsilon,
-        max_grad_norm=config.max_grad_norm if config.max_grad_norm is not None else 0.0,
-        bf16=config.bf16,
-        **{checkpointing: config.gradient_checkpointing},
-        neftune_noise_alpha=None,  # our own hook below: the noise's length is a setting
-        optim=config.optim,
-        seed=config.random_state,
-        logging_steps=config.logging_steps,
-        use_cpu=config.use_cpu,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        remove_unused_columns=False,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    history: list[dict[str, Any]] = []
+    trainable, total = trainable_parameters(trained)
     trainer = transformers.Trainer(
-        model=net,
+        model=trained,
         args=args,
         train_dataset=train_rows,
+        eval_dataset=eval_rows,
         data_collator=collator,
         processing_class=tok,
-        callbacks=[_loss_callback(transformers.TrainerCallback, history)],
     )
     noise = (
         neftune(net, config.neftune_alpha, config.neftune_scale_length())
@@ -218,21 +291,30 @@ def train(
     )
     with packed_attention(net) if config.packing else _own_attention(net) as attention, noise:
         start = time.perf_counter()
-        output = trainer.train()
+        output = trainer.train(resume_from_checkpoint=resume)
         seconds = time.perf_counter() - start
+    history = _losses(trainer.state.log_history)
     steps = int(output.global_step)
     epochs_run = float(trainer.state.epoch or 0.0)
-    real_tokens = stats.tokens * epochs_run
+    real_tokens = stats.tokens * (epochs_run - _epoch_of(resume))
     net.config.use_cache = True
     out.mkdir(parents=True, exist_ok=True)
-    trainer.save_model(str(out))
-    tok.save_pretrained(str(out))
+    trainer.save_model(str(out))  # on the main process only (args.should_save)
+    if lora_config is not None and net is model:
+        trained.unload()  # the caller's model object gets its own modules back
     log = {
         "sftselect_training_log": 1,
         "template": template.name,
         "config": config.to_dict(),
         "model": os.fspath(model) if isinstance(model, (str, os.PathLike)) else type(net).__name__,
         "gradient_accumulation_steps": accumulation,
+        "world_size": world,
+        "examples_per_step": config.micro_batch_size * accumulation * world,
+        "resumed_from": resume,
+        "lora": lora_record(lora_config) if lora_config is not None else None,
+        "quantization": quantization,
+        "trainable_parameters": trainable,
+        "parameters": total,
         "examples": stats.examples,
         "kept": stats.kept,
         "rows": len(train_rows),
@@ -251,8 +333,15 @@ def train(
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "losses": history,
+        "eval": [
+            {"step": int(h["step"]), "eval_loss": float(h["eval_loss"])}
+            for h in trainer.state.log_history
+            if "eval_loss" in h and "step" in h
+        ],
     }
-    (out / LOG_NAME).write_text(json.dumps(log, indent=2), encoding="utf-8")
+    if trainer.is_world_process_zero():
+        _save_tokenizer(tok, chat_template(template, tok), out)
+        (out / LOG_NAME).write_text(json.dumps(log, indent=2), encoding="utf-8")
     return TrainResult(
         output_dir=out,
         losses=[h["loss"] for h in history],
