@@ -36,7 +36,11 @@ def is_backend(model: Any) -> bool:
 
 
 def served_signature(
-    backend: Any, max_new_tokens: int, temperature: float, top_p: float, seed: int | None
+    backend: Any,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    random_state: int | None,
 ) -> dict[str, Any]:
     """The ``run`` record of answers from ``backend``."""
     sampling = temperature > 0
@@ -48,7 +52,7 @@ def served_signature(
         "max_new_tokens": max_new_tokens,
         "temperature": float(temperature),
         "top_p": float(top_p) if sampling else None,
-        "seed": int(seed) if sampling and seed is not None else None,
+        "seed": int(random_state) if sampling and random_state is not None else None,
     }
 
 
@@ -61,7 +65,7 @@ class ServedBatches:
         max_new_tokens: int,
         temperature: float,
         top_p: float,
-        seed: int | None,
+        random_state: int | None,
         batch_size: int,
     ) -> None:
         self.backend = backend
@@ -71,7 +75,7 @@ class ServedBatches:
         }
         if temperature > 0:
             self.params["top_p"] = float(top_p)
-            self.params["seed"] = seed
+            self.params["seed"] = random_state
         self.batch_size = batch_size
         self.new_tokens = 0
 
