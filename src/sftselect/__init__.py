@@ -31,12 +31,15 @@ from .exceptions import (
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
+    ExactDedup,
     KCenterSelector,
     LengthSelector,
+    MinHashDedup,
     QualitySelector,
     RandomSelector,
     RepresentationFilter,
     ScoreSelector,
+    SemDeDup,
 )
 
 _moved.install()
@@ -48,6 +51,7 @@ __all__ = [
     "ColumnScoreSelector",
     "DataFormatError",
     "DiversitySelector",
+    "ExactDedup",
     "FingerprintError",
     "Format",
     "Intersection",
@@ -58,6 +62,7 @@ __all__ = [
     "KCenterSelector",
     "KTooLargeWarning",
     "LengthSelector",
+    "MinHashDedup",
     "MissingColumnError",
     "MissingExtraError",
     "ModelNotFoundError",
@@ -71,6 +76,7 @@ __all__ = [
     "Selection",
     "Selector",
     "SftSelectError",
+    "SemDeDup",
     "SftSelectWarning",
     "Union",
     "__version__",

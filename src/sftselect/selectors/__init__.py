@@ -1,6 +1,7 @@
-"""The selectors: length, LLM-judge quality, embedding diversity and coverage, random, any score."""
+"""The selectors: length, LLM-judge quality, embedding diversity and coverage, random, any
+score, and deduplication filters."""
 
-from .dedup import RepresentationFilter
+from .dedup import ExactDedup, MinHashDedup, RepresentationFilter, SemDeDup
 from .diversity import DiversitySelector
 from .kcenter import KCenterSelector
 from .length import LengthSelector
@@ -11,10 +12,13 @@ from .score import ColumnScoreSelector, ScoreSelector
 __all__ = [
     "ColumnScoreSelector",
     "DiversitySelector",
+    "ExactDedup",
     "KCenterSelector",
     "LengthSelector",
+    "MinHashDedup",
     "QualitySelector",
     "RandomSelector",
     "RepresentationFilter",
     "ScoreSelector",
+    "SemDeDup",
 ]
