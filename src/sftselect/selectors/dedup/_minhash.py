@@ -2,8 +2,8 @@
 vectorised with Arrow and NumPy.
 
 Shingles. Each text is NFKC-normalised and lower-cased (Arrow's
-``utf8_normalize`` and ``utf8_lower``) and cut into word tokens (runs of ``\\w``
-characters, Arrow's regular expressions). A shingle is ``ngram`` consecutive
+``utf8_normalize`` and ``utf8_lower``) and cut into word tokens: runs of
+letters, digits, combining marks and ``_`` (:data:`NON_WORD` separates them). A shingle is ``ngram`` consecutive
 tokens; a text with fewer tokens (but at least one) has one shingle, all its
 tokens; a text with no token has none. Each distinct token is hashed once with
 xxh3-64; a shingle's 64-bit hash is a polynomial of its tokens' hashes (and its
@@ -36,12 +36,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "NON_WORD",
     "candidate_pairs",
     "lsh_params",
     "shingle_hashes",
     "shingle_sets",
     "signatures",
 ]
+
+#: What separates word tokens: anything but letters, digits, combining marks and "_".
+NON_WORD = r"[^\p{L}\p{N}\p{M}_]+"
 
 _U64 = np.uint64
 _MULT = _U64(0x100000001B3)  # the polynomial's base (FNV-64 prime)
@@ -63,7 +67,7 @@ def _token_hashes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
     n = len(texts)
     low = pc.utf8_lower(pc.utf8_normalize(texts.fill_null(""), form="NFKC"))
-    lists = pc.split_pattern_regex(low, pattern=r"\W+")
+    lists = pc.split_pattern_regex(low, pattern=NON_WORD)
     flat = pc.list_flatten(lists)
     parents = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     nonempty = pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False)

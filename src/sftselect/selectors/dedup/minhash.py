@@ -6,7 +6,13 @@ The steps (the machinery is in :mod:`._minhash`):
    space) is cut into word ``ngram`` shingles;
 2. each row gets a ``num_perm`` MinHash signature;
 3. LSH: the signature is cut into ``bands`` bands of ``rows`` values, chosen for
-   ``threshold`` as datasketch's ``MinHashLSH`` chooses them (or given); two rows
+   ``threshold`` as datasketch's ``MinHashLSH`` chooses them (the bands that
+   minimise the weighted false-positive and false-negative areas), or given. The
+   default ``weights=(0.1, 0.9)`` favours recall, since verification removes
+   false positives: for 0.7 and 128 permutations it gives 20 bands of 6 rows
+   (a pair at Jaccard 0.7 becomes a candidate with probability 0.92), where
+   datasketch's default weights ``(0.5, 0.5)`` give 14 bands of 9 (0.44), which
+   found only 94% of the pairs of the near-copy test set; two rows
    that agree on a whole band are a candidate pair (rows with identical
    signatures go through LSH once, as one row; a bucket of more than 64 rows
    pairs each row with its first 64 only);
@@ -76,6 +82,9 @@ class MinHashDedup(Selector):
     bands : int or None, default None
         LSH bands; None chooses ``(bands, rows)`` for ``threshold`` (datasketch's
         rule). Given, ``rows = num_perm // bands``.
+    weights : (float, float), default (0.1, 0.9)
+        The false-positive and false-negative weights of the band choice
+        (datasketch's ``MinHashLSH(weights=...)``); ignored when ``bands`` is given.
     verify : bool, default True
         Check each candidate pair against the true shingle Jaccard.
     keep : str or Selector, default "first"
@@ -119,6 +128,7 @@ class MinHashDedup(Selector):
         ngram: int = 5,
         num_perm: int = 128,
         bands: int | None = None,
+        weights: tuple[float, float] = (0.1, 0.9),
         verify: bool = True,
         keep: Any = "first",
         hash_seed: int = 1,
@@ -134,6 +144,7 @@ class MinHashDedup(Selector):
         self.ngram = ngram
         self.num_perm = num_perm
         self.bands = bands
+        self.weights = weights
         self.verify = verify
         self.keep = keep
         self.hash_seed = hash_seed
@@ -159,8 +170,17 @@ class MinHashDedup(Selector):
             raise param_error(owner, "hash_seed", "a non-negative int", seed)
         check_keep(self.keep, owner)
         check_fields(self.fields, owner)
+        w = self.weights
+        if (
+            not isinstance(w, (tuple, list))
+            or len(w) != 2
+            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)
+            or min(w) < 0
+            or sum(w) <= 0
+        ):
+            raise param_error(owner, "weights", "two non-negative floats, not both 0", w)
         if self.bands is None:
-            return lsh_params(float(t), int(self.num_perm))
+            return lsh_params(float(t), int(self.num_perm), (float(w[0]), float(w[1])))
         bands = check_positive_int(self.bands, "bands", owner)
         if bands > self.num_perm:
             raise param_error(owner, "bands", f"an int in [1, num_perm={self.num_perm}]", bands)
