@@ -187,11 +187,10 @@ class SemDeDup(Selector):
             orders.append(hard)
         return orders
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        self.check_params()
-        n = len(dataset)
-        if n == 0:
-            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+    def _cluster(
+        self, dataset: Dataset, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised vectors, K-means labels and centroids (K-means seeded by one draw)."""
         X = embed_dataset(
             self.embedder,
             dataset,
@@ -205,6 +204,21 @@ class SemDeDup(Selector):
         labels, centroids = kmeans(
             E, int(self.n_clusters), random_state=seed, backend=self.kmeans_backend
         )
+        return E, labels, centroids
+
+    def cluster(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(vectors, labels, centroids)``: the normalised vectors and the clustering
+        :meth:`run` uses (the same when ``random_state`` is an int)."""
+        self.check_params()
+        rng, _ = self.resolve_seed()
+        return self._cluster(dataset, rng)
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        self.check_params()
+        n = len(dataset)
+        if n == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        E, labels, centroids = self._cluster(dataset, rng)
         threshold = 1.0 - float(self.eps)
         rep = np.arange(n, dtype=np.int64)
         for walk in self._walk_orders(dataset, E, labels, centroids, rng):
