@@ -92,23 +92,38 @@ def shingle_hashes(texts: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]
     (``len(texts) + 1``, int64) of each text's run. Duplicates within a text stay."""
     th, counts = _token_hashes(texts)
     n = counts.size
+    total_tokens = th.size
     starts = np.zeros(n, dtype=np.int64)
     np.cumsum(counts[:-1], out=starts[1:])
+    # The polynomial of every run of ngram tokens, from contiguous shifted slices.
+    padded = np.concatenate([th, np.zeros(ngram, dtype=np.uint64)])
+    poly = padded[:total_tokens].copy()
+    for j in range(1, ngram):
+        poly *= _MULT
+        poly += padded[j : total_tokens + j]
+    # A window starts at each token with ngram tokens of its text from there on.
+    parent = np.repeat(np.arange(n), counts)
+    pos = np.arange(total_tokens, dtype=np.int64) - starts[parent]
+    full = pos <= (counts - ngram)[parent]
     nwin = np.where(counts == 0, 0, np.maximum(counts - ngram + 1, 1))
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(nwin, out=offsets[1:])
-    total = int(offsets[-1])
-    doc = np.repeat(np.arange(n), nwin)
-    win_start = starts[doc] + (np.arange(total) - offsets[:-1][doc])
-    length = np.minimum(counts, ngram)[doc].astype(np.uint64)
-    padded = np.concatenate([th, np.zeros(ngram, dtype=np.uint64)])
-    h = np.zeros(total, dtype=np.uint64)
-    for j in range(ngram):
-        part = padded[win_start + j]
-        part[length <= j] = 0
-        h *= _MULT
-        h += part
-    h ^= length
+    h = np.empty(int(offsets[-1]), dtype=np.uint64)
+    long_docs = counts >= ngram
+    h_full = poly[full]
+    h_full ^= _U64(ngram)
+    where_full = np.repeat(long_docs, nwin)
+    h[where_full] = h_full
+    short = np.flatnonzero((counts > 0) & ~long_docs)
+    if short.size:  # one shingle of all its tokens: the polynomial of fewer tokens
+        hs = np.zeros(short.size, dtype=np.uint64)
+        for j in range(ngram):
+            part = padded[np.minimum(starts[short] + j, total_tokens)]
+            part[counts[short] <= j] = 0
+            hs *= _MULT
+            hs += part
+        hs ^= counts[short].astype(np.uint64)
+        h[offsets[short]] = hs
     return _splitmix64(h), offsets
 
 
