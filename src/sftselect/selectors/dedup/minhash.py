@@ -34,6 +34,7 @@ equal signature values, the MinHash estimate).
 
 from __future__ import annotations
 
+import itertools
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -231,14 +232,17 @@ class MinHashDedup(Selector):
         _, first, inverse = np.unique(void.ravel(), return_index=True, return_inverse=True)
         heads = nonempty[first]
         same = {}  # head -> the rows sharing its signature (head first)
-        for head, members in zip(
-            heads,
-            np.split(
-                nonempty[np.argsort(inverse, kind="stable")], np.cumsum(np.bincount(inverse))[:-1]
-            ),
-        ):
-            if members.size > 1:
-                same[int(head)] = members
+        inverse = inverse.ravel()
+        shared = np.flatnonzero(np.bincount(inverse) > 1)
+        if shared.size:
+            in_shared = np.isin(inverse, shared)
+            rows_shared = nonempty[in_shared]
+            keys = inverse[in_shared]
+            order = np.argsort(keys, kind="stable")  # by signature, then row
+            bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
+            for start, stop in itertools.pairwise(bounds.tolist()):
+                members = rows_shared[order[start:stop]]
+                same[int(members[0])] = members
         lsh_rows = np.sort(heads)
         pairs = candidate_pairs(sig[lsh_rows], lsh_rows, bands, band_rows)
         involved = np.unique(np.concatenate([pairs.ravel(), *same.values()]) if same else pairs)
