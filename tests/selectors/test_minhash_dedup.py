@@ -237,3 +237,19 @@ def test_minhash_kept_rows_do_not_depend_on_row_order(rows, data):
     assert sorted(sel.select(ds)["uid"]) == sorted(sel.select(shuffled)["uid"])
     first = MinHashDedup(ngram=2, threshold=0.5)
     assert first.select_indices(ds).size == first.select_indices(shuffled).size
+
+
+def test_pair_jaccard_equals_python_sets():
+    from sftselect.selectors.dedup._minhash import pair_jaccard, shingle_set_arrays
+
+    texts = [TEXT, TEXT.replace("lazy", "sleepy"), "", "one two three", TEXT + " again and again"]
+    flat, offsets = shingle_set_arrays(pa.array(texts), 3)
+    a = np.array([0, 0, 2, 3, 1, 4, 0])
+    b = np.array([1, 2, 2, 3, 4, 0, 0])
+    got = pair_jaccard(flat, offsets, a, b, chunk=3)
+    sets = [shingle_set(t, 3) for t in texts]
+    want = [
+        len(sets[i] & sets[j]) / len(sets[i] | sets[j]) if sets[i] | sets[j] else 0.0
+        for i, j in zip(a, b)
+    ]
+    assert np.allclose(got, want)

@@ -39,7 +39,9 @@ __all__ = [
     "NON_WORD",
     "candidate_pairs",
     "lsh_params",
+    "pair_jaccard",
     "shingle_hashes",
+    "shingle_set_arrays",
     "shingle_sets",
     "signatures",
 ]
@@ -129,8 +131,65 @@ def shingle_hashes(texts: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]
 
 def shingle_sets(texts: pa.Array, ngram: int) -> list[np.ndarray]:
     """Each text's distinct shingle hashes, sorted (what the Jaccard verification compares)."""
+    flat, offsets = shingle_set_arrays(texts, ngram)
+    return [np.sort(flat[offsets[i] : offsets[i + 1]]) for i in range(offsets.size - 1)]
+
+
+def _keyed(values: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """One uint64 key per (owner, value): equal keys mean the same owner and value (two
+    different pairs share a key with probability about 2**-64)."""
+    return values ^ _splitmix64(owner.astype(np.uint64) + _U64(0x9E3779B97F4A7C15))
+
+
+def shingle_set_arrays(texts: pa.Array, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's distinct shingle hashes (a run per text, in no particular order),
+    flat, with the runs' offsets."""
     h, offsets = shingle_hashes(texts, ngram)
-    return [np.unique(h[offsets[i] : offsets[i + 1]]) for i in range(offsets.size - 1)]
+    n = offsets.size - 1
+    doc = np.repeat(np.arange(n), np.diff(offsets))
+    key = _keyed(h, doc)
+    order = np.argsort(key, kind="stable")
+    repeat = order[1:][key[order][1:] == key[order][:-1]]  # a shingle met again in its text
+    keep = np.ones(h.size, dtype=bool)
+    keep[repeat] = False
+    out = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(doc[keep], minlength=n), out=out[1:])
+    return h[keep], out
+
+
+def _gather(
+    flat: np.ndarray, offsets: np.ndarray, docs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The runs of ``docs`` one after another, and each element's index in ``docs``."""
+    lengths = offsets[docs + 1] - offsets[docs]
+    owner = np.repeat(np.arange(docs.size), lengths)
+    starts = np.cumsum(lengths) - lengths
+    pos = offsets[docs][owner] + (np.arange(int(lengths.sum())) - starts[owner])
+    return flat[pos], owner
+
+
+def pair_jaccard(
+    flat: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 50_000
+) -> np.ndarray:
+    """The Jaccard similarity of runs ``a[p]`` and ``b[p]`` for every pair ``p``
+    (:func:`shingle_set_arrays` runs; 0 when both are empty), vectorised: a value of a
+    pair's two runs share a key; equal neighbours are counted after one sort."""
+    out = np.zeros(a.size, dtype=np.float64)
+    for start in range(0, a.size, chunk):
+        pa_, pb_ = a[start : start + chunk], b[start : start + chunk]
+        va, oa = _gather(flat, offsets, pa_)
+        vb, ob = _gather(flat, offsets, pb_)
+        keys = np.concatenate([_keyed(va, oa), _keyed(vb, ob)])
+        owners = np.concatenate([oa, ob])
+        order = np.argsort(keys)
+        sorted_keys = keys[order]
+        shared = sorted_keys[1:] == sorted_keys[:-1]
+        owner = owners[order][1:][shared]
+        inter = np.bincount(owner, minlength=pa_.size)
+        sizes = (offsets[pa_ + 1] - offsets[pa_]) + (offsets[pb_ + 1] - offsets[pb_])
+        union = sizes - inter
+        out[start : start + chunk] = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+    return out
 
 
 def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,11 +211,12 @@ def _sign_rows(
     out[:] = np.uint32(0xFFFFFFFF)
     if nonempty.size == 0:
         return
+    ends = offsets[nonempty + 1]
     i = 0
     while i < nonempty.size:
         # Texts from nonempty[i] on, as many as fit in one block (at least one).
         base = offsets[nonempty[i]]
-        j = int(np.searchsorted(offsets[nonempty + 1], base + _BLOCK, side="right"))
+        j = int(np.searchsorted(ends, base + _BLOCK, side="right"))
         j = max(j, i + 1)
         rows = nonempty[i:j]
         end = offsets[rows[-1] + 1]
@@ -244,15 +304,17 @@ def _bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_full: int) -> np.ndarr
     k = keys[order]
     r = rows[order]
     bounds = np.flatnonzero(np.r_[True, k[1:] != k[:-1], True])
-    sizes = np.diff(bounds)
-    two = bounds[:-1][sizes == 2]
-    pairs = [np.stack([r[two], r[two + 1]], axis=1)]
-    for start, size in zip(bounds[:-1][sizes > 2], sizes[sizes > 2]):
+    starts, sizes = bounds[:-1], np.diff(bounds)
+    pairs = [np.empty((0, 2), dtype=np.int64)]
+    for size in np.unique(sizes[(sizes > 1) & (sizes <= max_full)]).tolist():
+        members = r[starts[sizes == size][:, None] + np.arange(size)]  # [buckets, size]
+        i, j = np.triu_indices(size, k=1)
+        pairs.append(np.stack([members[:, i].ravel(), members[:, j].ravel()], axis=1))
+    for start, size in zip(starts[sizes > max_full].tolist(), sizes[sizes > max_full].tolist()):
         members = r[start : start + size]
-        head = members[: min(size, max_full)]
-        i, j = np.meshgrid(np.arange(head.size), np.arange(size), indexing="ij")
+        i, j = np.meshgrid(np.arange(max_full), np.arange(size), indexing="ij")
         mask = j > i
-        pairs.append(np.stack([head[i[mask]], members[j[mask]]], axis=1))
+        pairs.append(np.stack([members[i[mask]], members[j[mask]]], axis=1))
     return np.concatenate(pairs).astype(np.int64)
 
 

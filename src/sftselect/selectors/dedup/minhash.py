@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.validation import check_positive_int, param_error
 from ._groups import UnionFind, check_keep, dedup_result, group_representatives, keep_priority
-from ._minhash import candidate_pairs, lsh_params, shingle_sets, signatures
+from ._minhash import candidate_pairs, lsh_params, pair_jaccard, shingle_set_arrays, signatures
 from ._texts import check_fields, field_texts
 
 if TYPE_CHECKING:
@@ -55,12 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["MinHashDedup"]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
-
-
-def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    inter = np.intersect1d(a, b, assume_unique=True).size
-    union = a.size + b.size - inter
-    return inter / union if union else 0.0
 
 
 class MinHashDedup(Selector):
@@ -245,45 +239,53 @@ class MinHashDedup(Selector):
                 same[int(members[0])] = members
         lsh_rows = np.sort(heads)
         pairs = candidate_pairs(sig[lsh_rows], lsh_rows, bands, band_rows)
-        involved = np.unique(np.concatenate([pairs.ravel(), *same.values()]) if same else pairs)
-        sets: dict[int, np.ndarray] = {}
-        if self.verify and involved.size:
-            got = shingle_sets(texts.take(involved), int(self.ngram))
-            sets = dict(zip(involved.tolist(), got))
         uf = UnionFind(n)
         threshold = float(self.threshold)
-        checked = joined = 0
+        # Pairs to join: each row sharing a signature with its group's first row, then
+        # the LSH candidates; verified at once (vectorised) unless verify=False.
+        same_pairs = [np.stack([np.full(m.size - 1, m[0]), m[1:]], axis=1) for m in same.values()]
+        todo = np.concatenate([*same_pairs, pairs]) if same_pairs else pairs
+        flat = offsets = involved = None
+        if self.verify:
+            involved = np.unique(np.concatenate([todo.ravel(), *same.values()]) if same else todo)
+            flat, offsets = shingle_set_arrays(texts.take(involved), int(self.ngram))
 
-        def similar(a: int, b: int) -> bool:
-            nonlocal checked
-            if not self.verify:
-                return True
-            checked += 1
-            return _jaccard(sets[a], sets[b]) >= threshold
+        def jaccard(rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
+            ia = np.searchsorted(involved, rows_a)
+            ib = np.searchsorted(involved, rows_b)
+            return pair_jaccard(flat, offsets, ia, ib)
 
-        for members in same.values():
-            for m in members[1:].tolist():
-                if similar(int(members[0]), m):
-                    joined += uf.union(int(members[0]), m)
-        for a, b in pairs.tolist():
-            if uf.find(a) == uf.find(b):
-                continue
-            for x in same.get(a, [a]):
-                if any(
-                    similar(int(x), int(y)) and uf.union(int(x), int(y)) for y in same.get(b, [b])
-                ):
-                    joined += 1
-                    break
+        ok = np.ones(len(todo), dtype=bool)
+        if self.verify and len(todo):
+            ok = jaccard(todo[:, 0], todo[:, 1]) >= threshold
+        joined = sum(uf.union(int(x), int(y)) for x, y in todo[ok].tolist())
+        checked = len(todo) if self.verify else 0
+        # A failed candidate whose rows share signatures with others: those rows are in
+        # the same buckets, so each of their pairs is a candidate too (rarely needed).
+        n_same = sum(len(p) for p in same_pairs)
+        more = [
+            (
+                np.repeat(same.get(x, [x]), len(same.get(y, [y]))),
+                np.tile(same.get(y, [y]), len(same.get(x, [x]))),
+            )
+            for x, y in todo[n_same:][~ok[n_same:]].tolist()
+            if x in same or y in same
+        ]
+        if more:
+            gx = np.concatenate([m[0] for m in more]).astype(np.int64)
+            gy = np.concatenate([m[1] for m in more]).astype(np.int64)
+            good = jaccard(gx, gy) >= threshold if self.verify else np.ones(gx.size, bool)
+            checked += int(gx.size) if self.verify else 0
+            joined += sum(uf.union(u, v) for u, v in zip(gx[good].tolist(), gy[good].tolist()))
         labels = uf.labels()
         priority = keep_priority(self.keep, dataset, rng, self.format, type(self).__name__)
         rep = group_representatives(labels, priority)
         similarity = np.ones(n)
-        for i in np.flatnonzero(rep != np.arange(n)).tolist():
-            j = int(rep[i])
-            if self.verify:
-                similarity[i] = _jaccard(sets[i], sets[j])
-            else:
-                similarity[i] = float(np.mean(sig[i] == sig[j]))
+        removed = np.flatnonzero(rep != np.arange(n))
+        if removed.size and self.verify:
+            similarity[removed] = jaccard(removed, rep[removed])
+        elif removed.size:
+            similarity[removed] = np.mean(sig[removed] == sig[rep[removed]], axis=1)
         details = {
             "measure": f"Jaccard of word {self.ngram}-gram shingles",
             "threshold": threshold,
