@@ -109,11 +109,12 @@ CASES: list[Case] = [
         "kcenter-euclidean",
         lambda k, s: KCenterSelector(HashingEmbedder(16), k, metric="euclidean", random_state=s),
     ),
-    Case("exact-dedup", lambda k, s: ExactDedup(k)),
+    Case("exact-dedup", lambda k, s: ExactDedup(k, random_state=s)),
     Case(
-        "exact-dedup-keep-longest", lambda k, s: ExactDedup(k, fields="instruction", keep="longest")
+        "exact-dedup-keep-longest",
+        lambda k, s: ExactDedup(k, fields="instruction", keep="longest", random_state=s),
     ),
-    Case("minhash-dedup", lambda k, s: MinHashDedup(k, ngram=2, threshold=0.5)),
+    Case("minhash-dedup", lambda k, s: MinHashDedup(k, ngram=2, threshold=0.5, random_state=s)),
     Case(
         "minhash-dedup-keep-selector",
         lambda k, s: MinHashDedup(
