@@ -114,3 +114,35 @@ def test_bad_dedup_options_exit_2(pool, tmp_path, capsys, extra, message):
     out = tmp_path / "never.jsonl"
     assert main(["select", str(path), "-o", str(out), *extra]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_dedup_in_front_of_an_embedding_selector(pool, tmp_path):
+    """The rows are embedded once; the selector after the filter sees the kept rows' vectors."""
+    from sftselect import KCenterSelector
+
+    path, rows = pool
+    out = tmp_path / "k.jsonl"
+    argv = ["select", str(path), "-o", str(out), "--dedup", "exact-dedup", "--selector", "kcenter"]
+    argv += ["-k", "3", "--embed-column", "vec", "--seed", "0", "-q"]
+    assert main(argv) == 0
+    ds = Dataset.from_list(rows)
+    kept = ExactDedup().select_indices(ds)
+    vectors = np.array([r["vec"] for r in rows], dtype=np.float32)
+    second = KCenterSelector(PrecomputedEmbeddings(vectors[kept]), 3, random_state=0)
+    expected = kept[second.select_indices(ds.select(kept))]
+    assert [r["instruction"] for r in read_jsonl(out)] == [rows[i]["instruction"] for i in expected]
+    # SemDeDup after an exact filter gets the kept rows' vectors too.
+    out2 = tmp_path / "s2.jsonl"
+    argv = [
+        "select",
+        str(path),
+        "-o",
+        str(out2),
+        "--dedup",
+        "exact-dedup",
+        "--selector",
+        "semdedup",
+    ]
+    argv += ["--embed-column", "vec", "--n-clusters", "2", "--seed", "0", "-q"]
+    assert main(argv) == 0
+    assert len(read_jsonl(out2)) == 12
