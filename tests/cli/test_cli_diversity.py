@@ -52,7 +52,8 @@ def select(pool_path, out, model, *extra):
 
 
 def test_diversity_writes_rows_provenance_labels_and_plot(pool, minilm_path, tmp_path):
-    """k rows with every input column, cluster labels in provenance and a column, a PNG."""
+    """k rows with every input column, cluster labels beside the output (not inlined in the
+    provenance) and in a column, a PNG."""
     path, rows = pool
     out, png = tmp_path / "div.jsonl", tmp_path / "div.png"
     opts = "--selector diversity -k 20 --n-clusters 5 --seed 0 --cluster-column cluster -q"
@@ -64,7 +65,11 @@ def test_diversity_writes_rows_provenance_labels_and_plot(pool, minilm_path, tmp
         label = r.pop("cluster")
         assert r == rows[r["row_id"]] and 0 <= label < 5
     record = json.loads((tmp_path / "div.jsonl.provenance.json").read_text())
-    labels = np.array(record["details"]["labels"])
+    assert record["details"]["labels"] == {"row_table": "rows", "column": "labels", "rows": N_ROWS}
+    table = (tmp_path / "div.jsonl.rows.csv").read_text().splitlines()
+    assert table[0] == '"position","labels"'
+    assert [int(line.split(",")[0]) for line in table[1:]] == list(range(N_ROWS))
+    labels = np.array([int(line.split(",")[1]) for line in table[1:]])
     taken = np.array(record["details"]["selected_per_cluster"])
     assert labels.size == N_ROWS and taken.sum() == 20
     assert (taken <= np.array(record["details"]["cluster_sizes"])).all()
@@ -99,8 +104,9 @@ def test_embedding_cache_is_reused(pool, minilm_path, tmp_path):
     assert read_jsonl(tmp_path / "a.jsonl") == read_jsonl(tmp_path / "b.jsonl")
 
 
-def test_kcenter_and_dedup_run(pool, minilm_path, tmp_path):
-    """kcenter returns k rows; dedup keeps rows whose similarities stay below the threshold."""
+def test_kcenter_and_repr_filter_run(pool, minilm_path, tmp_path, capsys):
+    """kcenter returns k rows; repr-filter keeps rows whose similarities stay below the
+    threshold; its old name, dedup, gives the same rows with a deprecation warning."""
     path, rows = pool
     assert (
         select(path, tmp_path / "kc.jsonl", minilm_path, "--selector", "kcenter", "-k", "12", "-q")
@@ -108,10 +114,24 @@ def test_kcenter_and_dedup_run(pool, minilm_path, tmp_path):
     )
     assert len(read_jsonl(tmp_path / "kc.jsonl")) == 12
     out = tmp_path / "dd.jsonl"
-    opts = "--selector dedup --max-similarity 0.5 --order length --normalize -q"
-    code = select(path, out, minilm_path, *opts.split(), "--plot", str(tmp_path / "dd.png"))
+    opts = "--max-similarity 0.5 --order length --normalize -q"
+    code = select(
+        path,
+        out,
+        minilm_path,
+        "--selector",
+        "repr-filter",
+        *opts.split(),
+        "--plot",
+        str(tmp_path / "dd.png"),
+    )
     assert code == 0
     kept = [r["row_id"] for r in read_jsonl(out)]
+    capsys.readouterr()
+    old = select(path, tmp_path / "old.jsonl", minilm_path, "--selector", "dedup", *opts.split())
+    err = capsys.readouterr().err
+    assert old == 0 and "warning: --selector dedup is deprecated" in err and "repr-filter" in err
+    assert [r["row_id"] for r in read_jsonl(tmp_path / "old.jsonl")] == kept
     assert 1 <= len(kept) < N_ROWS and (tmp_path / "dd.png").exists()
     X = HFEmbedder(str(minilm_path), normalize=True, max_length=int(MAX_TOKENS)).embed(
         [(r["instruction"] + ("\n\n" + r["input"] if r["input"] else "")) for r in rows]
@@ -137,7 +157,7 @@ def test_progress_on_stderr_unless_quiet(pool, minilm_path, tmp_path, capsys):
     [
         (["--selector", "diversity", "-k", "5"], "needs --embed-model or --embed-column"),
         (["--selector", "kcenter", "--embed-model", "m"], "needs -k"),
-        (["--selector", "dedup", "--embed-model", "m", "--order", "score"], "--score-column"),
+        (["--selector", "repr-filter", "--embed-model", "m", "--order", "score"], "--score-column"),
         (
             ["--selector", "kcenter", "-k", "3", "--embed-model", "m", "--cluster-column", "c"],
             "--cluster-column applies to --selector diversity only",  # the table refuses it

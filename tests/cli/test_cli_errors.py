@@ -44,7 +44,7 @@ def one_error_line(capsys, *words: str) -> str:
     ("extra", "flag", "applies_to"),
     [
         (["--selector", "random", "-k", "3", "--drop-echo"], "--drop-echo", "length only"),
-        (["--selector", "random", "-k", "3", "--unit", "chars"], "--unit", "length or dedup"),
+        (["--selector", "random", "-k", "3", "--unit", "chars"], "--unit", "length or repr-filter"),
         (["--selector", "length", "-k", "3", "--stratify", "x"], "--stratify", "random only"),
         (
             ["--selector", "length", "-k", "3", "--min-score", "4"],
@@ -59,12 +59,13 @@ def one_error_line(capsys, *words: str) -> str:
         (
             ["--selector", "random", "-k", "3", "--n-clusters", "5"],
             "--n-clusters",
-            "diversity only",
+            "diversity or semdedup",
         ),
         (
-            ["--selector", "dedup", "--embed-column", "v", "--seed", "1"],
+            ["--selector", "repr-filter", "--embed-column", "v", "--seed", "1"],
             "--seed",
-            "length, random, column, quality, diversity, kcenter or facility-location",
+            "length, random, column, quality, diversity, kcenter, facility-location, exact-dedup, "
+            "minhash or semdedup",
         ),
     ],
 )

@@ -162,6 +162,7 @@ def test_selectors_take_their_embedder_or_backend_first():
         "KCenterSelector",
         "QualitySelector",
         "RepresentationFilter",
+        "SemDeDup",
         "TargetedSelector",
     ]
 

@@ -26,7 +26,7 @@ from sftselect import (
 from sftselect.backends import CallableBackend
 from sftselect.core.validation import resolve_k
 from sftselect.embedding import HashingEmbedder
-from sftselect.selectors.dedup import RepresentationFilter
+from sftselect.selectors.dedup import ExactDedup, MinHashDedup, RepresentationFilter, SemDeDup
 from sftselect.selectors.diversity import DiversitySelector
 from sftselect.selectors.facility import FacilityLocationSelector
 from sftselect.selectors.kcenter import KCenterSelector
@@ -110,6 +110,28 @@ CASES: list[Case] = [
     Case(
         "kcenter-euclidean",
         lambda k, s: KCenterSelector(HashingEmbedder(16), k, metric="euclidean", random_state=s),
+    ),
+    Case("exact-dedup", lambda k, s: ExactDedup(k, random_state=s)),
+    Case(
+        "exact-dedup-keep-longest",
+        lambda k, s: ExactDedup(k, fields="instruction", keep="longest", random_state=s),
+    ),
+    Case("minhash-dedup", lambda k, s: MinHashDedup(k, ngram=2, threshold=0.5, random_state=s)),
+    Case(
+        "minhash-dedup-keep-selector",
+        lambda k, s: MinHashDedup(
+            k, fields=["instruction"], ngram=1, keep=LengthSelector(unit="chars"), random_state=s
+        ),
+    ),
+    Case(
+        "semdedup",
+        lambda k, s: SemDeDup(HashingEmbedder(16), k, eps=0.2, n_clusters=3, random_state=s),
+    ),
+    Case(
+        "semdedup-random",
+        lambda k, s: SemDeDup(
+            HashingEmbedder(16), k, eps=0.2, n_clusters=2, keep="random", random_state=s
+        ),
     ),
     Case(
         "facility-location",

@@ -118,3 +118,19 @@ def vector_sets(draw: Any, max_rows: int = 40, max_dim: int = 6) -> Any:
     d = draw(st.integers(1, max_dim))
     values = draw(st.lists(st.integers(-3, 3), min_size=n * d, max_size=n * d))
     return np.array(values, dtype=np.float32).reshape(n, d)
+
+
+@st.composite
+def case_whitespace_edits(draw: Any, text: str) -> str:
+    """``text`` with its case and whitespace changed (the same words, in order)."""
+    words = text.split()
+    seps = draw(
+        st.lists(
+            st.sampled_from([" ", "  ", "\n", "\t", " \u00a0"]),
+            min_size=len(words),
+            max_size=len(words),
+        )
+    )
+    cased = [w.upper() if draw(st.booleans()) else w for w in words]
+    lead = draw(st.sampled_from(["", " ", "\n"]))
+    return lead + "".join(w + s for w, s in zip(cased, seps))

@@ -30,6 +30,7 @@ import argparse
 from ._common import CliError
 
 __all__ = [
+    "DEDUP",
     "EMBEDDING",
     "JUDGE",
     "LENGTH_FILTERS",
@@ -66,6 +67,9 @@ EMBEDDING = frozenset(
     }
 )  # fmt: skip
 SCORE_BOUNDS = frozenset({"--min-score", "--max-score"})
+#: What every deduplication filter reads (``--selector exact-dedup|minhash|semdedup``, or
+#: in front of another selector with ``--dedup NAME``).
+DEDUP = FORMAT | {"--fields", "--keep", "--report", "--seed"}
 
 #: For each selector of ``sftselect select``, the restricted options it reads.
 SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
@@ -76,10 +80,13 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     "diversity": FORMAT | EMBEDDING
     | {"--seed", "--n-clusters", "--allocation", "--within", "--kmeans-backend", "--cluster-column"},
     "kcenter": FORMAT | EMBEDDING | {"--seed", "--metric"},
-    "dedup": FORMAT | EMBEDDING | LENGTH_UNIT | {"--max-similarity", "--order", "--score-column"},
     "facility-location": FORMAT | EMBEDDING
     | {"--seed", "--kernel", "--weights-column", "--optimizer", "--refine", "--graph", "--n-neighbors"},
     "targeted": FORMAT | EMBEDDING | {"--targets"},
+    "repr-filter": FORMAT | EMBEDDING | LENGTH_UNIT | {"--max-similarity", "--order", "--score-column"},
+    "exact-dedup": DEDUP,
+    "minhash": DEDUP | {"--threshold", "--ngram", "--num-perm", "--num-proc"},
+    "semdedup": DEDUP | EMBEDDING | {"--eps", "--n-clusters", "--kmeans-backend"},
 }  # fmt: skip
 
 #: Every option some selector reads and another does not.
@@ -106,6 +113,9 @@ def refuse_inapplicable(args: argparse.Namespace) -> None:
     reads = SELECTOR_OPTIONS.get(args.selector)
     if reads is None:
         return
+    front = getattr(args, "dedup", None)
+    if front is not None:  # a filter in front of the selector reads its own options too
+        reads = reads | SELECTOR_OPTIONS.get(front, frozenset())
     for flag, (dest, default) in sorted(getattr(args, _DEFAULTS, {}).items()):
         if flag in reads or getattr(args, dest, default) == default:
             continue

@@ -1,6 +1,6 @@
 """The embedding options of ``sftselect select`` (``--selector diversity``,
-``kcenter``, ``dedup``): checking them, embedding the rows once, and building
-the selector over those vectors."""
+``kcenter``, ``repr-filter``; ``dedup`` is its deprecated name): checking them,
+embedding the rows once, and building the selector over those vectors."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ __all__ = [
     "plot_title",
 ]
 
-EMBED_SELECTORS = ("diversity", "kcenter", "dedup", "facility-location", "targeted")
+EMBED_SELECTORS = ("diversity", "kcenter", "repr-filter", "facility-location", "targeted")
 
 
 def add_embed_options(p: argparse.ArgumentParser) -> None:
     """The embedding, clustering and plot options."""
-    g = p.add_argument_group("embeddings (--selector diversity, kcenter, dedup)")
+    g = p.add_argument_group("embeddings (--selector diversity, kcenter, repr-filter, semdedup)")
     g.add_argument("--embed-model", default=None, help="transformers model folder (or hub name)")
     g.add_argument(
         "--embed-column", default=None, help="use this column of precomputed vectors instead"
@@ -73,13 +73,14 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
         "--max-similarity",
         type=float,
         default=0.9,
-        help="dedup: keep a row only if its cosine similarity to every kept row is below this",
+        help="repr-filter: keep a row only if its cosine similarity to every kept row is "
+        "below this",
     )
     g.add_argument(
         "--order",
         choices=["input", "length", "score"],
         default="input",
-        help="dedup: walk order (input order, longest response first, or --score-column)",
+        help="repr-filter: walk order (input order, longest response first, or --score-column)",
     )
     g.add_argument(
         "--plot", default=None, help="PNG of a 2-D PCA of the embeddings with the selection"
@@ -99,9 +100,9 @@ def check_embed_args(args: argparse.Namespace) -> None:
     """One-line errors for option combinations that cannot work."""
     if (args.embed_model is None) == (args.embed_column is None):
         raise CliError(f"--selector {args.selector} needs --embed-model or --embed-column (one)")
-    if args.selector != "dedup" and args.k is None:
+    if args.selector != "repr-filter" and args.k is None:
         raise CliError(f"--selector {args.selector} needs -k")
-    if args.selector == "dedup" and args.order == "score" and args.score_column is None:
+    if args.selector == "repr-filter" and args.order == "score" and args.score_column is None:
         raise CliError("--order score needs --score-column")
     if args.cluster_column is not None and args.selector != "diversity":
         raise CliError("--cluster-column needs --selector diversity")
@@ -191,6 +192,6 @@ def plot_title(args: argparse.Namespace, X: np.ndarray) -> str:
     what = {
         "diversity": f"K-means, {args.n_clusters} clusters",
         "kcenter": f"k-center greedy ({args.metric})",
-        "dedup": f"representation filter (similarity < {args.max_similarity})",
+        "repr-filter": f"representation filter (similarity < {args.max_similarity})",
     }[args.selector]
     return f"{Path(args.input).name}: {X.shape[0]:,} rows, {what}"

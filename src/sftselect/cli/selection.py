@@ -1,7 +1,7 @@
 """``sftselect select``, ``score`` and ``stats``: choose rows, score every
 row, describe the length distribution.
 
-The embedding selectors (``--selector diversity``, ``kcenter``, ``dedup``)
+The embedding selectors (``--selector diversity``, ``kcenter``, ``repr-filter``)
 embed the rows once here (``--embed-model`` through ``HFEmbedder``, or
 ``--embed-column``), hand the vectors to the selector as
 ``PrecomputedEmbeddings`` under the model's identity, and reuse them for the
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core.provenance import provenance_path
+from ..core.row_tables import row_table_path
 from ..data.io import OUTPUT_SUFFIXES
 from ..data.sample import SAMPLES
 from ._common import (
@@ -35,6 +36,14 @@ from ._common import (
 )
 from .applicability import refuse_inapplicable, track_defaults
 from .coverage import COVERAGE_SELECTORS, add_coverage_options, coverage_plot
+from .dedup import (
+    DEDUP_SELECTORS,
+    add_dedup_options,
+    build_with_dedup,
+    check_dedup_args,
+    dedup_report,
+    rename_deprecated_selector,
+)
 from .distributed import add_engine_options, run_on_ray
 from .embedding import (
     EMBED_SELECTORS,
@@ -94,11 +103,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sel.add_argument(
         "--selector",
-        choices=["length", "random", "column", "quality", *EMBED_SELECTORS],
+        choices=[
+            "length",
+            "random",
+            "column",
+            "quality",
+            *EMBED_SELECTORS,
+            *DEDUP_SELECTORS,
+            "dedup",
+        ],
         default="length",
         help="length: the longest responses; random; column: by --score-column; quality: an "
-        "LLM judge's rating; diversity, kcenter, dedup, facility-location, targeted: on "
-        "embeddings (default: %(default)s)",
+        "LLM judge's rating; diversity, kcenter, repr-filter (DEITA's filter; 'dedup' is its "
+        "deprecated name), facility-location, targeted: on embeddings; exact-dedup, minhash, "
+        "semdedup: one row of each duplicate group (default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -142,6 +160,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_options(sel)
     add_embed_options(sel)
     add_coverage_options(sel)
+    add_dedup_options(sel)
     track_defaults(sel)  # after every option: which ones only some selectors read
     sel.set_defaults(handler=_cmd_select)
 
@@ -319,6 +338,8 @@ def _refuse_overwriting(args: argparse.Namespace, output: Path, provenance: bool
         [
             ("-o", "the output", output),
             ("-o", "the provenance record", provenance_path(output) if provenance else None),
+            ("-o", "the removed-rows table", row_table_path(output, "removed")),
+            ("-o", "the per-row table", row_table_path(output, "rows")),
             ("--plot", "the picture", getattr(args, "plot", None)),
             ("--cache", "the reply cache", cache),
         ],
@@ -328,13 +349,20 @@ def _refuse_overwriting(args: argparse.Namespace, output: Path, provenance: bool
 
 def _cmd_select(args: argparse.Namespace) -> int:
     from ..core.provenance import file_sha256, write_json_atomic
+    from ..core.row_tables import write_row_tables
     from ..data.io import check_output_path, save_data
 
+    rename_deprecated_selector(args)
     refuse_inapplicable(args)
     output = check_output_path(args.output)
     _refuse_overwriting(args, output, provenance=True)
+    deduplicating = args.selector in DEDUP_SELECTORS or args.dedup is not None
     embedded = args.selector in EMBED_SELECTORS
-    if embedded:
+    if deduplicating:
+        check_dedup_args(args)
+        if embedded:
+            check_embed_args(args)
+    elif embedded:
         if args.engine == "ray":
             raise CliError(
                 f"--engine ray runs the length, random, column and quality selectors; "
@@ -347,10 +375,19 @@ def _cmd_select(args: argparse.Namespace) -> int:
         if args.engine == "ray":
             return run_on_ray(args, selector)
     dataset = _load(args)
+    X = None
     if args.selector == "quality" and args.dry_run:
         return _dry_run(args, selector, dataset)
     t0 = time.perf_counter()
-    if embedded:
+    if deduplicating:
+        selector, X = build_with_dedup(
+            args,
+            dataset,
+            lambda: _build_selector(args),
+            lambda embedder: embedding_selector(args, embedder),
+            lambda ds: embed(args, ds),
+        )
+    elif embedded:
         from ..embedding import PrecomputedEmbeddings
 
         X, identity = embed(args, dataset)
@@ -372,9 +409,13 @@ def _cmd_select(args: argparse.Namespace) -> int:
     prov_path = provenance_path(output)
     save_data(subset, output)
     write_json_atomic(record, prov_path)
+    for path in write_row_tables(selection.extra, output):
+        info(f"per-row details: {path}", args.quiet)
+    if args.report:
+        print("\n".join(dedup_report(selection.extra)) or "no deduplication in this run")
     if embedded and args.plot and args.selector in COVERAGE_SELECTORS:
         coverage_plot(args, selector, X, selection.indices)
-    elif embedded and args.plot:
+    elif embedded and args.plot and X is not None and X.shape[0] == len(dataset):
         plot_embedding(X, labels, selection.indices, Path(args.plot), plot_title(args, X))
         info(f"plot: {args.plot}", args.quiet)
     if "rating" in selection.extra:

@@ -3,7 +3,8 @@
 It says what was selected (positions, k), how (selector and parameters, seed,
 library version) and from what (the dataset's fingerprint, and the input file's
 SHA-256 when the command line read a file), with summary statistics of the
-scores. It is plain JSON, so it can be diffed and archived.
+scores. It is plain JSON, so it can be diffed and archived. Per-row details
+(:mod:`sftselect.core.row_tables`) appear only as their name and size.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from .._version import __version__
 from .atomic import atomic_file
+from .row_tables import RowArray, RowTable
 
 if TYPE_CHECKING:
     from .base import Selection
@@ -109,8 +111,14 @@ def build_provenance(selection: Selection, *, content_hash: bool = True) -> dict
 
 
 def _jsonable(value: Any) -> Any:
+    # Per-row details are summarised; the command line writes them beside the output.
+    if isinstance(value, RowTable):
+        return value.summary()
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {
+            str(k): v.summary(str(k)) if isinstance(v, RowArray) else _jsonable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..core.base import RankResult, Selector
+from ..core.row_tables import RowArray
 from ..core.validation import check_positive_int
 from ..embedding.clustering import canonical_labels, kmeans
 from ..selectors.diversity import interleave_clusters
@@ -257,7 +258,7 @@ def rank_diversity(
         "embedder": getattr(embedder, "identity", repr(embedder)),
         "n_clusters": int(centroids.shape[0]),
         "cluster_sizes": sizes,
-        "labels": labels,
+        "labels": RowArray(labels),  # summarised in the provenance, as on one machine
         "kmeans_sample_rows": int(n if covers else sample_size),
     }
     if limit is not None:

@@ -1,6 +1,7 @@
-"""The selectors: length, LLM-judge quality, embedding diversity and coverage, random, any score."""
+"""The selectors: length, LLM-judge quality, embedding diversity and coverage, random, any
+score, and deduplication filters."""
 
-from .dedup import RepresentationFilter
+from .dedup import ExactDedup, MinHashDedup, RepresentationFilter, SemDeDup
 from .diversity import DiversitySelector
 from .facility import FacilityLocationSelector
 from .kcenter import KCenterSelector
@@ -13,12 +14,15 @@ from .targeted import TargetedSelector
 __all__ = [
     "ColumnScoreSelector",
     "DiversitySelector",
+    "ExactDedup",
     "FacilityLocationSelector",
     "KCenterSelector",
     "LengthSelector",
+    "MinHashDedup",
     "QualitySelector",
     "RandomSelector",
     "RepresentationFilter",
     "ScoreSelector",
+    "SemDeDup",
     "TargetedSelector",
 ]

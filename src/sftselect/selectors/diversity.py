@@ -46,7 +46,10 @@ models' unit vectors is then spherical-like, as their cosine similarity asks.
 
 The cluster of each row is in ``run(ds).extra["labels"]`` (with the cluster
 sizes and the rows taken per cluster), and :meth:`DiversitySelector.cluster`
-returns labels and centroids alone.
+returns labels and centroids alone. The labels are a
+:class:`~sftselect.core.row_tables.RowArray`: the provenance record holds only
+their count, and ``sftselect select`` writes them beside the output
+(``OUTPUT.rows.csv``: ``position``, ``labels``).
 
 The selector declares :attr:`~sftselect.core.base.EngineKind.VECTORS_THEN_GLOBAL`:
 :meth:`DiversitySelector.embed` gives each row's vector from that row alone and
@@ -66,6 +69,7 @@ import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
 from ..core.ranking import ALLOCATIONS, interleave_groups
+from ..core.row_tables import RowArray
 from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
 from ..embedding.cache import embed_dataset
@@ -285,7 +289,7 @@ class DiversitySelector(Selector):
             "embedder": getattr(self.embedder, "identity", repr(self.embedder)),
             "n_clusters": int(centroids.shape[0]),
             "cluster_sizes": sizes,
-            "labels": labels,
+            "labels": RowArray(labels),
         }
         if limit is not None:
             taken = np.bincount(labels[order[:limit]], minlength=sizes.size)

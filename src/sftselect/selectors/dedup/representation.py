@@ -36,16 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS
-from ..embedding.cache import embed_dataset
-from .coverage import similarity_filter_order
+from ...core.base import EngineKind, RankResult, Selector
+from ...core.validation import check_choice, param_error
+from ...embedding.base import TEXT_FIELDS
+from ...embedding.cache import embed_dataset
+from ..coverage import similarity_filter_order
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-    from ..data.formats import Format
+    from ...data.formats import Format
 
 __all__ = ["RepresentationFilter"]
 
@@ -124,7 +124,7 @@ class RepresentationFilter(Selector):
         if self.order is None:
             return np.arange(len(dataset), dtype=np.int64)
         if isinstance(self.order, str):
-            from .score import ColumnScoreSelector
+            from ..score import ColumnScoreSelector
 
             return ColumnScoreSelector(self.order, k=1.0).rank_indices(dataset)
         return self.order.rank_indices(dataset)

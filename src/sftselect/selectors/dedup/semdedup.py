@@ -1,0 +1,237 @@
+"""SemDeDup (Abbas et al., 2023, "SemDeDup: Data-efficient learning at web-scale
+through semantic deduplication"), as NeMo Curator implements it.
+
+The reference is NeMo Curator at commit ``6a75a1acb3ca7192feb21499acba535c2ba9afd1``
+(``nemo_curator/utils/semdedup_utils.py``: ``rank_within_cluster``,
+``get_semantic_matches_per_cluster``, ``_semdedup``; the clustering in
+``nemo_curator/modules/semantic_dedup/clusteringmodel.py`` at
+``438f8266d4c5c70f105d0ca95deb6b42add4a791``). Its steps, and here:
+
+1. embed each row and L2-normalise the vectors (NeMo's embedding step
+   normalises; here any embedder, normalised after);
+2. K-means on the normalised vectors (NeMo: cuML K-means; here
+   :func:`sftselect.embedding.clustering.kmeans`, seeded from ``random_state``,
+   ``n_clusters`` clamped to the distinct vectors);
+3. in each cluster, sort the rows by their cosine distance to the centroid,
+   ``1 - cos(x, centroid)``, farthest first (NeMo's ``keep_hard=True``, which
+   its pipeline always uses; a stable sort, ties in row order); then
+   ``which_to_keep``: ``"hard"`` keeps that order, ``"easy"`` reverses it,
+   ``"random"`` shuffles it (NeMo: ``random.shuffle``; here a permutation drawn
+   from the selector's generator);
+4. in that order, row ``j`` is removed when its largest cosine similarity to a
+   row *before it in the order* -- kept or not, as NeMo's
+   ``max(triu(E E^T, 1), dim=0)`` gives -- exceeds ``1 - eps``.
+
+Differences, each a decision: ``keep`` also accepts the common keep policies
+(``"first"``, ``"longest"``, a column, a selector): the order of step 3 is then
+the policy's priority; the similarity matrix is computed in column blocks
+(the same maxima, without an ``m x m`` matrix for a cluster of ``m`` rows);
+``n_clusters`` defaults to 100 (NeMo's config: 1,000, for web-scale data).
+In ``extra["removed_rows"]`` the ``kept`` row of a removed row is the kept row
+reached by following each row's most similar earlier row (NeMo's ``max_id``),
+and ``similarity`` is the cosine similarity to that kept row.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...core.base import EngineKind, RankResult, Selector
+from ...core.validation import check_choice, param_error
+from ...embedding.base import TEXT_FIELDS
+from ...embedding.cache import embed_dataset
+from ...embedding.clustering import BACKENDS, kmeans
+from ._groups import check_keep, dedup_result, keep_priority
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from ...data.formats import Format
+
+__all__ = ["WHICH_TO_KEEP", "SemDeDup", "cluster_matches"]
+
+#: NeMo Curator's ``which_to_keep`` values.
+WHICH_TO_KEEP = ("hard", "easy", "random")
+
+_BLOCK = 1024
+
+
+def _normalised(X: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    return (X / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def cluster_matches(E: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows ``E`` (normalised, in walk order): ``M[j]``, the largest cosine
+    similarity of row ``j`` to a row before it (0 when none is positive, as
+    NeMo's upper-triangular maximum gives), and ``M1[j]``, that row."""
+    m = E.shape[0]
+    M = np.zeros(m, dtype=np.float32)
+    M1 = np.zeros(m, dtype=np.int64)
+    for start in range(1, m, _BLOCK):
+        stop = min(m, start + _BLOCK)
+        sims = E[:stop] @ E[start:stop].T  # [rows before, block columns]
+        rows = np.arange(stop)[:, None]
+        cols = np.arange(start, stop)[None, :]
+        sims = np.where(rows < cols, sims, np.float32(0.0))
+        M1[start:stop] = np.argmax(sims, axis=0)
+        M[start:stop] = sims[M1[start:stop], np.arange(stop - start)]
+    return M, M1
+
+
+class SemDeDup(Selector):
+    """Drop rows whose embedding is nearly identical to an earlier row of their K-means cluster.
+
+    Parameters
+    ----------
+    embedder : Embedder or PrecomputedEmbeddings
+        Turns rows into vectors (normalised here).
+    k : int, float or None, default None
+        None keeps every row the filter keeps; a number the first ``k`` (row order).
+    eps : float in (0, 1], default 0.01
+        A row is removed when its cosine similarity to an earlier row of its
+        cluster exceeds ``1 - eps`` (NeMo's ``eps_to_extract`` default, 0.01).
+    n_clusters : int, default 100
+    keep : str or Selector, default "hard"
+        The order within a cluster: ``"hard"`` (farthest from the centroid
+        first, so outliers are kept), ``"easy"`` (nearest first), ``"random"``,
+        or a keep policy (``"first"``, ``"longest"``, a column, a selector).
+    text : {"instruction", "instruction_input", "response", "example"}, default "example"
+    kmeans_backend : {"auto", "sklearn", "minibatch", "faiss"}, default "auto"
+    cache_dir : str, path or None
+    format : str, Format or None
+    random_state : int, numpy Generator or None
+        Seeds K-means and ``keep="random"``.
+    """
+
+    engine_kind = EngineKind.WHOLE_DATASET
+    _k_optional = True
+    _uses_random_state = True
+
+    def __init__(
+        self,
+        embedder: Any,
+        k: int | float | None = None,
+        *,
+        eps: float = 0.01,
+        n_clusters: int = 100,
+        keep: Any = "hard",
+        text: str = "example",
+        kmeans_backend: str = "auto",
+        cache_dir: str | os.PathLike[str] | None = None,
+        format: str | Format | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.embedder = embedder
+        self.k = k
+        self.eps = eps
+        self.n_clusters = n_clusters
+        self.keep = keep
+        self.text = text
+        self.kmeans_backend = kmeans_backend
+        self.cache_dir = cache_dir
+        self.format = format
+        self.random_state = random_state
+
+    def check_params(self) -> None:
+        """Check the parameters that need no data (``k`` aside)."""
+        owner = type(self).__name__
+        eps = self.eps
+        if (
+            isinstance(eps, bool)
+            or not isinstance(eps, numbers.Real)
+            or math.isnan(eps)
+            or not 0 < eps <= 1
+        ):
+            raise param_error(owner, "eps", "a float in (0, 1]", eps)
+        nc = self.n_clusters
+        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0:
+            raise param_error(owner, "n_clusters", "a positive int", nc)
+        check_keep(self.keep, owner, WHICH_TO_KEEP)
+        check_choice(self.text, "text", owner, TEXT_FIELDS)
+        check_choice(self.kmeans_backend, "kmeans_backend", owner, BACKENDS)
+
+    def _walk_orders(
+        self,
+        dataset: Dataset,
+        E: np.ndarray,
+        labels: np.ndarray,
+        centroids: np.ndarray,
+        rng: np.random.Generator,
+    ) -> list[np.ndarray]:
+        """Each cluster's rows in walk order (clusters in label order)."""
+        policy = (
+            self.keep if not (isinstance(self.keep, str) and self.keep in WHICH_TO_KEEP) else None
+        )
+        priority = None
+        if policy is not None:
+            priority = keep_priority(policy, dataset, rng, self.format, type(self).__name__)
+        orders = []
+        for c in range(centroids.shape[0]):
+            rows = np.flatnonzero(labels == c)
+            if priority is not None:
+                orders.append(rows[np.argsort(priority[rows], kind="stable")])
+                continue
+            cent = centroids[c]
+            cos = (E[rows] @ cent) / max(float(np.linalg.norm(cent)), 1e-8)
+            hard = rows[np.argsort(-(1.0 - cos), kind="stable")]
+            if self.keep == "easy":
+                hard = hard[::-1]
+            elif self.keep == "random":
+                hard = hard[rng.permutation(hard.size)]
+            orders.append(hard)
+        return orders
+
+    def _cluster(
+        self, dataset: Dataset, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Normalised vectors, K-means labels and centroids (K-means seeded by one draw)."""
+        X = embed_dataset(
+            self.embedder,
+            dataset,
+            text=self.text,
+            format=self.format,
+            cache_dir=self.cache_dir,
+            owner=type(self).__name__,
+        )
+        E = _normalised(np.asarray(X, dtype=np.float32))
+        seed = int(rng.integers(0, 2**31 - 1))
+        labels, centroids = kmeans(
+            E, int(self.n_clusters), random_state=seed, backend=self.kmeans_backend
+        )
+        return E, labels, centroids
+
+    def cluster(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(vectors, labels, centroids)``: the normalised vectors and the clustering
+        :meth:`run` uses (the same when ``random_state`` is an int)."""
+        self.check_params()
+        rng, _ = self.resolve_seed()
+        return self._cluster(dataset, rng)
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        self.check_params()
+        n = len(dataset)
+        if n == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        E, labels, centroids = self._cluster(dataset, rng)
+        threshold = 1.0 - float(self.eps)
+        rep = np.arange(n, dtype=np.int64)
+        for walk in self._walk_orders(dataset, E, labels, centroids, rng):
+            M, M1 = cluster_matches(E[walk])
+            removed = threshold < M
+            for j in np.flatnonzero(removed).tolist():  # walk order: M1[j] < j is settled
+                rep[walk[j]] = rep[walk[M1[j]]]
+        similarity = np.einsum("ij,ij->i", E, E[rep]).astype(np.float64)
+        details = {
+            "measure": "cosine similarity of normalised embeddings",
+            "embedder": getattr(self.embedder, "identity", repr(self.embedder)),
+            "eps": float(self.eps),
+            "n_clusters": int(centroids.shape[0]),
+            "keep": self.keep if isinstance(self.keep, str) else type(self.keep).__name__,
+        }
+        return dedup_result(rep, similarity, details)
