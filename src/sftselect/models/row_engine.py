@@ -216,6 +216,10 @@ class RowEngine:
         limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
         return int(limit) if isinstance(limit, numbers.Integral) and limit > 0 else None
 
+    def pad_id(self, model: Any, tok: Any) -> int:
+        """The id padding batches (masked out): the tokenizer's pad, UNK or EOS token."""
+        return pad_id(tok, type(self).__name__)
+
     # -- running ---------------------------------------------------------------------
     def run(self, rows: Sequence[tuple[str, ...]]) -> RowOutputs:
         """One float32 vector per row of texts; see the module docstring."""
@@ -270,7 +274,7 @@ class RowEngine:
         torch, _ = import_torch(type(self).__name__)
         model, tok = self.load()
         limit = self.context_limit(model, tok)
-        pad = pad_id(tok, type(self).__name__)
+        pad = self.pad_id(model, tok)
         device = next(model.parameters()).device
         bar = _progress(self.show_progress, int(todo.size), self.kind)
         try:
