@@ -31,11 +31,11 @@ def mods_reference(rank_model, tokenizer, input_list):
     for element in input_list:
         instruction = element["instruction"]
         _input = ""
-        if "input" in element.keys():
+        if "input" in element.keys():  # noqa: SIM118 (transcribed as written)
             _input = element["input"]
         _output = element["output"]
         question = ""
-        if _input == "":
+        if _input == "":  # noqa: SIM108 (transcribed as written)
             question = instruction
         else:
             question = instruction + "\n" + _input
