@@ -30,13 +30,16 @@ from .exceptions import (
 )
 from .selectors import (
     ColumnScoreSelector,
+    DeitaSelector,
     DiversitySelector,
     KCenterSelector,
     LengthSelector,
     QualitySelector,
     RandomSelector,
     RepresentationFilter,
+    RewardSelector,
     ScoreSelector,
+    deita_preset,
 )
 
 _moved.install()
@@ -47,6 +50,7 @@ __all__ = [
     "Chain",
     "ColumnScoreSelector",
     "DataFormatError",
+    "DeitaSelector",
     "DiversitySelector",
     "FingerprintError",
     "Format",
@@ -66,6 +70,7 @@ __all__ = [
     "RandomSelector",
     "RankResult",
     "RepresentationFilter",
+    "RewardSelector",
     "RowIndexMissingError",
     "ScoreSelector",
     "Selection",
@@ -74,6 +79,7 @@ __all__ = [
     "SftSelectWarning",
     "Union",
     "__version__",
+    "deita_preset",
     "detect_format",
     "load_data",
     "load_sample",

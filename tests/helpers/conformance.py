@@ -15,13 +15,16 @@ from datasets import Dataset
 from sftselect import (
     Chain,
     ColumnScoreSelector,
+    DeitaSelector,
     Intersection,
     KTooLargeWarning,
     LengthSelector,
     PerSource,
     RandomSelector,
+    RewardSelector,
     Selector,
     Union,
+    deita_preset,
 )
 from sftselect.backends import CallableBackend
 from sftselect.core.validation import resolve_k
@@ -30,6 +33,7 @@ from sftselect.selectors.dedup import RepresentationFilter
 from sftselect.selectors.diversity import DiversitySelector
 from sftselect.selectors.kcenter import KCenterSelector
 from sftselect.selectors.quality import QualitySelector
+from tests.helpers.tiny_scorers import next_token_engine, reward_engine
 
 
 def _fake_judge(messages):
@@ -109,6 +113,14 @@ CASES: list[Case] = [
         "kcenter-euclidean",
         lambda k, s: KCenterSelector(HashingEmbedder(16), k, metric="euclidean", random_state=s),
     ),
+    Case("deita-combined", lambda k, s: DeitaSelector(next_token_engine(), next_token_engine(), k)),
+    Case(
+        "deita-preset",
+        lambda k, s: deita_preset(
+            HashingEmbedder(16), k, complexity=next_token_engine(), quality=next_token_engine()
+        ),
+    ),
+    Case("reward", lambda k, s: RewardSelector(reward_engine(), k)),
     Case(
         "per-source",
         lambda k, s: PerSource("source", {"flan": k, "dolly": k}, LengthSelector(unit="chars")),

@@ -142,6 +142,11 @@ class NextTokenLogits(RowEngine):
         _, tok = self.load()
         return token_ids_of(tok, tokens, type(self).__name__)
 
+    def plan_logits(self, prompts: Sequence[str], token_ids: Sequence[int]) -> dict[str, int]:
+        """:meth:`~sftselect.models.row_engine.RowEngine.plan` of :meth:`logits` (no weights loaded)."""
+        self._token_ids = tuple(int(t) for t in token_ids)
+        return self.plan([(str(p),) for p in prompts])
+
     def logits(self, prompts: Sequence[str], token_ids: Sequence[int]) -> RowOutputs:
         """``values[i, j]``: the logit of ``token_ids[j]`` after ``prompts[i]`` (float32)."""
         owner = type(self).__name__

@@ -35,6 +35,7 @@ import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,6 +220,33 @@ class RowEngine:
     def pad_id(self, model: Any, tok: Any) -> int:
         """The id padding batches (masked out): the tokenizer's pad, UNK or EOS token."""
         return pad_id(tok, type(self).__name__)
+
+    def plan(self, rows: Sequence[tuple[str, ...]]) -> dict[str, int]:
+        """What :meth:`run` would do, loading the tokenizer only: rows, tokens, the
+        longest row, rows already cached (a dry run)."""
+        self._check()
+        owner = type(self).__name__
+        tok = (
+            self._loaded[1]
+            if self._loaded
+            else load_tokenizer(self.model, self.tokenizer, None, owner)
+        )
+        lengths = [len(self._encode(tok, tuple(r))["input_ids"]) for r in rows]
+        cached = 0
+        if self.cache_dir is not None and rows:
+            from .score_cache import CACHE_FILE, ScoreCache, row_key
+
+            if (Path(self.cache_dir) / CACHE_FILE).exists():
+                identity = self.identity
+                with ScoreCache(self.cache_dir) as cache:
+                    keys = [row_key(identity, texts) for texts in rows]
+                    cached = len(cache.get_many(keys, self.width()))
+        return {
+            "rows": len(rows),
+            "tokens": int(sum(lengths)),
+            "longest": int(max(lengths, default=0)),
+            "cached": cached,
+        }
 
     # -- running ---------------------------------------------------------------------
     def run(self, rows: Sequence[tuple[str, ...]]) -> RowOutputs:
