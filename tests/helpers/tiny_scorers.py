@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import tempfile
 
 
 @functools.cache
@@ -33,15 +34,24 @@ def _reward_lm():
     return transformers.LlamaForSequenceClassification(transformers.LlamaConfig(**config)).eval()
 
 
+@functools.cache
+def _cache_dir() -> str:
+    """One score cache per process: the suite runs each selector several times on the same
+    rows, and the repeats read the cache (which the suite thereby checks)."""
+    return tempfile.mkdtemp(prefix="sftselect-conformance-scores-")
+
+
 def next_token_engine():
     """A NextTokenLogits over a tiny random LLaMA (one model object for every case)."""
     from sftselect.models.next_token import NextTokenLogits
 
-    return NextTokenLogits(_causal_lm(), tokenizer=_tokenizer(), batch_size=64)
+    return NextTokenLogits(
+        _causal_lm(), tokenizer=_tokenizer(), batch_size=64, cache_dir=_cache_dir()
+    )
 
 
 def reward_engine():
     """A RewardModel over a tiny random LLaMA sequence classifier."""
     from sftselect.models.reward import RewardModel
 
-    return RewardModel(_reward_lm(), tokenizer=_tokenizer(), batch_size=64)
+    return RewardModel(_reward_lm(), tokenizer=_tokenizer(), batch_size=64, cache_dir=_cache_dir())
