@@ -77,3 +77,15 @@ def test_select_reward_needs_k_or_a_bound(folders, tmp_path):
     root, data, _ = folders
     argv = ["select", str(data), "--selector", "reward", "--model", str(root / "reward")]
     assert main([*argv, "-o", str(tmp_path / "o.json"), "-q"]) == 2
+
+
+def test_a_selector_loads_each_named_model_once(folders):
+    root, _, rows = folders
+    scorer = str(root / "scorer")
+    selector = DeitaSelector(scorer, scorer, k=2)
+    ds = Dataset.from_list(rows[:3])
+    first = selector.score(ds)
+    engine = selector._engine("complexity")
+    np.testing.assert_array_equal(selector.score(ds), first)
+    assert selector._engine("complexity") is engine and engine._loaded is not None
+    assert selector.clone(batch_size=2)._engine("complexity") is not engine

@@ -184,8 +184,7 @@ class DeitaSelector(ScoreSelector):
         if isinstance(given, NextTokenLogits):
             return given
         if isinstance(given, (str, os.PathLike)):
-            return NextTokenLogits(
-                given,
+            settings = dict(
                 batch_size=self.batch_size,
                 max_length=self.max_length,
                 device=self.device,
@@ -193,6 +192,12 @@ class DeitaSelector(ScoreSelector):
                 cache_dir=self.cache_dir,
                 show_progress=self.show_progress,
             )
+            # one engine (one load of the weights) per model and settings, reused across runs
+            built = self.__dict__.setdefault("_built_engines", {})
+            key = (which, os.fspath(given), repr(sorted(settings.items())))
+            if key not in built:
+                built[key] = NextTokenLogits(given, **settings)
+            return built[key]
         raise param_error(
             type(self).__name__, which, "a model path, a hub name or a NextTokenLogits", given
         )

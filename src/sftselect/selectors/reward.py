@@ -126,8 +126,7 @@ class RewardSelector(ScoreSelector):
         if isinstance(self.model, RewardModel):
             return self.model
         if isinstance(self.model, (str, os.PathLike)):
-            return RewardModel(
-                self.model,
+            settings = dict(
                 render=self.render,
                 batch_size=self.batch_size,
                 max_length=self.max_length,
@@ -136,6 +135,12 @@ class RewardSelector(ScoreSelector):
                 cache_dir=self.cache_dir,
                 show_progress=self.show_progress,
             )
+            # one engine (one load of the weights) per model and settings, reused across runs
+            built = self.__dict__.setdefault("_built_engines", {})
+            key = (os.fspath(self.model), repr(sorted(settings.items())))
+            if key not in built:
+                built[key] = RewardModel(self.model, **settings)
+            return built[key]
         raise param_error(
             type(self).__name__, "model", "a model path, a hub name or a RewardModel", self.model
         )
