@@ -161,3 +161,17 @@ def test_model_without_lm_head_raises(tok):
 def test_loaded_model_needs_a_tokenizer(sharp):
     with pytest.raises(InvalidParameterError, match="tokenizer"):
         NextTokenLogits(sharp).logits(PROMPTS, [3])
+
+
+def test_non_finite_logits_are_nan_counted_and_never_cached(tok, tmp_path):
+    import torch
+
+    broken = tiny_llama(tok, context=128, random_state=3)
+    ids = token_ids_of(tok, DIGITS, "test")
+    with torch.no_grad():
+        broken.lm_head.weight[ids[0]] = float("nan")
+    engine = NextTokenLogits(broken, tokenizer=tok, cache_dir=tmp_path)
+    got = engine.logits(PROMPTS[:2], ids)
+    assert got.counts()["non_finite"] == 2 and np.isnan(got.values).all()
+    again = NextTokenLogits(broken, tokenizer=tok, cache_dir=tmp_path).logits(PROMPTS[:2], ids)
+    assert again.counts()["cached"] == 0
