@@ -89,3 +89,16 @@ def test_a_selector_loads_each_named_model_once(folders):
     np.testing.assert_array_equal(selector.score(ds), first)
     assert selector._engine("complexity") is engine and engine._loaded is not None
     assert selector.clone(batch_size=2)._engine("complexity") is not engine
+
+
+def test_a_cached_rerun_of_a_checkpoint_folder_loads_no_weights(folders, tmp_path):
+    root, _, rows = folders
+    scorer = str(root / "scorer")
+    prompts = [r["instruction"] for r in rows]
+    first = NextTokenLogits(scorer, cache_dir=tmp_path)
+    ids = first.vocabulary_ids(["1", "2", "3"])
+    want = first.logits(prompts, ids).values
+    again = NextTokenLogits(scorer, cache_dir=tmp_path)
+    got = again.logits(prompts, ids)
+    assert got.counts()["cached"] == len(prompts) and again._loaded is None
+    np.testing.assert_array_equal(got.values, want)

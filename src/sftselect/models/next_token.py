@@ -139,8 +139,7 @@ class NextTokenLogits(RowEngine):
 
     def vocabulary_ids(self, tokens: Sequence[str]) -> list[int]:
         """The ids of ``tokens`` in this engine's tokenizer (see :func:`token_ids_of`)."""
-        _, tok = self.load()
-        return token_ids_of(tok, tokens, type(self).__name__)
+        return token_ids_of(self.tokenizer_object(), tokens, type(self).__name__)
 
     def plan_logits(self, prompts: Sequence[str], token_ids: Sequence[int]) -> dict[str, int]:
         """:meth:`~sftselect.models.row_engine.RowEngine.plan` of :meth:`logits` (no weights loaded)."""
@@ -155,15 +154,16 @@ class NextTokenLogits(RowEngine):
             for t in token_ids
         ):
             raise param_error(owner, "token_ids", "a non-empty list of token ids", token_ids)
-        model, _ = self.load()
-        vocab = _vocab_size(model)
-        if vocab is not None and max(token_ids) >= vocab:
-            raise InvalidParameterError(
-                f"{owner}: token id {max(token_ids)} is outside the vocabulary of the model "
-                f"({vocab} logits)."
-            )
         self._token_ids = tuple(int(t) for t in token_ids)
         return self.run([(str(p),) for p in prompts])
+
+    def _prepare(self, model: Any) -> None:
+        vocab = _vocab_size(model)
+        if vocab is not None and max(self._token_ids) >= vocab:
+            raise InvalidParameterError(
+                f"{type(self).__name__}: token id {max(self._token_ids)} is outside the "
+                f"vocabulary of the model ({vocab} logits)."
+            )
 
 
 def _accepts(model: Any, name: str) -> bool:

@@ -116,6 +116,7 @@ class RowEngine:
         self.show_progress = show_progress
         self._loaded: tuple[Any, Any] | None = None
         self._loaded_files: str | None = None
+        self._tokenizer_only: Any = None
 
     # -- subclass hooks --------------------------------------------------------
     def _load_model(self, ref: str, dtype: Any) -> Any:  # pragma: no cover - abstract
@@ -132,6 +133,9 @@ class RowEngine:
 
     def _settings(self) -> str:
         return ""
+
+    def _prepare(self, model: Any) -> None:
+        """Checks that need the loaded model, before anything is computed."""
 
     def _check(self) -> None:
         """Validate the settings (called before any work)."""
@@ -196,8 +200,7 @@ class RowEngine:
             return self._loaded
         self._check()
         torch, _ = import_torch(type(self).__name__)
-        owner = type(self).__name__
-        tok = load_tokenizer(self.model, self.tokenizer, None, owner)
+        tok = self.tokenizer_object()
         ref = _as_ref(self.model)
         if ref is not None:
             files = files_fingerprint(ref) if os.path.exists(ref) else None
@@ -209,6 +212,16 @@ class RowEngine:
         model.eval()
         self._loaded = (model, tok)
         return self._loaded
+
+    def tokenizer_object(self) -> Any:
+        """The tokenizer, loaded without the model when the model is not loaded yet."""
+        if self._loaded is not None:
+            return self._loaded[1]
+        if self._tokenizer_only is None:
+            self._check()
+            owner = type(self).__name__
+            self._tokenizer_only = load_tokenizer(self.model, self.tokenizer, None, owner)
+        return self._tokenizer_only
 
     def context_limit(self, model: Any, tok: Any) -> int | None:
         """``max_length``, else the model's ``max_position_embeddings`` (None: no limit)."""
@@ -225,12 +238,7 @@ class RowEngine:
         """What :meth:`run` would do, loading the tokenizer only: rows, tokens, the
         longest row, rows already cached (a dry run)."""
         self._check()
-        owner = type(self).__name__
-        tok = (
-            self._loaded[1]
-            if self._loaded
-            else load_tokenizer(self.model, self.tokenizer, None, owner)
-        )
+        tok = self.tokenizer_object()
         lengths = [len(self._encode(tok, tuple(r))["input_ids"]) for r in rows]
         cached = 0
         if self.cache_dir is not None and rows:
@@ -269,17 +277,17 @@ class RowEngine:
             from .score_cache import ScoreCache, row_key
 
             cache = ScoreCache(self.cache_dir)
-            identity = self.identity if _as_ref(self.model) is None else None
-            if identity is None:  # a path: the identity of what is (or will be) loaded
-                self.load()
-                identity = self.identity
+            identity = self.identity  # a path: its files as they are now (nothing is loaded)
             keys = [row_key(identity, texts) for texts in rows]
-            hits = cache.get_many(keys, width)
-            for i, key in enumerate(keys):
-                if key in hits:
-                    out.values[i] = hits[key]
-                    out.cached[i] = True
+            _read(cache, keys, out)
             todo = np.flatnonzero(~out.cached)
+            if todo.size and self._loaded is None and _as_ref(self.model) is not None:
+                self.load()  # only when something is left to compute
+                if self.identity != identity:  # the files changed between look-up and load
+                    keys = [row_key(self.identity, texts) for texts in rows]
+                    out.values[:], out.cached[:] = np.nan, False
+                    _read(cache, keys, out)
+                    todo = np.flatnonzero(~out.cached)
         try:
             if todo.size:
                 self._compute(rows, todo, out, cache, keys)
@@ -301,6 +309,7 @@ class RowEngine:
     ) -> None:
         torch, _ = import_torch(type(self).__name__)
         model, tok = self.load()
+        self._prepare(model)
         limit = self.context_limit(model, tok)
         pad = self.pad_id(model, tok)
         device = next(model.parameters()).device
@@ -343,6 +352,15 @@ class RowEngine:
         ref = _as_ref(self.model)
         name = ref if ref is not None else type(self.model).__name__
         return f"{type(self).__name__}({name!r})"
+
+
+def _read(cache: Any, keys: list[str], out: RowOutputs) -> None:
+    """Fill ``out`` with the cached rows of ``keys``."""
+    hits = cache.get_many(keys, out.values.shape[1])
+    for i, key in enumerate(keys):
+        if key in hits:
+            out.values[i] = hits[key]
+            out.cached[i] = True
 
 
 def _progress(enabled: bool, total: int, desc: str) -> Callable[[int | None], None]:
