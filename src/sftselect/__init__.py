@@ -30,6 +30,7 @@ from .exceptions import (
 )
 from .selectors import (
     ColumnScoreSelector,
+    DeitaSelector,
     DiversitySelector,
     ExactDedup,
     FacilityLocationSelector,
@@ -39,9 +40,11 @@ from .selectors import (
     QualitySelector,
     RandomSelector,
     RepresentationFilter,
+    RewardSelector,
     ScoreSelector,
     SemDeDup,
     TargetedSelector,
+    deita_preset,
 )
 
 _moved.install()
@@ -52,6 +55,7 @@ __all__ = [
     "Chain",
     "ColumnScoreSelector",
     "DataFormatError",
+    "DeitaSelector",
     "DiversitySelector",
     "ExactDedup",
     "FacilityLocationSelector",
@@ -74,6 +78,7 @@ __all__ = [
     "RandomSelector",
     "RankResult",
     "RepresentationFilter",
+    "RewardSelector",
     "RowIndexMissingError",
     "ScoreSelector",
     "Selection",
@@ -84,6 +89,7 @@ __all__ = [
     "TargetedSelector",
     "Union",
     "__version__",
+    "deita_preset",
     "detect_format",
     "load_data",
     "load_sample",

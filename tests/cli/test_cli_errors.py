@@ -49,12 +49,12 @@ def one_error_line(capsys, *words: str) -> str:
         (
             ["--selector", "length", "-k", "3", "--min-score", "4"],
             "--min-score",
-            "column or quality",
+            "column, quality, deita or reward",
         ),
         (
             ["--selector", "column", "--score-column", "s", "--model", "m"],
             "--model",
-            "quality only",
+            "quality, deita or reward",
         ),
         (
             ["--selector", "random", "-k", "3", "--n-clusters", "5"],
@@ -125,7 +125,7 @@ def test_an_internal_bug_shows_its_traceback_and_exits_70(
     def broken(args):
         raise error
 
-    monkeypatch.setattr(sftselect.cli.selection, "_load", broken)
+    monkeypatch.setattr(sftselect.cli.selection, "load_input", broken)
     assert main(["select", str(data), "-o", str(tmp_path / "o.json"), "-k", "3"]) == EXIT_BUG == 70
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "in broken" in err
@@ -136,7 +136,7 @@ def test_an_internal_bug_shows_its_traceback_and_exits_70(
 
 def test_an_internal_bug_is_raised_with_sftselect_debug(data, tmp_path, monkeypatch):
     monkeypatch.setenv("SFTSELECT_DEBUG", "1")
-    monkeypatch.setattr(sftselect.cli.selection, "_load", lambda args: {}["missing"])
+    monkeypatch.setattr(sftselect.cli.selection, "load_input", lambda args: {}["missing"])
     with pytest.raises(KeyError):
         main(["select", str(data), "-o", str(tmp_path / "o.json"), "-k", "3"])
 

@@ -28,6 +28,8 @@ LIBRARY_KINDS = {
     "LengthSelector": EngineKind.ROW_SCORE,
     "QualitySelector": EngineKind.ROW_SCORE,
     "RandomSelector": EngineKind.SEEDED_DRAW,
+    "DeitaSelector": EngineKind.ROW_SCORE,
+    "RewardSelector": EngineKind.ROW_SCORE,
     "DiversitySelector": EngineKind.VECTORS_THEN_GLOBAL,
     "KCenterSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "FacilityLocationSelector": EngineKind.VECTORS_THEN_GLOBAL,

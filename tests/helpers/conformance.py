@@ -15,13 +15,16 @@ from datasets import Dataset
 from sftselect import (
     Chain,
     ColumnScoreSelector,
+    DeitaSelector,
     Intersection,
     KTooLargeWarning,
     LengthSelector,
     PerSource,
     RandomSelector,
+    RewardSelector,
     Selector,
     Union,
+    deita_preset,
 )
 from sftselect.backends import CallableBackend
 from sftselect.core.validation import resolve_k
@@ -32,6 +35,7 @@ from sftselect.selectors.facility import FacilityLocationSelector
 from sftselect.selectors.kcenter import KCenterSelector
 from sftselect.selectors.quality import QualitySelector
 from sftselect.selectors.targeted import TargetedSelector
+from tests.helpers.tiny_scorers import next_token_engine, reward_engine
 
 
 def _fake_judge(messages):
@@ -162,6 +166,14 @@ CASES: list[Case] = [
             },
         ),
     ),
+    Case("deita-combined", lambda k, s: DeitaSelector(next_token_engine(), next_token_engine(), k)),
+    Case(
+        "deita-preset",
+        lambda k, s: deita_preset(
+            HashingEmbedder(16), k, complexity=next_token_engine(), quality=next_token_engine()
+        ),
+    ),
+    Case("reward", lambda k, s: RewardSelector(reward_engine(), k)),
     Case(
         "per-source",
         lambda k, s: PerSource("source", {"flan": k, "dolly": k}, LengthSelector(unit="chars")),

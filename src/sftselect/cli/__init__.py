@@ -32,13 +32,13 @@ from typing import NoReturn
 
 from .._version import __version__
 from ..exceptions import SftSelectError
-from . import compare, evaluation, selection, training
+from . import compare, evaluation, selection, stats, training
 from ._common import EXIT_BUG, EXIT_USAGE, CliError, cli_wording
 
 __all__ = ["build_parser", "main"]
 
 #: Modules whose ``register(sub)`` adds subcommands, in the order of ``--help``.
-COMMAND_MODULES = (selection, compare, evaluation, training)
+COMMAND_MODULES = (selection, stats, compare, evaluation, training)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -36,6 +36,7 @@ __all__ = [
     "LENGTH_FILTERS",
     "LENGTH_UNIT",
     "RESTRICTED",
+    "SCORER_MODEL",
     "SELECTOR_OPTIONS",
     "refuse_inapplicable",
     "track_defaults",
@@ -67,6 +68,11 @@ EMBEDDING = frozenset(
     }
 )  # fmt: skip
 SCORE_BOUNDS = frozenset({"--min-score", "--max-score"})
+#: A scorer model's options (``--selector deita|reward``).
+SCORER_MODEL = SCORE_BOUNDS | {
+    "--model", "--model-max-length", "--model-dtype", "--score-cache", "--batch-size",
+    "--device", "--dry-run",
+}  # fmt: skip
 #: What every deduplication filter reads (``--selector exact-dedup|minhash|semdedup``, or
 #: in front of another selector with ``--dedup NAME``).
 DEDUP = FORMAT | {"--fields", "--keep", "--report", "--seed"}
@@ -87,6 +93,8 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     "exact-dedup": DEDUP,
     "minhash": DEDUP | {"--threshold", "--ngram", "--num-perm", "--num-proc"},
     "semdedup": DEDUP | EMBEDDING | {"--eps", "--n-clusters", "--kmeans-backend"},
+    "deita": SCORER_MODEL | EMBEDDING | {"--quality-model", "--deita-by"},
+    "reward": SCORER_MODEL | {"--render"},
 }  # fmt: skip
 
 #: Every option some selector reads and another does not.

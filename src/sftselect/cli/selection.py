@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,6 @@ from ._common import (
     info,
     length_scorer,
     parse_k,
-    positive_int,
     rating_line,
     refuse_overwriting_inputs,
 )
@@ -53,9 +51,16 @@ from .embedding import (
     embedding_selector,
     plot_title,
 )
-from .plots import plot_embedding, plot_histogram
+from .model_scores import (
+    MODEL_SELECTORS,
+    add_model_score_options,
+    model_dry_run,
+    model_selector,
+    score_with_model,
+)
+from .plots import plot_embedding
 
-__all__ = ["register"]
+__all__ = ["add_length_options", "load_input", "register"]
 
 #: The INPUT argument, as ``load_data`` reads it.
 INPUT_HELP = (
@@ -65,7 +70,7 @@ INPUT_HELP = (
 )
 
 
-def _add_length_options(p: argparse.ArgumentParser) -> None:
+def add_length_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--unit",
         default="nltk_words",
@@ -110,13 +115,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             "quality",
             *EMBED_SELECTORS,
             *DEDUP_SELECTORS,
+            *MODEL_SELECTORS,
             "dedup",
         ],
         default="length",
         help="length: the longest responses; random; column: by --score-column; quality: an "
         "LLM judge's rating; diversity, kcenter, repr-filter (DEITA's filter; 'dedup' is its "
         "deprecated name), facility-location, targeted: on embeddings; exact-dedup, minhash, "
-        "semdedup: one row of each duplicate group (default: %(default)s)",
+        "semdedup: one row of each duplicate group; deita, reward: a scorer model (--model) "
+        "(default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -128,7 +135,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sel.add_argument(
         "--seed", type=int, default=None, help="random seed (random selector, random ties)"
     )
-    _add_length_options(sel)
+    add_length_options(sel)
     sel.add_argument("--min-length", type=int, default=None, help="never select shorter responses")
     sel.add_argument("--max-length", type=int, default=None, help="never select longer responses")
     sel.add_argument("--keep-empty", action="store_true", help="allow empty responses")
@@ -161,6 +168,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_embed_options(sel)
     add_coverage_options(sel)
     add_dedup_options(sel)
+    add_model_score_options(sel)
     track_defaults(sel)  # after every option: which ones only some selectors read
     sel.set_defaults(handler=_cmd_select)
 
@@ -171,12 +179,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument(
         "--selector",
-        choices=["quality", "length"],
+        choices=["quality", "length", *MODEL_SELECTORS],
         default="quality",
         help="quality: an LLM judge's rating (column quality_score); length: the response "
-        "length (column response_length) (default: %(default)s)",
+        "length (column response_length); deita, reward: a scorer model's score (column "
+        "deita_<by>_score, reward_score) (default: %(default)s)",
     )
-    _add_length_options(sc)
+    add_length_options(sc)
     sc.add_argument(
         "--keep-replies",
         action="store_true",
@@ -184,25 +193,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sc)
+    add_model_score_options(sc)
     sc.set_defaults(handler=_cmd_score)
-
-    st = sub.add_parser(
-        "stats", help="print the response-length distribution (and a histogram PNG with --plot)"
-    )
-    st.add_argument("input", help=INPUT_HELP)
-    _add_length_options(st)
-    plot = st.add_mutually_exclusive_group()
-    plot.add_argument(
-        "--plot", default=None, metavar="PATH", help="write a histogram PNG to PATH (default: none)"
-    )
-    plot.add_argument(
-        "--no-plot",
-        action="store_true",
-        help="deprecated, removed in the next release: no PNG is written unless --plot is given",
-    )
-    st.add_argument("--bins", type=positive_int, default=50, help="histogram bins (the PNG)")
-    st.add_argument("-q", "--quiet", action="store_true")
-    st.set_defaults(handler=_cmd_stats)
 
 
 def _add_judge_options(p: argparse.ArgumentParser) -> None:
@@ -231,7 +223,7 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
 
 
-def _load(args: argparse.Namespace):
+def load_input(args: argparse.Namespace):
     from ..data.io import load_data
 
     t0 = time.perf_counter()
@@ -246,6 +238,8 @@ def _load(args: argparse.Namespace):
 def _build_selector(args: argparse.Namespace):
     from ..selectors import ColumnScoreSelector, LengthSelector, RandomSelector
 
+    if args.selector in MODEL_SELECTORS:
+        return model_selector(args)
     if args.selector == "length":
         k = args.k
         if k is None and args.min_length is None and args.max_length is None:
@@ -374,7 +368,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
         selector = _build_selector(args)
         if args.engine == "ray":
             return run_on_ray(args, selector)
-    dataset = _load(args)
+    dataset = load_input(args)
+    if args.selector in MODEL_SELECTORS and args.dry_run:
+        return model_dry_run(args, dataset)
     X = None
     if args.selector == "quality" and args.dry_run:
         return _dry_run(args, selector, dataset)
@@ -438,60 +434,28 @@ def _cmd_score(args: argparse.Namespace) -> int:
         selector = _quality_selector(
             args, k=None, min_score=0.0, max_score=None, ties="stable", seed=0
         )
-        dataset = _load(args)
+        dataset = load_input(args)
         if args.dry_run:
             return _dry_run(args, selector, dataset)
         ratings = selector.rate(dataset)
         column, values = "quality_score", ratings.scores
         info("judge: " + rating_line(ratings.summary()), args.quiet)
+    elif args.selector in MODEL_SELECTORS:
+        dataset = load_input(args)
+        if args.dry_run:
+            return model_dry_run(args, dataset)
+        column, values = score_with_model(args, dataset)
     else:
         selector = length_scorer(args)
-        dataset = _load(args)
+        dataset = load_input(args)
         column, values = "response_length", selector.score(dataset)
     if column in dataset.column_names:
         dataset = dataset.remove_columns(column)
-    cast = float if column == "quality_score" else int  # lengths are counts
+    cast = int if column == "response_length" else float  # lengths are counts
     scored = dataset.add_column(column, [None if np.isnan(v) else cast(v) for v in values])
     if ratings is not None and args.keep_replies:
         scored = scored.add_column("quality_reply", ratings.replies)
         scored = scored.add_column("quality_reason", ratings.reasons)
     save_data(scored, output)
     info(f"wrote {len(scored):,} rows with {column!r} -> {output}", args.quiet)
-    return 0
-
-
-def _cmd_stats(args: argparse.Namespace) -> int:
-    refuse_overwriting_inputs({"INPUT": args.input}, [("--plot", "the picture", args.plot)])
-    dataset = _load(args)
-    selector = length_scorer(args)
-    lengths = selector.score(dataset)
-    finite = lengths[~np.isnan(lengths)]
-    unit = selector.unit if isinstance(selector.unit, str) else repr(selector.unit)
-    print(f"rows: {len(dataset):,}   unit: {unit}   unscorable: {len(lengths) - finite.size:,}")
-    if finite.size:
-        qs = [0, 1, 5, 25, 50, 75, 95, 99, 100]
-        values = np.percentile(finite, qs)
-        print(
-            f"mean: {finite.mean():.1f}   std: {finite.std():.1f}   empty: {int((finite == 0).sum()):,}"
-        )
-        print("  ".join(f"p{q}={v:.0f}" for q, v in zip(qs, values)))
-        counts, edges = np.histogram(finite, bins=min(args.bins, 20))
-        width = max(counts.max(), 1)
-        for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
-            print(f"{lo:9.0f}-{hi:<9.0f} {c:9,d} {'#' * round(40 * c / width)}")
-    if args.no_plot:
-        warnings.warn(
-            "--no-plot is deprecated and will be removed: no histogram is written unless "
-            "--plot PATH is given",
-            FutureWarning,
-            stacklevel=2,
-        )
-    if args.plot is not None and finite.size:
-        plot = Path(args.plot)
-        plot_histogram(
-            finite, plot, args.bins, f"{Path(args.input).name}: response length ({unit})"
-        )
-        print(f"histogram: {plot}")
-    elif args.plot is not None:
-        print(f"histogram: not written to {args.plot} (no row has a measurable response)")
     return 0
