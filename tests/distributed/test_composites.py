@@ -30,16 +30,6 @@ from sftselect.embedding import HashingEmbedder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def pool() -> Dataset:
     """1,500 rows with repeated lengths (ties at every cut), four sources and a score."""
     rng = np.random.default_rng(7)

@@ -44,17 +44,6 @@ from tests.helpers.paths import REPO  # noqa: E402
 ROOT = REPO
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    """A local Ray instance with 2 CPUs, shut down after the module."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def make_pool(n: int, seed: int = 0) -> Dataset:
     """An Alpaca-style pool whose response lengths repeat a lot (many ties at any cut)."""
     rng = np.random.default_rng(seed)

@@ -15,16 +15,6 @@ from sftselect.embedding import HashingEmbedder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ray_local():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def pool() -> Dataset:
     ds = load_sample().select(range(300))
     weights = (np.arange(300) % 7 + 1).astype(float).tolist()

@@ -14,16 +14,6 @@ from sftselect.embedding import HashingEmbedder, PrecomputedEmbeddings  # noqa: 
 from sftselect.exceptions import InvalidParameterError  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
 def test_kcenter_on_ray_equals_one_machine(ray_local, metric):
     """Farthest-point picks from actor-pool vectors equal the one-process picks, in order."""

@@ -113,24 +113,9 @@ def _named(selections: list[str]) -> dict[str, Path]:
 def _embedder(args: argparse.Namespace) -> Any:
     if args.embed_model is not None and args.embed_column is not None:
         raise CliError("--embed-model and --embed-column are alternatives; give one")
-    if args.embed_column is not None:
-        from ..embedding import PrecomputedEmbeddings
+    from .embedding import embedder_from_args
 
-        return PrecomputedEmbeddings(args.embed_column)
-    if args.embed_model is not None:
-        from ..embedding import HFEmbedder
-
-        return HFEmbedder(
-            args.embed_model,
-            layer=args.embed_layer,
-            pooling=args.pooling,
-            normalize=args.normalize,
-            max_length=args.embed_max_length,
-            batch_size=args.batch_size,
-            device=args.device,
-            show_progress=not args.quiet,
-        )
-    return None
+    return embedder_from_args(args)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -100,18 +100,9 @@ def _load_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model_embedder(args: argparse.Namespace) -> Any:
-    from ..embedding import HFEmbedder
+    from .embedding import hf_embedder
 
-    return HFEmbedder(
-        args.embed_model,
-        layer=args.embed_layer,
-        pooling=args.pooling,
-        normalize=args.normalize,
-        max_length=args.embed_max_length,
-        batch_size=args.batch_size,
-        device=args.device,
-        show_progress=not args.quiet,
-    )
+    return hf_embedder(args)
 
 
 def coverage_selector(args: argparse.Namespace, embedder: Any):

@@ -100,22 +100,9 @@ def _engines(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _embedder(args: argparse.Namespace) -> Any:
-    from ..embedding import HFEmbedder, PrecomputedEmbeddings
+    from .embedding import embedder_from_args
 
-    if getattr(args, "embed_column", None):
-        return PrecomputedEmbeddings(args.embed_column)
-    if getattr(args, "embed_model", None):
-        return HFEmbedder(
-            args.embed_model,
-            layer=args.embed_layer,
-            pooling=args.pooling,
-            normalize=args.normalize,
-            max_length=args.embed_max_length,
-            batch_size=args.batch_size,
-            device=args.device,
-            show_progress=not args.quiet,
-        )
-    return None
+    return embedder_from_args(args)
 
 
 def model_selector(args: argparse.Namespace, *, k: Any = None, for_score: bool = False):

@@ -71,9 +71,9 @@ from ..core.base import EngineKind, RankResult, Selector
 from ..core.ranking import ALLOCATIONS, interleave_groups
 from ..core.row_tables import RowArray
 from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
-from ..embedding.cache import embed_dataset
+from ..embedding.base import TEXT_FIELDS
 from ..embedding.clustering import BACKENDS, kmeans
+from .embedded import embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -197,28 +197,13 @@ class DiversitySelector(Selector):
     def check_portable(self) -> None:
         """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
         worker that sees a block of rows, it cannot tell which vectors are theirs."""
-        embedder = self.embedder
-        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
-            raise param_error(
-                type(self).__name__,
-                "embedder",
-                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
-                "array cannot follow the rows to the workers; store the vectors in a column)",
-                embedder,
-            )
+        refuse_in_memory_vectors(self)
 
     def embed(self, dataset: Dataset) -> np.ndarray:
         """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone
         (the ``text`` field under ``embedder``, through ``cache_dir``)."""
         self.check_params()
-        X = embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=type(self).__name__,
-        )
+        X = embed_rows(self, dataset)
         if self.normalize and X.size:
             from .coverage import unit_rows
 

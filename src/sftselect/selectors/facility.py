@@ -60,9 +60,9 @@ from ..core.validation import (
     param_error,
     resolve_k,
 )
-from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
-from ..embedding.cache import embed_dataset
+from ..embedding.base import TEXT_FIELDS
 from ..exceptions import DataFormatError
+from .embedded import embed_rows, refuse_in_memory_vectors
 from .facility_graph import KERNELS, DenseSimilarities, KnnSimilarities, prepare
 from .facility_greedy import OPTIMIZERS, facility_value, greedy_order, sample_size, swap_refine
 
@@ -175,15 +175,7 @@ class FacilityLocationSelector(Selector):
 
     def check_portable(self) -> None:
         """Refuse ``PrecomputedEmbeddings`` holding an in-memory array (see DiversitySelector)."""
-        embedder = self.embedder
-        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
-            raise param_error(
-                type(self).__name__,
-                "embedder",
-                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
-                "array cannot follow the rows to the workers; store the vectors in a column)",
-                embedder,
-            )
+        refuse_in_memory_vectors(self)
 
     def input_columns(self) -> list[str] | None:
         return None
@@ -193,14 +185,7 @@ class FacilityLocationSelector(Selector):
         ``weights`` names one."""
         self.check_params()
         owner = type(self).__name__
-        X = embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=owner,
-        )
+        X = embed_rows(self, dataset)
         if self.weights is None:
             return X
         check_columns(dataset.column_names, [self.weights], owner)

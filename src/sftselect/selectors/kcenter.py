@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
-from ..embedding.cache import embed_dataset
+from ..core.validation import check_choice
+from ..embedding.base import TEXT_FIELDS
 from .coverage import METRICS, kcenter_order
+from .embedded import embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -92,28 +92,13 @@ class KCenterSelector(Selector):
     def check_portable(self) -> None:
         """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
         worker that sees a block of rows, it cannot tell which vectors are theirs."""
-        embedder = self.embedder
-        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
-            raise param_error(
-                type(self).__name__,
-                "embedder",
-                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray (an in-memory "
-                "array cannot follow the rows to the workers; store the vectors in a column)",
-                embedder,
-            )
+        refuse_in_memory_vectors(self)
 
     def embed(self, dataset: Dataset) -> np.ndarray:
         """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone
         (the ``text`` field under ``embedder``, through ``cache_dir``)."""
         self.check_params()
-        return embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=type(self).__name__,
-        )
+        return embed_rows(self, dataset)
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         self.check_params()

@@ -41,8 +41,8 @@ import numpy as np
 from ..core.base import EngineKind, RankResult, Selector
 from ..core.validation import check_choice, param_error
 from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings, as_matrix, example_texts
-from ..embedding.cache import embed_dataset
 from .coverage import unit_rows
+from .embedded import embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -178,14 +178,8 @@ class TargetedSelector(Selector):
             )
 
     def check_portable(self) -> None:
-        embedder = self.embedder
-        if isinstance(embedder, PrecomputedEmbeddings) and not isinstance(embedder.vectors, str):
-            raise param_error(
-                type(self).__name__,
-                "embedder",
-                "an Embedder, or PrecomputedEmbeddings naming a column, on Ray",
-                embedder,
-            )
+        """Refuse ``PrecomputedEmbeddings`` holding an in-memory array for the pool."""
+        refuse_in_memory_vectors(self)
 
     def target_texts(self, ds: Dataset) -> list[str]:
         """The texts of one task (its ``prompt`` column for the packaged test sets)."""
@@ -198,14 +192,7 @@ class TargetedSelector(Selector):
     def embed(self, dataset: Dataset) -> np.ndarray:
         """The pool rows' vectors (float32), each from its row alone."""
         self.check_params()
-        return embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=type(self).__name__,
-        )
+        return embed_rows(self, dataset)
 
     def target_vectors(self) -> dict[str, np.ndarray]:
         """Each task's example vectors (float32), by the target embedder."""

@@ -39,8 +39,8 @@ import numpy as np
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.validation import check_choice, param_error
 from ...embedding.base import TEXT_FIELDS
-from ...embedding.cache import embed_dataset
 from ..coverage import similarity_filter_order
+from ..embedded import embed_rows
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -134,14 +134,7 @@ class RepresentationFilter(Selector):
         if len(dataset) == 0:
             return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
         walk = self._walk(dataset)
-        X = embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=type(self).__name__,
-        )
+        X = embed_rows(self, dataset)
         bar = None
         if self.show_progress:
             from tqdm.auto import tqdm

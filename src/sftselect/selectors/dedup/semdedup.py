@@ -44,8 +44,8 @@ import numpy as np
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.validation import check_choice, param_error
 from ...embedding.base import TEXT_FIELDS
-from ...embedding.cache import embed_dataset
 from ...embedding.clustering import BACKENDS, kmeans
+from ..embedded import embed_rows
 from ._groups import check_keep, dedup_result, keep_priority
 
 if TYPE_CHECKING:
@@ -191,14 +191,7 @@ class SemDeDup(Selector):
         self, dataset: Dataset, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalised vectors, K-means labels and centroids (K-means seeded by one draw)."""
-        X = embed_dataset(
-            self.embedder,
-            dataset,
-            text=self.text,
-            format=self.format,
-            cache_dir=self.cache_dir,
-            owner=type(self).__name__,
-        )
+        X = embed_rows(self, dataset)
         E = _normalised(np.asarray(X, dtype=np.float32))
         seed = int(rng.integers(0, 2**31 - 1))
         labels, centroids = kmeans(
