@@ -31,12 +31,15 @@ from .exceptions import (
 from .selectors import (
     ColumnScoreSelector,
     DiversitySelector,
+    IFDSelector,
     KCenterSelector,
     LengthSelector,
+    PerplexitySelector,
     QualitySelector,
     RandomSelector,
     RepresentationFilter,
     ScoreSelector,
+    SuperfilteringSelector,
 )
 
 _moved.install()
@@ -50,6 +53,7 @@ __all__ = [
     "DiversitySelector",
     "FingerprintError",
     "Format",
+    "IFDSelector",
     "Intersection",
     "InvalidParameterError",
     "JudgeFailureWarning",
@@ -62,6 +66,7 @@ __all__ = [
     "MissingExtraError",
     "ModelNotFoundError",
     "PerSource",
+    "PerplexitySelector",
     "QualitySelector",
     "RandomSelector",
     "RankResult",
@@ -72,6 +77,7 @@ __all__ = [
     "Selector",
     "SftSelectError",
     "SftSelectWarning",
+    "SuperfilteringSelector",
     "Union",
     "__version__",
     "detect_format",

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,8 @@ from .logprob_cache import CachedSpan, LogProbCache
 
 __all__ = ["LogProbScorer", "LogProbs", "Span"]
 
+#: Encoded texts remembered per scorer (recent first out last).
+_MEMO_SIZE = 4096
 _PROBE = "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912."
 
 
@@ -186,6 +189,7 @@ class LogProbScorer:
 
     def __getstate__(self) -> dict[str, Any]:  # a loaded model travels only when given loaded
         state = dict(self.__dict__)
+        state.pop("_memo", None)
         if _as_ref(self.model) is not None:
             state["_loaded"] = None
             state["_head_only"] = None
@@ -295,18 +299,42 @@ class LogProbScorer:
     ) -> tuple[list[int], int, int, bool]:
         """``(ids, first scored position, budget tokens, truncated)`` of one span."""
         limit = span.max_length if span.max_length is not None else context
+        _encode = self._encoder(tok)
         n_budget = 0
         if span.budget_of is not None:
             n_budget = len(_encode(tok, span.budget_of, limit))
             limit = (limit if limit is not None else 0) - n_budget + span.budget_extra
         if limit is not None and limit < 1:  # no room left for the text: nothing is read
             return [], 1, n_budget, True
-        ids = _encode(tok, span.text, limit)
+        ids = list(_encode(tok, span.text, limit))
         # cut at the limit when one more token of room would have been used
         truncated = limit is not None and len(ids) >= limit
         truncated = truncated and len(_encode(tok, span.text, limit + 1)) > len(ids)  # type: ignore[operator]
-        start = max(1, len(tok.encode(span.prefix)))
+        start = max(1, len(_encode(tok, span.prefix, None)))
         return ids, start, n_budget, truncated
+
+    def _encoder(self, tok: Any) -> Any:
+        """``_encode`` with a small memo of recent results (a prompt is encoded by both
+        passes, a fixed prefix by every row); bounded at ``_MEMO_SIZE`` texts."""
+        memo = self.__dict__.get("_memo")
+        if memo is None or memo[0] is not tok:
+            memo = (tok, OrderedDict())
+            self.__dict__["_memo"] = memo
+        store: OrderedDict[tuple[str, int | None], tuple[int, ...]] = memo[1]
+
+        def encode(tok: Any, text: str, limit: int | None) -> tuple[int, ...]:
+            key = (text, limit)
+            hit = store.get(key)
+            if hit is not None:
+                store.move_to_end(key)
+                return hit
+            ids = tuple(_encode(tok, text, limit))
+            store[key] = ids
+            if len(store) > _MEMO_SIZE:
+                store.popitem(last=False)
+            return ids
+
+        return encode
 
     # -- scoring -------------------------------------------------------------
     def _key(self, span: Span) -> str:
