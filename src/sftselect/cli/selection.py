@@ -42,6 +42,13 @@ from .embedding import (
     embedding_selector,
     plot_title,
 )
+from .logprob import (
+    LOGPROB_SELECTORS,
+    add_logprob_options,
+    logprob_dry_run,
+    logprob_scores,
+    logprob_selector,
+)
 from .plots import plot_embedding, plot_histogram
 
 __all__ = ["register"]
@@ -92,10 +99,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sel.add_argument(
         "--selector",
-        choices=["length", "random", "column", "quality", *EMBED_SELECTORS],
+        choices=["length", "random", "column", "quality", *EMBED_SELECTORS, *LOGPROB_SELECTORS],
         default="length",
         help="length: the longest responses; random; column: by --score-column; quality: an "
-        "LLM judge's rating; diversity, kcenter, dedup: on embeddings (default: %(default)s)",
+        "LLM judge's rating; diversity, kcenter, dedup: on embeddings; ifd, superfiltering, "
+        "perplexity: a causal LM's log-probs (default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -138,6 +146,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_judge_options(sel)
     add_engine_options(sel)
     add_embed_options(sel)
+    add_logprob_options(sel)
     sel.set_defaults(handler=_cmd_select)
 
     sc = sub.add_parser("score", help="write every row with its score column")
@@ -147,10 +156,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument(
         "--selector",
-        choices=["quality", "length"],
+        choices=["quality", "length", *LOGPROB_SELECTORS],
         default="quality",
         help="quality: an LLM judge's rating (column quality_score); length: the response "
-        "length (column response_length) (default: %(default)s)",
+        "length (column response_length); ifd, superfiltering (column ifd), perplexity "
+        "(column perplexity) (default: %(default)s)",
     )
     _add_length_options(sc)
     sc.add_argument(
@@ -160,6 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sc)
+    add_logprob_options(sc)
     sc.set_defaults(handler=_cmd_score)
 
     st = sub.add_parser(
@@ -222,6 +233,8 @@ def _load(args: argparse.Namespace):
 def _build_selector(args: argparse.Namespace):
     from ..selectors import ColumnScoreSelector, LengthSelector, RandomSelector
 
+    if args.selector in LOGPROB_SELECTORS:
+        return logprob_selector(args)
     if args.selector == "length":
         k = args.k
         if k is None and args.min_length is None and args.max_length is None:
@@ -343,6 +356,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
     dataset = _load(args)
     if args.selector == "quality" and args.dry_run:
         return _dry_run(args, selector, dataset)
+    if args.selector in LOGPROB_SELECTORS and args.dry_run:
+        return logprob_dry_run(args, selector, dataset)
     t0 = time.perf_counter()
     if embedded:
         from ..embedding import PrecomputedEmbeddings
@@ -395,13 +410,18 @@ def _cmd_score(args: argparse.Namespace) -> int:
         ratings = selector.rate(dataset)
         column, values = "quality_score", ratings.scores
         info("judge: " + rating_line(ratings.summary()), args.quiet)
+    elif args.selector in LOGPROB_SELECTORS:
+        dataset = _load(args)
+        if args.dry_run:
+            return logprob_dry_run(args, logprob_selector(args, scoring=True), dataset)
+        column, values = logprob_scores(args, dataset)
     else:
         selector = length_scorer(args)
         dataset = _load(args)
         column, values = "response_length", selector.score(dataset)
     if column in dataset.column_names:
         dataset = dataset.remove_columns(column)
-    cast = float if column == "quality_score" else int  # lengths are counts
+    cast = int if column == "response_length" else float  # lengths are counts
     scored = dataset.add_column(column, [None if np.isnan(v) else cast(v) for v in values])
     if ratings is not None and args.keep_replies:
         scored = scored.add_column("quality_reply", ratings.replies)

@@ -251,7 +251,16 @@ class LogProbScorer:
         torch, _ = import_torch(owner)
         tok = load_tokenizer(self.model, self.tokenizer, self.gguf_file, owner)
         if _as_ref(self.model) is not None:
-            net = load_model(self.model, self.gguf_file, self._dtype_name(), owner)
+            from transformers.utils import logging as hf_logging
+
+            quiet = not self.show_progress and hf_logging.is_progress_bar_enabled()
+            if quiet:  # no loading or GGUF-conversion bars when asked to be quiet
+                hf_logging.disable_progress_bar()
+            try:
+                net = load_model(self.model, self.gguf_file, self._dtype_name(), owner)
+            finally:
+                if quiet:
+                    hf_logging.enable_progress_bar()
             net.to(self._device())
         else:
             net = load_model(self.model, None, None, owner)
