@@ -209,6 +209,11 @@ def test_cache_makes_a_rerun_read_everything(tiny, sample_rows, tmp_path):
     assert first.extra["n_cached"] == {"conditioned": 0, "alone": 0}
     assert second.extra["n_cached"] == {"conditioned": 30, "alone": 30}
     assert np.array_equal(first.indices, second.indices)
+    # a LogProbScorer given as the model takes the selector's cache_dir
+    scorer = LogProbScorer(model, tok, show_progress=False)
+    third = quiet(IFDSelector(scorer, k=5, cache_dir=tmp_path).run, ds)
+    assert third.extra["n_cached"] == {"conditioned": 30, "alone": 30}
+    assert scorer.cache_dir is None  # the scorer itself is left as it was
 
 
 def test_chat_format_is_a_one_line_error(tiny):

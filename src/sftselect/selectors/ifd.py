@@ -238,16 +238,18 @@ class IFDSelector(LogProbSelector):
 class SuperfilteringSelector(IFDSelector):
     """Select by Superfiltering's IFD: a small model's perplexity ratio (see the module docstring).
 
-    Parameters are :class:`IFDSelector`'s, except:
+    Parameters are :class:`IFDSelector`'s, without ``cherry_skips`` (Superfiltering
+    has no extra skip rule), and with these defaults:
 
-    model : default model of the paper is ``"gpt2"`` (a hub name); any causal LM works.
+    Parameters
+    ----------
+    model : str, path, transformers model or LogProbScorer, default "gpt2"
+        The paper's model is GPT-2 (a hub name); any causal LM works.
     max_length : int, default 1024
-        Superfiltering's ``--max_length``: the conditioned text is truncated here and
-        the answer-alone text at ``max_length - prompt tokens + 1``.
+        Superfiltering's ``--max_length``: the conditioned text is truncated here
+        and the answer-alone text at ``max_length - prompt tokens + 1``.
     ifd_limit : float or None, default 1.0
         ``select_data.py``'s ``--filter_threash``: rows with IFD >= it are dropped.
-
-    There are no extra skip rules (``cherry_skips`` does not exist here).
     """
 
     _prompts = SUPERFILTERING_PROMPTS

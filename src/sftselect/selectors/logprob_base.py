@@ -69,11 +69,14 @@ class LogProbSelector(ScoreSelector):
     score_in_actors = True
 
     def _scorer(self) -> LogProbScorer:
-        """The scorer: ``model`` itself when it is one, else one built from the parameters
-        (kept on the selector, so the model loads once per selector)."""
+        """The scorer: ``model`` itself when it is one (with its own settings; the
+        selector's ``cache_dir``, when given, replaces the scorer's), else one built from
+        the parameters (kept on the selector, so the model loads once per selector)."""
         owner = type(self).__name__
         if isinstance(self.model, LogProbScorer):
-            return self.model
+            if self.cache_dir is None:
+                return self.model
+            return self.model.with_cache(self.cache_dir)
         if not isinstance(self.show_progress, bool):
             raise param_error(owner, "show_progress", "a bool", self.show_progress)
         check_positive_int(self.batch_size, "batch_size", owner)

@@ -51,8 +51,8 @@ class PerplexitySelector(LogProbSelector):
         Truncate each text here (None: the model's context); cut rows are counted.
     min_score, max_score : float or None
         An inclusive perplexity band: rows outside are never selected.
-    tokenizer, format, ties, batch_size, dtype, device, cache_dir, random_state,
-    show_progress : as :class:`~sftselect.selectors.ifd.IFDSelector`.
+    tokenizer, format, ties, batch_size, dtype, device, cache_dir, random_state, show_progress
+        As :class:`~sftselect.selectors.ifd.IFDSelector`'s.
     """
 
     def __init__(
