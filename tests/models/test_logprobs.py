@@ -52,7 +52,9 @@ def one_example(tok, model, span):
 
 
 def test_matches_the_one_example_loop_token_by_token(tok, model, spans):
-    """Each scored token's NLL equals the unbatched reference loop's within 1e-4 relative."""
+    """Each scored token's NLL equals the unbatched reference loop's within 1e-4 relative
+    (with a tokenizer that has no pad token: padding uses UNK under the attention mask)."""
+    assert tok.pad_token_id is None
     res = LogProbScorer(model, tok, batch_size=5, show_progress=False).score(spans, per_token=True)
     for i, span in enumerate(spans):
         want = one_example(tok, model, span)

@@ -86,7 +86,7 @@ class LogProbScorer:
         At most this many padded tokens per batch (never fewer than one row).
     chunk_rows : int, default 2048
         Rows looked up, tokenized and length-sorted together; bounds memory.
-    head_chunk : int, default 2048
+    head_chunk : int, default 512
         Scored positions sent through the LM head at once (bounds the logits kept).
     cache_dir : str, path or None
         A folder for the SQLite cache (:mod:`sftselect.models.logprob_cache`).
@@ -105,7 +105,7 @@ class LogProbScorer:
         batch_size: int = 16,
         max_batch_tokens: int | None = None,
         chunk_rows: int = 2048,
-        head_chunk: int = 2048,
+        head_chunk: int = 512,
         cache_dir: str | os.PathLike[str] | None = None,
         show_progress: bool = True,
     ) -> None:
