@@ -49,12 +49,12 @@ def one_error_line(capsys, *words: str) -> str:
         (
             ["--selector", "length", "-k", "3", "--min-score", "4"],
             "--min-score",
-            "column, quality, deita or reward",
+            "column, quality, deita, reward, ifd, superfiltering or perplexity",
         ),
         (
             ["--selector", "column", "--score-column", "s", "--model", "m"],
             "--model",
-            "quality, deita or reward",
+            "quality, deita, reward, ifd, superfiltering or perplexity",
         ),
         (
             ["--selector", "random", "-k", "3", "--n-clusters", "5"],
@@ -65,7 +65,7 @@ def one_error_line(capsys, *words: str) -> str:
             ["--selector", "repr-filter", "--embed-column", "v", "--seed", "1"],
             "--seed",
             "length, random, column, quality, diversity, kcenter, facility-location, exact-dedup, "
-            "minhash or semdedup",
+            "minhash, semdedup, ifd, superfiltering or perplexity",
         ),
     ],
 )

@@ -5,6 +5,7 @@ Add each new selector to ``CASES``: a name and a factory ``(k, seed) -> Selector
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,13 +17,16 @@ from sftselect import (
     Chain,
     ColumnScoreSelector,
     DeitaSelector,
+    IFDSelector,
     Intersection,
     KTooLargeWarning,
     LengthSelector,
+    PerplexitySelector,
     PerSource,
     RandomSelector,
     RewardSelector,
     Selector,
+    SuperfilteringSelector,
     Union,
     deita_preset,
 )
@@ -47,6 +51,16 @@ def _fake_judge(messages):
 
 
 FAKE_JUDGE = CallableBackend(_fake_judge, identity="fake-hash-judge-v1")
+
+
+@functools.cache
+def tiny_scorer():
+    """A LogProbScorer over the tiny random LLaMA, built once (for the log-prob selectors)."""
+    from sftselect.models.logprobs import LogProbScorer
+    from sftselect.testing import sample_tokenizer, tiny_llama
+
+    tok = sample_tokenizer()
+    return LogProbScorer(tiny_llama(tok, context=128).eval(), tok, show_progress=False)
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,13 @@ CASES: list[Case] = [
         ),
     ),
     Case("reward", lambda k, s: RewardSelector(reward_engine(), k)),
+    Case("ifd", lambda k, s: IFDSelector(tiny_scorer(), k, ifd_limit=None, max_score=1e9)),
+    Case("ifd-limited", lambda k, s: IFDSelector(tiny_scorer(), k)),
+    Case(
+        "superfiltering",
+        lambda k, s: SuperfilteringSelector(tiny_scorer(), k, ties="random", random_state=s),
+    ),
+    Case("perplexity", lambda k, s: PerplexitySelector(tiny_scorer(), k, conditioned=False)),
     Case(
         "per-source",
         lambda k, s: PerSource("source", {"flan": k, "dolly": k}, LengthSelector(unit="chars")),

@@ -26,7 +26,9 @@ __all__ = [
     "check_backend_flags",
     "check_price_flags",
     "cli_wording",
+    "embedder_from_args",
     "format_arg",
+    "hf_embedder",
     "info",
     "length_scorer",
     "parse_k",
@@ -369,3 +371,31 @@ def length_scorer(args: argparse.Namespace):
         num_proc=args.num_proc,
         show_progress=not args.quiet,
     )
+
+
+def hf_embedder(args: argparse.Namespace) -> Any:
+    """The ``HFEmbedder`` the ``--embed-*`` options describe (``--embed-model`` given)."""
+    from ..embedding import HFEmbedder
+
+    return HFEmbedder(
+        args.embed_model,
+        layer=args.embed_layer,
+        pooling=args.pooling,
+        normalize=args.normalize,
+        max_length=args.embed_max_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        show_progress=not args.quiet,
+    )
+
+
+def embedder_from_args(args: argparse.Namespace) -> Any:
+    """``--embed-column`` as ``PrecomputedEmbeddings``, else ``--embed-model`` as an
+    ``HFEmbedder``, else None (a subcommand without those options gives None too)."""
+    from ..embedding import PrecomputedEmbeddings
+
+    if getattr(args, "embed_column", None) is not None:
+        return PrecomputedEmbeddings(args.embed_column)
+    if getattr(args, "embed_model", None) is not None:
+        return hf_embedder(args)
+    return None

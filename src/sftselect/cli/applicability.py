@@ -35,6 +35,7 @@ __all__ = [
     "JUDGE",
     "LENGTH_FILTERS",
     "LENGTH_UNIT",
+    "LOGPROB",
     "RESTRICTED",
     "SCORER_MODEL",
     "SELECTOR_OPTIONS",
@@ -70,8 +71,13 @@ EMBEDDING = frozenset(
 SCORE_BOUNDS = frozenset({"--min-score", "--max-score"})
 #: A scorer model's options (``--selector deita|reward``).
 SCORER_MODEL = SCORE_BOUNDS | {
-    "--model", "--model-max-length", "--model-dtype", "--score-cache", "--batch-size",
+    "--model", "--model-max-length", "--dtype", "--score-cache", "--batch-size",
     "--device", "--dry-run",
+}  # fmt: skip
+#: A causal LM's log-probs (``--selector ifd|superfiltering|perplexity``).
+LOGPROB = FORMAT | SCORE_BOUNDS | {
+    "--model", "--tokenizer", "--context-length", "--dtype", "--score-cache", "--batch-size",
+    "--device", "--dry-run", "--ties", "--seed",
 }  # fmt: skip
 #: What every deduplication filter reads (``--selector exact-dedup|minhash|semdedup``, or
 #: in front of another selector with ``--dedup NAME``).
@@ -95,6 +101,9 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     "semdedup": DEDUP | EMBEDDING | {"--eps", "--n-clusters", "--kmeans-backend"},
     "deita": SCORER_MODEL | EMBEDDING | {"--quality-model", "--deita-by"},
     "reward": SCORER_MODEL | {"--render"},
+    "ifd": LOGPROB | {"--ifd-limit", "--no-cherry-skips"},
+    "superfiltering": LOGPROB | {"--ifd-limit"},
+    "perplexity": LOGPROB | {"--keep", "--unconditioned", "--template"},
 }  # fmt: skip
 
 #: Every option some selector reads and another does not.

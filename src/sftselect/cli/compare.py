@@ -113,7 +113,7 @@ def _named(selections: list[str]) -> dict[str, Path]:
 def _embedder(args: argparse.Namespace) -> Any:
     if args.embed_model is not None and args.embed_column is not None:
         raise CliError("--embed-model and --embed-column are alternatives; give one")
-    from .embedding import embedder_from_args
+    from ._common import embedder_from_args
 
     return embedder_from_args(args)
 

@@ -100,7 +100,7 @@ def _load_targets(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _model_embedder(args: argparse.Namespace) -> Any:
-    from .embedding import hf_embedder
+    from ._common import hf_embedder
 
     return hf_embedder(args)
 

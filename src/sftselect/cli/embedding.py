@@ -11,16 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from ._common import CliError, format_arg, info, length_scorer
+from ._common import CliError, embedder_from_args, format_arg, info, length_scorer
 
 __all__ = [
     "EMBED_SELECTORS",
     "add_embed_options",
     "check_embed_args",
     "embed",
-    "embedder_from_args",
     "embedding_selector",
-    "hf_embedder",
     "plot_title",
 ]
 
@@ -111,34 +109,6 @@ def check_embed_args(args: argparse.Namespace) -> None:
     from .coverage import check_coverage_args
 
     check_coverage_args(args)
-
-
-def hf_embedder(args: argparse.Namespace) -> Any:
-    """The ``HFEmbedder`` the ``--embed-*`` options describe (``--embed-model`` given)."""
-    from ..embedding import HFEmbedder
-
-    return HFEmbedder(
-        args.embed_model,
-        layer=args.embed_layer,
-        pooling=args.pooling,
-        normalize=args.normalize,
-        max_length=args.embed_max_length,
-        batch_size=args.batch_size,
-        device=args.device,
-        show_progress=not args.quiet,
-    )
-
-
-def embedder_from_args(args: argparse.Namespace) -> Any:
-    """``--embed-column`` as ``PrecomputedEmbeddings``, else ``--embed-model`` as an
-    ``HFEmbedder``, else None (a subcommand without those options gives None too)."""
-    from ..embedding import PrecomputedEmbeddings
-
-    if getattr(args, "embed_column", None) is not None:
-        return PrecomputedEmbeddings(args.embed_column)
-    if getattr(args, "embed_model", None) is not None:
-        return hf_embedder(args)
-    return None
 
 
 def embed(args: argparse.Namespace, dataset: Any) -> tuple[np.ndarray, str]:

@@ -56,9 +56,10 @@ def add_model_score_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="rows with more tokens are NaN, counted (default: the model's context)",
     )
-    g.add_argument(
-        "--model-dtype", choices=["float32", "float16", "bfloat16"], default=None, help="dtype"
-    )
+    if "--dtype" not in p._option_string_actions:  # one --dtype, as train and generate name it
+        g.add_argument(
+            "--dtype", choices=["float32", "float16", "bfloat16"], default=None, help="dtype"
+        )
     g.add_argument(
         "--score-cache",
         default=".sftselect/model_scores",
@@ -77,7 +78,7 @@ def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "max_length": args.model_max_length,
         "device": args.device,
-        "dtype": args.model_dtype,
+        "dtype": args.dtype,
         "cache_dir": args.score_cache,
     }
 
@@ -100,7 +101,7 @@ def _engines(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _embedder(args: argparse.Namespace) -> Any:
-    from .embedding import embedder_from_args
+    from ._common import embedder_from_args
 
     return embedder_from_args(args)
 

@@ -51,6 +51,13 @@ from .embedding import (
     embedding_selector,
     plot_title,
 )
+from .logprob import (
+    LOGPROB_SELECTORS,
+    add_logprob_options,
+    logprob_dry_run,
+    logprob_scores,
+    logprob_selector,
+)
 from .model_scores import (
     MODEL_SELECTORS,
     add_model_score_options,
@@ -116,14 +123,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             *EMBED_SELECTORS,
             *DEDUP_SELECTORS,
             *MODEL_SELECTORS,
+            *LOGPROB_SELECTORS,
             "dedup",
         ],
         default="length",
         help="length: the longest responses; random; column: by --score-column; quality: an "
         "LLM judge's rating; diversity, kcenter, repr-filter (DEITA's filter; 'dedup' is its "
         "deprecated name), facility-location, targeted: on embeddings; exact-dedup, minhash, "
-        "semdedup: one row of each duplicate group; deita, reward: a scorer model (--model) "
-        "(default: %(default)s)",
+        "semdedup: one row of each duplicate group; deita, reward: a scorer model (--model); "
+        "ifd, superfiltering, perplexity: a causal LM's log-probs (default: %(default)s)",
     )
     sel.add_argument(
         "-k",
@@ -169,6 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_coverage_options(sel)
     add_dedup_options(sel)
     add_model_score_options(sel)
+    add_logprob_options(sel)
     track_defaults(sel)  # after every option: which ones only some selectors read
     sel.set_defaults(handler=_cmd_select)
 
@@ -179,11 +188,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sc.add_argument(
         "--selector",
-        choices=["quality", "length", *MODEL_SELECTORS],
+        choices=["quality", "length", *MODEL_SELECTORS, *LOGPROB_SELECTORS],
         default="quality",
         help="quality: an LLM judge's rating (column quality_score); length: the response "
         "length (column response_length); deita, reward: a scorer model's score (column "
-        "deita_<by>_score, reward_score) (default: %(default)s)",
+        "deita_<by>_score, reward_score); ifd, superfiltering (column ifd), perplexity "
+        "(column perplexity) (default: %(default)s)",
     )
     add_length_options(sc)
     sc.add_argument(
@@ -194,6 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sc.add_argument("-q", "--quiet", action="store_true")
     _add_judge_options(sc)
     add_model_score_options(sc)
+    add_logprob_options(sc)
     sc.set_defaults(handler=_cmd_score)
 
 
@@ -240,6 +251,8 @@ def _build_selector(args: argparse.Namespace):
 
     if args.selector in MODEL_SELECTORS:
         return model_selector(args)
+    if args.selector in LOGPROB_SELECTORS:
+        return logprob_selector(args)
     if args.selector == "length":
         k = args.k
         if k is None and args.min_length is None and args.max_length is None:
@@ -374,6 +387,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
     X = None
     if args.selector == "quality" and args.dry_run:
         return _dry_run(args, selector, dataset)
+    if args.selector in LOGPROB_SELECTORS and args.dry_run:
+        return logprob_dry_run(args, selector, dataset)
     t0 = time.perf_counter()
     if deduplicating:
         selector, X = build_with_dedup(
@@ -445,6 +460,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
         if args.dry_run:
             return model_dry_run(args, dataset)
         column, values = score_with_model(args, dataset)
+    elif args.selector in LOGPROB_SELECTORS:
+        dataset = load_input(args)
+        if args.dry_run:
+            return logprob_dry_run(args, logprob_selector(args, scoring=True), dataset)
+        column, values = logprob_scores(args, dataset)
     else:
         selector = length_scorer(args)
         dataset = load_input(args)
