@@ -161,6 +161,17 @@ def test_many_categories_pool_into_other(small_alpaca):
     assert shares.pool.sum() == pytest.approx(1.0) and shares.pool[-1] == pytest.approx(22 / 30)
 
 
+def test_class_label_columns_show_their_names(small_alpaca):
+    from datasets import ClassLabel
+
+    ds = small_alpaca.add_column("task", [i % 3 for i in range(30)])
+    ds = ds.cast_column("task", ClassLabel(names=["brainstorm", "qa", "summarise"]))
+    shares = category_shares(ds, "task", [])
+    assert sorted(shares.categories) == ["brainstorm", "qa", "summarise"]
+    report = compare(ds, {"first": [0, 1, 2, 3]}, columns=["task"])
+    assert "task = brainstorm: " in report.html and "task = 0:" not in report.html
+
+
 def test_save_and_notebook_display(pool, runs, tmp_path):
     report = compare(pool, {"longest": runs["longest"]})
     out = report.save(tmp_path / "r.html")

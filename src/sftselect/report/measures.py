@@ -140,13 +140,21 @@ def category_shares(
     dataset: Dataset, column: str, strategies: Sequence[Strategy], *, max_categories: int = 12
 ) -> CategoryShares:
     """Each value's share of the pool and of each subset; values past the
-    ``max_categories - 1`` most common are pooled as "(other)", nulls are "(missing)"."""
+    ``max_categories - 1`` most common are pooled as "(other)", nulls are "(missing)".
+    A ``ClassLabel`` column's integers are shown by their label names."""
     import pyarrow.compute as pc
 
     from ..data.formats import arrow_column
 
     encoded = pc.dictionary_encode(arrow_column(dataset, column))
-    labels = [str(v) for v in encoded.dictionary.to_pylist()]
+    feature = dataset.features.get(column)
+    names_of = getattr(feature, "names", None)  # a ClassLabel stores integers; show its names
+    labels = [
+        names_of[v]
+        if names_of is not None and isinstance(v, int) and 0 <= v < len(names_of)
+        else str(v)
+        for v in encoded.dictionary.to_pylist()
+    ]
     codes = pc.fill_null(encoded.indices, len(labels)).to_numpy(zero_copy_only=False)
     codes = codes.astype(np.int64)
     labels.append("(missing)")
