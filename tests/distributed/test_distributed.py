@@ -427,28 +427,6 @@ def test_cli_engine_ray_writes_the_single_machine_output(ray_local, tmp_path, ca
     assert "selected 250 of 4,000 rows" in err and "ray: 1 node (2 CPUs)" in err
 
 
-def test_cli_engine_ray_refuses_embedding_selectors(tmp_path, capsys):
-    """`select --selector diversity --engine ray` exits 2 with a one-line reason."""
-    from sftselect.cli import main
-
-    argv = [
-        "select",
-        "sample:alpaca_2k",
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "--selector",
-        "diversity",
-        "-k",
-        "5",
-        "--embed-column",
-        "v",
-        "--engine",
-        "ray",
-    ]
-    assert main(argv) == 2
-    assert "--engine ray runs the length, random, column and quality" in capsys.readouterr().err
-
-
 # -- selectors of your own: the engine runs what a selector declares ---------------------------
 
 

@@ -31,6 +31,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         choices=ENGINES,
         default="local",
         help="where to run: this process (local, default) or a Ray cluster (ray; "
+        "the length, random, column, quality and model-scored selectors, and the "
+        "embedding selectors diversity, kcenter, facility-location, targeted, repr-filter; "
         'needs pip install "sftselect[ray]")',
     )
     g.add_argument(

@@ -51,6 +51,7 @@ from .embedding import (
     embedding_selector,
     plot_title,
 )
+from .embedding_ray import described_selector, run_embedded_on_ray
 from .logprob import (
     LOGPROB_SELECTORS,
     add_logprob_options,
@@ -370,13 +371,9 @@ def _cmd_select(args: argparse.Namespace) -> int:
         if embedded:
             check_embed_args(args)
     elif embedded:
-        if args.engine == "ray":
-            raise CliError(
-                f"--engine ray runs the length, random, column and quality selectors; "
-                f"--selector {args.selector} runs on this machine (drop --engine ray), or "
-                "from Python with sftselect.distributed.run"
-            )
         check_embed_args(args)
+        if args.engine == "ray":
+            return run_embedded_on_ray(args)
     else:
         selector = _build_selector(args)
         if args.engine == "ray":
@@ -390,6 +387,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     if args.selector in LOGPROB_SELECTORS and args.dry_run:
         return logprob_dry_run(args, selector, dataset)
     t0 = time.perf_counter()
+    params = None
     if deduplicating:
         selector, X = build_with_dedup(
             args,
@@ -401,8 +399,12 @@ def _cmd_select(args: argparse.Namespace) -> int:
     elif embedded:
         from ..embedding import PrecomputedEmbeddings
 
+        # The rows are embedded once here (the vectors serve --plot too); the provenance
+        # records the selector the options describe, as a run with --engine ray does.
+        described = described_selector(args)
         X, identity = embed(args, dataset)
-        selector = embedding_selector(args, PrecomputedEmbeddings(X, identity=identity))
+        selector = described.clone(embedder=PrecomputedEmbeddings(X, identity=identity))
+        params = described.describe_params()
     selection = selector.run(dataset)
     elapsed = time.perf_counter() - t0
     subset = dataset.select(selection.indices)
@@ -412,6 +414,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
             raise CliError(f"--cluster-column {args.cluster_column!r} is already a column")
         subset = subset.add_column(args.cluster_column, labels[selection.indices].tolist())
     record = selection.provenance()
+    if params is not None:
+        record["params"] = params
     record["input"]["path"] = str(args.input)
     if Path(args.input).exists():
         record["input"]["sha256"] = file_sha256(args.input)

@@ -58,6 +58,7 @@ __all__ = [
     "KMEANS_SAMPLE_ROWS",
     "AssignActor",
     "EmbeddingActor",
+    "gather_vectors",
     "rank_by_vectors",
     "rank_diversity",
 ]
@@ -183,12 +184,30 @@ def rank_by_vectors(
     on the driver: the single-machine ranking (see the module doc)."""
     if n == 0:
         return selector.rank_vectors(np.zeros((0, 0), np.float32), rng, limit)  # type: ignore[attr-defined]
+    X = gather_vectors(selector, dataset, batch_size=batch_size, workers=workers, num_gpus=num_gpus)
+    return selector.rank_vectors(X, rng, limit)  # type: ignore[attr-defined]
+
+
+def gather_vectors(
+    selector: Selector,
+    dataset: Dataset,
+    *,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    num_gpus: float = 0.0,
+) -> np.ndarray:
+    """Every row's vector (the selector's own ``embed``, in an actor pool), gathered on
+    the driver in position order: ``n x d`` float32.
+
+    ``dataset`` carries row positions (:func:`~sftselect.distributed.with_row_index`);
+    the options are those of :func:`sftselect.distributed.run`.
+    """
     spec, pool = _actor_pool(selector, batch_size, workers, num_gpus)
     got = _gather(
         dataset.map_batches(EmbeddingActor, fn_constructor_args=(spec,), **pool), ["embedding"]
     )
     check_positions(got[ROW_COLUMN])
-    return selector.rank_vectors(got["embedding"], rng, limit)  # type: ignore[attr-defined]
+    return got["embedding"]
 
 
 def rank_diversity(
