@@ -105,7 +105,7 @@ def expected_rating(
 
     Examples
     --------
-    >>> top = (("4", math.log(0.6)), ("5", math.log(0.3)), ("The", math.log(0.1)))
+    >>> top = ((" 4", math.log(0.6)), (" 5", math.log(0.3)), (" The", math.log(0.1)))
     >>> r = expected_rating([("Score", 0.0, ()), (":", 0.0, ()), (" 4", math.log(0.6), top)],
     ...                     4.0, (0, 5))
     >>> round(r.value, 6), round(r.mass, 6), r.position
