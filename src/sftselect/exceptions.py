@@ -12,6 +12,7 @@ Python user would expect::
     ├── MissingExtraError (ImportError)        an optional dependency is not installed
     ├── JudgeParseError (ValueError)           a judge reply could not be parsed (when asked)
     ├── JudgeRequestError (RuntimeError)       requests to a backend failed; replies cached
+    ├── JudgeLogprobsError (RuntimeError)      a judge gave no log-probabilities where needed
     ├── BackendError (RuntimeError)            a backend could not produce one reply
     ├── CacheError (OSError)                   a reply cache file cannot be used
     ├── ModelNotFoundError (OSError)           a model or tokenizer that is nowhere
@@ -72,6 +73,12 @@ class JudgeParseError(SftSelectError, ValueError):
 class JudgeRequestError(SftSelectError, RuntimeError):
     """Requests to an LLM backend failed (after their retries, or refused by the server);
     the replies received are cached."""
+
+
+class JudgeLogprobsError(SftSelectError, RuntimeError):
+    """An LLM judge returned no token log-probabilities where a score needs them (the
+    expected score of ``QualitySelector(scoring="expected")``); the message names the
+    endpoint."""
 
 
 class CacheError(SftSelectError, OSError):

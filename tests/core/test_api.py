@@ -25,6 +25,7 @@ def test_public_names_are_pinned():
             "BackendError",
             "CacheError",
             "FingerprintError",
+            "JudgeLogprobsError",
             "JudgeParseError",
             "JudgeRequestError",
             "ModelNotFoundError",

@@ -53,6 +53,22 @@ def _fake_judge(messages):
 FAKE_JUDGE = CallableBackend(_fake_judge, identity="fake-hash-judge-v1")
 
 
+def _fake_logprob_judge(messages):
+    """A deterministic judge with log-probabilities: its digit and p(digit) from a hash."""
+    import hashlib
+    import math
+
+    from sftselect.backends.base import ChatReply, TokenLogprob
+
+    h = hashlib.sha256(messages[-1]["content"].encode()).digest()
+    digit, p = h[0] % 6, 0.5 + h[1] / 512
+    top = ((str(digit), math.log(p)), (str(5 - digit), math.log(1 - p)))
+    return ChatReply(f"{digit}\n", logprobs=(TokenLogprob(str(digit), math.log(p), top),))
+
+
+FAKE_LOGPROB_JUDGE = CallableBackend(_fake_logprob_judge, identity="fake-logprob-judge-v1")
+
+
 @functools.cache
 def tiny_scorer():
     """A LogProbScorer over the tiny random LLaMA, built once (for the log-prob selectors)."""
@@ -106,6 +122,10 @@ CASES: list[Case] = [
     Case(
         "quality-threshold",
         lambda k, s: QualitySelector(FAKE_JUDGE, k, min_score=2.0, ties="stable"),
+    ),
+    Case(
+        "quality-expected",
+        lambda k, s: QualitySelector(FAKE_LOGPROB_JUDGE, k, scoring="expected", random_state=s),
     ),
     Case(
         "diversity",

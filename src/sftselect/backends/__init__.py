@@ -1,7 +1,7 @@
 """Chat backends (OpenAI-compatible HTTP, local transformers, any callable),
 the reply cache and the concurrent runner they share."""
 
-from .base import BackendError, ChatBackend, ChatReply, ChatRequest
+from .base import BackendError, ChatBackend, ChatReply, ChatRequest, TokenLogprob
 from .cache import MemoryCache, ReplyCache
 from .callable import CallableBackend
 from .openai_compat import OpenAICompatibleBackend
@@ -19,6 +19,7 @@ __all__ = [
     "ReplyCache",
     "RunReport",
     "RunResult",
+    "TokenLogprob",
     "TransformersChatBackend",
     "arun_requests",
     "run_requests",

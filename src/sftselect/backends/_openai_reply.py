@@ -12,12 +12,13 @@ message.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 from ._http_pool import httpx
-from .base import BackendError, ChatReply
+from .base import BackendError, ChatReply, TokenLogprob
 from .throttle import retry_after_seconds
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "Retryable",
     "error_detail",
+    "read_logprobs",
     "read_reply",
     "redact",
 ]
@@ -200,4 +202,56 @@ def read_reply(
         output_tokens=_token_count(usage.get("completion_tokens")),
         finish_reason=finish_reason,
         model=model if isinstance(model, str) else None,
+        logprobs=read_logprobs(first.get("logprobs"), status),  # type: ignore[union-attr]
     )
+
+
+def _logprob(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if value <= 0.0 or math.isnan(value) else None
+
+
+def read_logprobs(value: Any, status: int = 200) -> tuple[TokenLogprob, ...] | None:
+    """``choices[0].logprobs`` as :class:`TokenLogprob` tuples; None when the server
+    sent none (no field, ``null``, or no ``content`` list).
+
+    A ``content`` list that is there but malformed (an entry without a string
+    ``token``, a ``logprob`` that is not a number <= 0, a ``top_logprobs`` entry
+    likewise) is a malformed body: :class:`Retryable`, never a reply read in part.
+    A ``-inf`` or NaN log-probability (vLLM sends ``-9999.0`` instead) is kept as
+    sent; the scorer counts it.
+    """
+    content = value.get("content") if isinstance(value, dict) else None
+    if not isinstance(content, list):
+        return None
+    tokens = []
+    for i, entry in enumerate(content):
+        read = _entry(entry)
+        if read is None:
+            raise Retryable(
+                f"malformed reply (HTTP {status}, choices[0].logprobs.content[{i}] is not "
+                "{token: str, logprob: number <= 0, top_logprobs: [{token, logprob}, ...]})",
+                status=status,
+            )
+        tokens.append(read)
+    return tuple(tokens)
+
+
+def _entry(entry: Any) -> TokenLogprob | None:
+    """One ``content`` entry read, or None when it is malformed."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("token"), str):
+        return None
+    logprob = _logprob(entry.get("logprob"))
+    top = entry.get("top_logprobs")
+    top = [] if top is None else top
+    if logprob is None or not isinstance(top, list):
+        return None
+    pairs = []
+    for alt in top:
+        alt_logprob = _logprob(alt.get("logprob")) if isinstance(alt, dict) else None
+        if alt_logprob is None or not isinstance(alt.get("token"), str):
+            return None
+        pairs.append((alt["token"], alt_logprob))
+    return TokenLogprob(entry["token"], logprob, tuple(pairs))

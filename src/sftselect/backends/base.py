@@ -21,11 +21,23 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..exceptions import BackendError
 
-__all__ = ["BackendError", "ChatBackend", "ChatReply", "ChatRequest", "Message", "request_keys"]
+__all__ = [
+    "MAX_TOP_LOGPROBS",
+    "BackendError",
+    "ChatBackend",
+    "ChatReply",
+    "ChatRequest",
+    "Message",
+    "TokenLogprob",
+    "request_keys",
+]
+
+#: The most alternatives per token OpenAI's chat API returns (``top_logprobs``).
+MAX_TOP_LOGPROBS = 20
 
 #: One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``.
 Message = Mapping[str, str]
@@ -37,6 +49,13 @@ class ChatRequest:
 
     Everything here goes into the cache key (with the backend's ``identity``),
     so two requests share a cached reply only when they would be sent alike.
+
+    ``top_logprobs``: None (the default) asks for no log-probabilities; an int
+    ``N`` (0 to :data:`MAX_TOP_LOGPROBS`) asks for each reply token's
+    log-probability and its ``N`` most likely alternatives (OpenAI's
+    ``logprobs: true, top_logprobs: N``). It is part of the key only when set,
+    so the keys of requests without it are those of earlier versions, and a
+    reply cached without log-probabilities never answers a request for them.
     """
 
     messages: tuple[tuple[str, str], ...]
@@ -46,6 +65,7 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     extra: tuple[tuple[str, Any], ...] = field(default=())
+    top_logprobs: int | None = None
 
     @classmethod
     def from_messages(cls, messages: Sequence[Message], **params: Any) -> ChatRequest:
@@ -71,13 +91,15 @@ class ChatRequest:
         max_tokens: int | None,
         temperature: float,
         top_p: float | None,
+        top_logprobs: int | None = None,
     ) -> ChatRequest:
         """A request from parts the caller has already checked, without the
         dataclass's per-field ``object.__setattr__`` (the cached path of a judge
         run builds thousands).
 
         ``messages`` is a tuple of ``(role, content)`` string pairs, ``max_tokens``
-        a positive int or None, ``temperature`` a float; nothing is validated, so
+        a positive int or None, ``temperature`` a float, ``top_logprobs`` None or
+        an int from 0 to :data:`MAX_TOP_LOGPROBS`; nothing is validated, so
         build anything else with :meth:`from_messages` or the constructor.
         """
         request = object.__new__(cls)
@@ -89,6 +111,7 @@ class ChatRequest:
             stop=(),
             seed=None,
             extra=(),
+            top_logprobs=top_logprobs,
         )
         return request
 
@@ -97,8 +120,9 @@ class ChatRequest:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def key_material(self) -> dict[str, Any]:
-        """The JSON-able content that identifies this request."""
-        return {
+        """The JSON-able content that identifies this request (``top_logprobs``
+        only when set)."""
+        material = {
             "messages": [list(m) for m in self.messages],
             "max_tokens": self.max_tokens,
             "temperature": self.temperature,
@@ -107,6 +131,9 @@ class ChatRequest:
             "seed": self.seed,
             "extra": [list(kv) for kv in self.extra],
         }
+        if self.top_logprobs is not None:
+            material["top_logprobs"] = self.top_logprobs
+        return material
 
     def cache_key(self, backend_identity: str) -> str:
         """SHA-256 of the backend identity and the request content.
@@ -151,6 +178,8 @@ def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list
             prefixes[len(messages), head] = state
         h = state.copy()
         params = (r.max_tokens, _real(r.temperature), _real(r.top_p), r.stop, r.seed, r.extra)
+        if r.top_logprobs is not None:  # a new parameter: the keys without it stay as they were
+            params += (r.top_logprobs,)
         # Memoised by repr, not by equality: 0 == 0.0 == False, yet they are
         # different JSON, and a key must not depend on which came first.
         memo = repr(params)
@@ -170,8 +199,9 @@ def request_keys(requests: Sequence[ChatRequest], backend_identity: str) -> list
     return keys
 
 
-def _dump_params(max_tokens, temperature, top_p, stop, seed, extra) -> str:
+def _dump_params(max_tokens, temperature, top_p, stop, seed, extra, *top_logprobs) -> str:
     params = [max_tokens, temperature, top_p, list(stop), seed, [list(kv) for kv in extra]]
+    params.extend(top_logprobs)
     return json.dumps(params, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
@@ -180,15 +210,36 @@ def _real(value: Any) -> Any:
     return float(value) if type(value) is int else value
 
 
+class TokenLogprob(NamedTuple):
+    """One reply token with its log-probability and the most likely alternatives at
+    its position, as OpenAI's ``choices[0].logprobs.content[i]`` gives them.
+
+    ``top_logprobs`` holds ``(token, logprob)`` pairs, as the server listed them
+    (most likely first); it is empty when ``top_logprobs=0`` was asked. A plain
+    tuple, so the scorers below the backends read it without importing them.
+    """
+
+    token: str
+    logprob: float
+    top_logprobs: tuple[tuple[str, float], ...] = ()
+
+
 @dataclass(frozen=True)
 class ChatReply:
-    """A backend's reply: the text, and token counts when the backend knows them."""
+    """A backend's reply: the text, and token counts when the backend knows them.
+
+    ``logprobs``: the reply's tokens with their log-probabilities when the
+    request asked for them (``ChatRequest.top_logprobs``) and the backend
+    returned them; None otherwise (not asked, or an endpoint that gives none:
+    ``transformers serve``, the local and callable backends).
+    """
 
     text: str
     input_tokens: int | None = None
     output_tokens: int | None = None
     finish_reason: str | None = None
     model: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @runtime_checkable

@@ -2,7 +2,11 @@
 
 Keys are :meth:`ChatRequest.cache_key` values: the SHA-256 of the backend's
 identity (model and settings) and the request's content (messages, decoding
-parameters). Each reply is committed as it arrives (the runner commits the
+parameters, and ``top_logprobs`` when a request asks for log-probabilities, so
+a reply stored without them never answers a request that needs them). A
+reply's token log-probabilities, when it came with them, are stored beside it
+(table ``reply_logprobs``; a file written before that table existed is read
+as it is, every reply in it without log-probabilities). Each reply is committed as it arrives (the runner commits the
 replies that arrive in the same turn of its event loop together, with
 :meth:`ReplyCache.put_many`), so a run killed at any point loses only the
 requests in flight, and a re-run sends nothing that is already stored. API
@@ -25,154 +29,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..core.atomic import atomic_file
 from ..core.validation import param_error
-from ..exceptions import CacheError
-from .base import ChatReply, ChatRequest
+from ._cache_db import BUSY_SECONDS, cache_error, open_db
+from .base import ChatReply, ChatRequest, TokenLogprob
 
 __all__ = ["MemoryCache", "ReplyCache", "as_reply_store", "stored_keys"]
 
-_SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS replies (
-    key TEXT PRIMARY KEY,
-    backend TEXT NOT NULL,
-    request TEXT NOT NULL,
-    text TEXT NOT NULL,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    finish_reason TEXT,
-    model TEXT,
-    created REAL NOT NULL
-)
-""",
-    """
-CREATE TABLE IF NOT EXISTS plans (
-    id INTEGER PRIMARY KEY,
-    digest TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL,
-    created REAL NOT NULL
-)
-""",
-    """
-CREATE TABLE IF NOT EXISTS plan_keys (
-    plan INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    PRIMARY KEY (plan, pos)
-) WITHOUT ROWID
-""",
-)
-
-
 _REPLY_FIELDS = ("text", "input_tokens", "output_tokens", "finish_reason", "model")
 
-#: Seconds a process waits for the others sharing a cache file: SQLite's busy timeout
-#: (set when connecting, before any statement), and the bound on retrying the steps
-#: of opening that SQLite refuses at once with "database is locked" rather than wait
-#: (switching a new file to WAL while another process does the same).
-BUSY_SECONDS = 60.0
-
-
-def _cache_error(path: Path, exc: BaseException) -> CacheError:
-    """The one-line :class:`CacheError` for an SQLite (or OS) error on cache file ``path``."""
-    if isinstance(exc, OSError) and not isinstance(exc, CacheError):
-        detail = exc.strerror or type(exc).__name__
-        return CacheError(f"cannot open or create the reply cache {path}: {detail}")
-    detail = " ".join(str(exc).split()) or type(exc).__name__
-    if "not a database" in detail or "malformed" in detail:
-        return CacheError(
-            f"the reply cache {path} is not a readable SQLite database ({detail}): it may be "
-            "corrupted or truncated; move it aside or use another cache path"
-        )
-    if "readonly" in detail or "read-only" in detail:
-        return CacheError(
-            f"the reply cache {path} cannot be written ({detail}); make it and its folder "
-            "writable, or use another cache path"
-        )
-    if "locked" in detail or "busy" in detail:
-        return CacheError(
-            f"the reply cache {path} stayed locked by another process for "
-            f"{BUSY_SECONDS:g} s ({detail})"
-        )
-    if "unable to open" in detail:
-        return CacheError(
-            f"cannot open or create the reply cache {path} ({detail}); check that it is a "
-            "file path in a writable folder"
-        )
-    return CacheError(f"the reply cache {path} cannot be used ({detail})")
-
-
-def _retry_while_locked(step: Callable[[], None], until: float) -> None:
-    """Run ``step``, again while SQLite answers "locked" at once, until ``until``."""
-    while True:
-        try:
-            step()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= until:
-                raise
-        time.sleep(random.uniform(0.01, 0.05))
-
-
-def _use_wal(conn: sqlite3.Connection) -> None:
-    # WAL is a property of the file: switch only a file not in WAL yet (the switch
-    # takes an exclusive lock, which two processes opening a new file fight over).
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if str(mode).lower() != "wal":
-        conn.execute("PRAGMA journal_mode=WAL")
-
-
-def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA:
-        conn.execute(statement)
-    conn.commit()
-
-
-def _check_writable(conn: sqlite3.Connection) -> None:
-    # SQLite opens a file it may not write read-only without a word; find out now,
-    # before a run pays for a reply it could not store. Rolled back: nothing changes.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        conn.execute(f"PRAGMA user_version = {version}")
-    finally:
-        conn.execute("ROLLBACK")
-
-
-def _open_db(path: Path) -> sqlite3.Connection:
-    """A read-write connection to cache file ``path`` (created with its folder when
-    missing), in WAL mode with the tables; :class:`CacheError` when it cannot be used."""
-    if path.is_dir():
-        raise CacheError(f"the reply cache {path} is a folder; give a file path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise CacheError(
-            f"cannot create the reply cache {path}: a part of {path.parent} is a file, not a folder"
-        ) from None
-    except OSError as exc:
-        raise _cache_error(path, exc) from None
-    conn: sqlite3.Connection | None = None
-    until = time.monotonic() + BUSY_SECONDS
-    try:
-        conn = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False)
-        _retry_while_locked(lambda: _use_wal(conn), until)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        _retry_while_locked(lambda: _create_tables(conn), until)
-        _retry_while_locked(lambda: _check_writable(conn), until)
-    except (sqlite3.Error, OSError) as exc:
-        if conn is not None:
-            conn.close()
-        raise _cache_error(path, exc) from None
-    return conn
+#: The columns a reply is read from: the ``replies`` row and its ``reply_logprobs`` row.
+_SELECT_REPLY = (
+    "r.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model, l.logprobs"
+)
 
 
 def _reply(row: tuple) -> ChatReply:
@@ -180,7 +55,26 @@ def _reply(row: tuple) -> ChatReply:
     # __dict__ directly skips its per-field object.__setattr__ (4x faster).
     reply = object.__new__(ChatReply)
     reply.__dict__.update(zip(_REPLY_FIELDS, row))
+    reply.__dict__["logprobs"] = None if row[5] is None else decode_logprobs(row[5])
     return reply
+
+
+def encode_logprobs(logprobs: tuple[TokenLogprob, ...]) -> str:
+    """Token log-probabilities as stored: ``[[token, logprob, [[alt, logprob], ...]], ...]``
+    (JSON; a ``-inf`` or NaN log-probability as ``-Infinity`` / ``NaN``)."""
+    return json.dumps(
+        [[t.token, t.logprob, [list(a) for a in t.top_logprobs]] for t in logprobs],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_logprobs(text: str) -> tuple[TokenLogprob, ...]:
+    """The inverse of :func:`encode_logprobs`."""
+    return tuple(
+        TokenLogprob(token, float(lp), tuple((a, float(alp)) for a, alp in top))
+        for token, lp, top in json.loads(text)
+    )
 
 
 class ReplyCache:
@@ -204,7 +98,7 @@ class ReplyCache:
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            self._conn, self._pid = _open_db(self.path), os.getpid()
+            self._conn, self._pid = open_db(self.path), os.getpid()
         return self._conn
 
     @contextlib.contextmanager
@@ -213,7 +107,7 @@ class ReplyCache:
         try:
             yield self._db()
         except sqlite3.Error as exc:
-            raise _cache_error(self.path, exc) from None
+            raise cache_error(self.path, exc) from None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, ChatReply]:
         """The stored replies among ``keys``."""
@@ -224,8 +118,8 @@ class ReplyCache:
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    "SELECT key, text, input_tokens, output_tokens, finish_reason, model "
-                    f"FROM replies WHERE key IN ({marks})",
+                    f"SELECT {_SELECT_REPLY} FROM replies AS r LEFT JOIN reply_logprobs AS l "
+                    f"ON l.key = r.key WHERE r.key IN ({marks})",
                     chunk,
                 )
                 for row in rows:
@@ -242,10 +136,11 @@ class ReplyCache:
 
     def put_many(self, backend: str, items: Iterable[tuple[str, ChatRequest, ChatReply]]) -> None:
         """Store ``(key, request, reply)`` items of one backend in one transaction (the
-        first reply stored for a key wins)."""
+        first reply stored for a key wins, its log-probabilities with it)."""
         now = time.time()
-        rows = [
-            (
+        rows, with_logprobs = [], []
+        for key, request, reply in items:
+            row = (
                 key,
                 backend,
                 json.dumps(request.key_material(), ensure_ascii=False),
@@ -256,12 +151,21 @@ class ReplyCache:
                 reply.model,
                 now,
             )
-            for key, request, reply in items
-        ]
-        if not rows:
+            if reply.logprobs is None:
+                rows.append(row)
+            else:
+                with_logprobs.append((row, encode_logprobs(reply.logprobs)))
+        if not rows and not with_logprobs:
             return
+        insert = "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         with self._using() as db:
-            db.executemany("INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(insert, rows)
+            for row, logprobs in with_logprobs:
+                # Only beside the reply this call stored: never another process's text.
+                if db.execute(insert, row).rowcount:
+                    db.execute(
+                        "INSERT OR IGNORE INTO reply_logprobs VALUES (?, ?)", (row[0], logprobs)
+                    )
             db.commit()
 
     def plan_replies(self, digest: str) -> tuple[list[str], list[ChatReply | None]] | None:
@@ -273,9 +177,9 @@ class ReplyCache:
                 return None
             plan_id, size = row
             rows = db.execute(
-                "SELECT p.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model "
-                "FROM plan_keys AS p LEFT JOIN replies AS r ON r.key = p.key "
-                "WHERE p.plan = ? ORDER BY p.pos",
+                "SELECT p.key, r.text, r.input_tokens, r.output_tokens, r.finish_reason, r.model, "
+                "l.logprobs FROM plan_keys AS p LEFT JOIN replies AS r ON r.key = p.key "
+                "LEFT JOIN reply_logprobs AS l ON l.key = p.key WHERE p.plan = ? ORDER BY p.pos",
                 (plan_id,),
             ).fetchall()
         if len(rows) != size:  # never trust a plan that does not hold what it says
@@ -315,10 +219,11 @@ class ReplyCache:
         """Every stored request with its raw reply, oldest first (for audit)."""
         with self._using() as db:
             rows = db.execute(
-                "SELECT key, backend, request, text, input_tokens, output_tokens, finish_reason, "
-                "model, created FROM replies ORDER BY created, key"
+                "SELECT r.key, backend, request, text, input_tokens, output_tokens, "
+                "finish_reason, model, created, l.logprobs FROM replies AS r "
+                "LEFT JOIN reply_logprobs AS l ON l.key = r.key ORDER BY created, r.key"
             )
-            for key, backend, request, text, tin, tout, finish, model, created in rows:
+            for key, backend, request, text, tin, tout, finish, model, created, lp in rows:
                 yield {
                     "key": key,
                     "backend": backend,
@@ -329,6 +234,7 @@ class ReplyCache:
                     "finish_reason": finish,
                     "model": model,
                     "created": created,
+                    "logprobs": None if lp is None else json.loads(lp),
                 }
 
     def export_jsonl(self, path: str | os.PathLike[str]) -> int:
@@ -406,6 +312,9 @@ class MemoryCache:
                 "finish_reason": reply.finish_reason,
                 "model": reply.model,
                 "created": created,
+                "logprobs": None
+                if reply.logprobs is None
+                else json.loads(encode_logprobs(reply.logprobs)),
             }
 
     def close(self) -> None:
@@ -455,7 +364,7 @@ def stored_keys(store: Any, keys: Iterable[str]) -> set[str]:
                 return found
         return _select_keys(path, keys, "mode=ro")
     except (sqlite3.Error, OSError) as exc:
-        raise _cache_error(path, exc) from None
+        raise cache_error(path, exc) from None
 
 
 def _file_state(path: Path) -> tuple[int, int, int]:

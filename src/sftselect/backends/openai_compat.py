@@ -24,7 +24,10 @@ What it does on its own, so the runner above it need not:
 * reads the API key from the environment at each request (without the
   whitespace around a pasted key) and keeps it, and the values of ``headers``
   and ``params``, out of ``repr``, ``identity``, messages and logs;
-* counts what it did in :attr:`OpenAICompatibleBackend.stats`.
+* counts what it did in :attr:`OpenAICompatibleBackend.stats`;
+* asks for log-probabilities when a request sets ``top_logprobs``, and reads
+  them into :attr:`ChatReply.logprobs <sftselect.backends.base.ChatReply>`
+  (None when the server sends none, as ``transformers serve`` does).
 
 The HTTP client is created lazily for each running event loop, so one backend
 may serve successive ``asyncio.run(...)`` calls; a loop's client is closed when
@@ -304,6 +307,9 @@ class OpenAICompatibleBackend:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
+        if request.top_logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = request.top_logprobs
         body.update(request.extra)
         return body
 

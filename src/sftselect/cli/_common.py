@@ -340,13 +340,22 @@ def backend_from_args(args: argparse.Namespace, what: str) -> Any:
 
 
 def rating_line(r: dict[str, Any]) -> str:
-    """One line from a rating report: requests, cache hits, retries, failures, tokens."""
+    """One line from a rating report: requests, cache hits, retries, failures, tokens;
+    with expected scoring, the rows scored, the mean mass found and the rows without."""
     retries = "" if r.get("retries") is None else f", {r['retries']} retries"
-    return (
+    line = (
         f"{r['sent']} requests sent, {r['cache_hits']} cache hits{retries}, "
         f"{r['parse_failures']} unparsable, {r['request_failures']} failed; "
         f"tokens in {r['input_tokens']:,} out {r['output_tokens']:,}"
     )
+    expected = r.get("expected")
+    if expected:
+        mean = expected["mass_sum"] / expected["rows"] if expected["rows"] else float("nan")
+        line += (
+            f"; expected scores for {expected['rows']} rows (mean probability on the scale's "
+            f"tokens {mean:.3f}), {r['expected_failures']} without"
+        )
+    return line
 
 
 def format_arg(args: argparse.Namespace) -> Any:

@@ -57,7 +57,7 @@ JUDGE = frozenset(
         "--base-url", "--model", "--api-key-env", "--cache", "--max-concurrency", "--rpm",
         "--tpm", "--max-tokens", "--timeout", "--deadline", "--header", "--query", "--prompt",
         "--reask", "--on-parse-error", "--on-request-error", "--dry-run",
-        "--usd-per-1m-input", "--usd-per-1m-output",
+        "--usd-per-1m-input", "--usd-per-1m-output", "--judge-scoring", "--top-logprobs",
     }
 )  # fmt: skip
 #: Embedding the rows, and the picture of the embeddings.

@@ -52,6 +52,7 @@ from .embedding import (
     plot_title,
 )
 from .embedding_ray import described_selector, run_embedded_on_ray
+from .judge_scoring import add_judge_scoring_options, expected_columns, judge_scoring_kwargs
 from .logprob import (
     LOGPROB_SELECTORS,
     add_logprob_options,
@@ -213,6 +214,7 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     g = add_backend_options(p, "LLM judge (--selector quality)")
     g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
     g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
+    add_judge_scoring_options(g)
     g.add_argument(
         "--on-parse-error",
         choices=["nan", "raise"],
@@ -322,6 +324,7 @@ def _quality_selector(
         reask=args.reask,
         on_parse_error=args.on_parse_error,
         on_request_error=args.on_request_error,
+        **judge_scoring_kwargs(args),
         ties=ties,
         random_state=seed,
         show_progress=not args.quiet,
@@ -479,7 +482,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     scored = dataset.add_column(column, [None if np.isnan(v) else cast(v) for v in values])
     if ratings is not None and args.keep_replies:
         scored = scored.add_column("quality_reply", ratings.replies)
-        scored = scored.add_column("quality_reason", ratings.reasons)
+        scored = expected_columns(scored.add_column("quality_reason", ratings.reasons), ratings)
     save_data(scored, output)
     info(f"wrote {len(scored):,} rows with {column!r} -> {output}", args.quiet)
     return 0

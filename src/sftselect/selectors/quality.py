@@ -12,13 +12,17 @@ cache (a :class:`~sftselect.backends.ReplyCache` file: a second run sends
 nothing, a killed run resumes), and are parsed strictly
 (:func:`sftselect.scoring.rating.parse_rating`): an unparsable reply scores NaN,
 is counted and reported, and is never selected (or raises, on request).
+
+With ``scoring="expected"`` a row's score is G-Eval's expected rating instead:
+the judge's probabilities of the scale's tokens at the rating it wrote,
+weighted by their scores (:mod:`sftselect.selectors.quality_expected`), from an
+endpoint that returns log-probabilities.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +32,7 @@ from ..backends.base import ChatReply, ChatRequest
 from ..backends.cache import MemoryCache, ReplyCache, as_reply_store
 from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
-from ..backends.runner import RunReport, failure_message, run_requests
+from ..backends.runner import failure_message, run_requests
 from ..core.validation import (
     check_choice,
     check_non_negative_int,
@@ -39,6 +43,14 @@ from ..data.formats import Format, resolve_format, response_view
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..prompts import RatingPrompt, rating_prompt
 from ..scoring.rating import parse_rating
+from .quality_expected import (
+    SCORINGS,
+    apply_expected,
+    check_expected,
+    run_probed,
+    warn_expected_failures,
+)
+from .ratings import Ratings, merge_reports
 from .score import Scored, ScoreSelector
 
 if TYPE_CHECKING:
@@ -50,28 +62,6 @@ REASK_MESSAGE = (
     "Your reply did not begin with a score. Reply with only the score, a number from "
     "{lo:g} to {hi:g}, on the first line."
 )
-
-
-@dataclass
-class Ratings:
-    """Everything a rating run produced, row by row, and its report."""
-
-    scores: np.ndarray
-    replies: list[str | None]
-    reasons: list[str]
-    report: RunReport
-    parse_failures: int
-    request_failures: int
-    reasked: int
-
-    def summary(self) -> dict[str, Any]:
-        out = self.report.as_dict()
-        out.update(
-            parse_failures=self.parse_failures,
-            request_failures=self.request_failures,
-            reasked=self.reasked,
-        )
-        return out
 
 
 class QualitySelector(ScoreSelector):
@@ -105,6 +95,18 @@ class QualitySelector(ScoreSelector):
     on_parse_error : {"nan", "raise"}, default "nan"
         An unparsable reply scores NaN (counted, reported, never selected), or
         raises :class:`~sftselect.exceptions.JudgeParseError` after the run.
+    scoring : {"rating", "expected"}, default "rating"
+        ``"rating"``: the rating the judge wrote, parsed. ``"expected"``: G-Eval's
+        expected score, the sum of score x probability over the scale's integer
+        tokens at the position of the rating the judge wrote, renormalised over
+        the probability found there (see :mod:`sftselect.scoring.expected`);
+        needs a judge that returns log-probabilities: the first reply is checked
+        before the others are paid for, and a judge without them stops the run
+        with one :class:`~sftselect.exceptions.JudgeLogprobsError` line.
+    top_logprobs : int, default 20
+        With ``scoring="expected"``: the alternatives asked for per token (0 to
+        20, OpenAI's limit); the scale's tokens outside them count as
+        probability 0 (the mass covered is recorded per row).
     on_request_error : {"raise", "nan"}, default "raise"
         A request that fails after the backend's retries raises
         :class:`~sftselect.exceptions.JudgeRequestError` after the run (the
@@ -137,6 +139,8 @@ class QualitySelector(ScoreSelector):
         reask: int = 0,
         on_parse_error: str = "nan",
         on_request_error: str = "raise",
+        scoring: str = "rating",
+        top_logprobs: int = 20,
         ties: str = "random",
         random_state: Any = None,
         show_progress: bool = False,
@@ -155,6 +159,8 @@ class QualitySelector(ScoreSelector):
         self.reask = reask
         self.on_parse_error = on_parse_error
         self.on_request_error = on_request_error
+        self.scoring = scoring
+        self.top_logprobs = top_logprobs
         self.largest = True
         self.ties = ties
         self.random_state = random_state
@@ -179,8 +185,12 @@ class QualitySelector(ScoreSelector):
             else (preset["temperature"] if preset else 0.0)
         )
         top_p = preset["top_p"] if preset else None
-        check_positive_int(max_tokens, "max_tokens", type(self).__name__)
-        return {"max_tokens": max_tokens, "temperature": float(temperature), "top_p": top_p}
+        owner = type(self).__name__
+        check_positive_int(max_tokens, "max_tokens", owner)
+        decoding = {"max_tokens": max_tokens, "temperature": float(temperature), "top_p": top_p}
+        if check_choice(self.scoring, "scoring", owner, SCORINGS) == "expected":
+            decoding["top_logprobs"] = check_expected(owner, self.top_logprobs, prompt.scale)
+        return decoding
 
     def _fields(self, dataset: Dataset) -> tuple[list[str], list[str], list[str], np.ndarray]:
         """Instruction, input and response per row, and the rows with no response."""
@@ -226,10 +236,11 @@ class QualitySelector(ScoreSelector):
         head = (("system", prompt.system),) if prompt.system else ()
         fill = prompt.user.format
         instructions, inputs, responses = fields["instruction"], fields["input"], fields["response"]
-        max_tokens, temperature, top_p = (
+        max_tokens, temperature, top_p, top_logprobs = (
             decoding["max_tokens"],
             decoding["temperature"],
             decoding["top_p"],
+            decoding.get("top_logprobs"),
         )
         build = ChatRequest.from_checked_parts
         return [
@@ -244,6 +255,7 @@ class QualitySelector(ScoreSelector):
                 max_tokens,
                 temperature,
                 top_p,
+                top_logprobs,
             )
             for i in rows.tolist()
         ]
@@ -323,16 +335,13 @@ class QualitySelector(ScoreSelector):
         # and renders nothing; any other run builds and sends the requests.
         result = cached_result(self.judge, store, digest) if digest else None
         requests: list[ChatRequest] | None = None
+        top = decoding.get("top_logprobs")
         if result is None:
             requests = self._render(prompt, decoding, rows, fields)
-            result = run_requests(
-                self.judge,
-                requests,
-                cache=store,
-                max_concurrency=concurrency,
-                show_progress=bool(self.show_progress),
-                desc="rating",
-            )
+            result = run_probed(
+                self.judge, requests, store, owner=owner, top_logprobs=top,
+                max_concurrency=concurrency, show_progress=bool(self.show_progress),
+            )  # fmt: skip
             if digest:
                 remember_plan(store, digest, result.keys)
         report = result.report
@@ -354,7 +363,7 @@ class QualitySelector(ScoreSelector):
                 show_progress=bool(self.show_progress),
                 desc="re-asking",
             )
-            _merge(report, again.report)
+            merge_reports(report, again.report)
             reasked += len(todo)
             for i, reply in zip(todo, again.replies):
                 if reply is not None:
@@ -376,6 +385,8 @@ class QualitySelector(ScoreSelector):
         request_failures = sum(p is None for p in parsed)
         parse_failures = sum(p is not None and p.value is None for p in parsed)
         ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
+        if top is not None:
+            expected = apply_expected(ratings, rows, parsed, replies, prompt.scale, self.judge, top)
         if request_failures and self.on_request_error == "raise":
             raise JudgeRequestError(
                 failure_message(
@@ -399,6 +410,8 @@ class QualitySelector(ScoreSelector):
                 JudgeFailureWarning,
                 stacklevel=3,
             )
+        if top is not None:
+            warn_expected_failures(owner, expected, len(rows))
         if parse_failures and self.on_parse_error == "raise":
             bad = [i for i, p in enumerate(parsed) if p is not None and p.value is None]
             example = (replies[bad[0]].text or "")[:80] if replies[bad[0]] is not None else ""
@@ -424,6 +437,7 @@ class QualitySelector(ScoreSelector):
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             top_p=request.top_p,
+            top_logprobs=request.top_logprobs,
         )
 
     def _score(self, dataset: Dataset) -> np.ndarray:
@@ -467,20 +481,3 @@ class QualitySelector(ScoreSelector):
             usd_per_1m_output=usd_per_1m_output,
             owner=f"{type(self).__name__}.estimate",
         )
-
-
-def _merge(into: RunReport, more: RunReport) -> None:
-    for name in (
-        "requests",
-        "unique",
-        "cache_hits",
-        "sent",
-        "succeeded",
-        "failures",
-        "input_tokens",
-        "output_tokens",
-    ):
-        setattr(into, name, getattr(into, name) + getattr(more, name))
-    if into.retries is not None and more.retries is not None:
-        into.retries += more.retries
-    into.seconds += more.seconds

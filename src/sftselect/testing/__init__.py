@@ -6,7 +6,9 @@
   OpenAI-compatible chat server on 127.0.0.1 with injectable faults, the
   stand-in judge of the test suite, the benchmarks and the notebooks' smoke
   mode; reach it through the real client,
-  ``OpenAICompatibleBackend("m", base_url=server.base_url, api_key_env="NO_KEY")``.
+  ``OpenAICompatibleBackend("m", base_url=server.base_url, api_key_env="NO_KEY")``;
+  its replies may carry token log-probabilities (:class:`ScriptedReply`,
+  :mod:`sftselect.testing.logprobs`).
 * :func:`sample_tokenizer` and :func:`tiny_llama` (:mod:`sftselect.testing.models`):
   a LLaMA-style SentencePiece tokenizer trained on the bundled sample and a
   tiny random LLaMA for it; nothing downloaded, nothing needed beside the
@@ -19,6 +21,7 @@ helpers import them when called.
 from __future__ import annotations
 
 from .checks import check_selector, default_datasets, selector_checks
+from .logprobs import ScriptedReply
 from .models import sample_tokenizer, tiny_llama
 from .server import Fault, LoopbackServer, ReceivedRequest, default_reply, hashed_faults, prompt_key
 
@@ -26,6 +29,7 @@ __all__ = [
     "Fault",
     "LoopbackServer",
     "ReceivedRequest",
+    "ScriptedReply",
     "check_selector",
     "default_datasets",
     "default_reply",

@@ -20,7 +20,9 @@ at once, and misbehaves on demand:
 * ``faults`` as a callable ``(ReceivedRequest) -> Fault | None``, deciding per
   request from its arrival index, its body or how often its prompt was seen
   (:func:`hashed_faults` decides by a seeded hash of the prompt);
-* ``reply`` may also return a :class:`Fault`.
+* ``reply`` may also return a :class:`Fault`, or a
+  :class:`~sftselect.testing.logprobs.ScriptedReply`: a text with its token
+  log-probabilities, sent to requests that ask for them.
 
 Everything is bounded: a hang lasts ``Fault.hang(seconds)`` or until the server
 stops, connections are shut when the context exits, and idle connections time
@@ -41,6 +43,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .logprobs import ScriptedReply, logprobs_field
 
 __all__ = [
     "Fault",
@@ -226,7 +230,8 @@ class LoopbackServer:
     Parameters
     ----------
     reply:
-        ``(request_json) -> str`` (the assistant text) or a :class:`Fault`.
+        ``(request_json) -> str`` (the assistant text), a :class:`ScriptedReply`
+        (a text and its token log-probabilities) or a :class:`Fault`.
     latency:
         Seconds each request waits before it is answered (faults included).
     faults:
@@ -246,7 +251,7 @@ class LoopbackServer:
         usage: bool = True,
         model: str = "loopback-model",
     ) -> None:
-        self.reply = reply
+        self.reply: Callable[[dict[str, Any]], str | Fault | ScriptedReply] = reply
         self.latency = latency
         self.faults = faults
         self.usage = usage
@@ -398,6 +403,7 @@ class LoopbackServer:
             return
         fault = record.fault
         text: str | None = None
+        scripted: ScriptedReply | None = None
         if fault is None:
             try:
                 produced = self.reply(record.body)
@@ -405,6 +411,8 @@ class LoopbackServer:
                 produced = Fault.status_code(500, f"reply function failed: {exc!r}")
             if isinstance(produced, Fault):
                 fault = record.fault = produced
+            elif isinstance(produced, ScriptedReply):
+                text, scripted = produced.text, produced
             else:
                 text = str(produced)
         if fault is not None and fault.kind == "hang":
@@ -415,7 +423,8 @@ class LoopbackServer:
             handler.close_connection = True
             return
         if fault is None:
-            handler._send(200, json.dumps(self._completion(record, text or "")).encode())
+            completion = self._completion(record, text or "", scripted)
+            handler._send(200, json.dumps(completion).encode())
         elif fault.kind == "drop":
             handler.close_connection = True
         elif fault.kind in ("status", "malformed"):
@@ -424,7 +433,9 @@ class LoopbackServer:
         else:
             raise ValueError(f"unknown fault kind {fault.kind!r}")
 
-    def _completion(self, record: ReceivedRequest, text: str) -> dict[str, Any]:
+    def _completion(
+        self, record: ReceivedRequest, text: str, scripted: ScriptedReply | None = None
+    ) -> dict[str, Any]:
         body = record.body
         prompt_chars = "".join(
             str(m.get("content", "")) for m in body["messages"] if isinstance(m, dict)
@@ -438,6 +449,7 @@ class LoopbackServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
+                    "logprobs": logprobs_field(scripted, body),
                     "finish_reason": "stop",
                 }
             ],
