@@ -195,3 +195,63 @@ def test_no_text_says_the_command_line_refuses_embedding_selectors_on_ray(capsys
         assert "runs on this machine (drop --engine ray)" not in text, path
     source = (REPO / "src" / "sftselect" / "cli" / "selection.py").read_text(encoding="utf-8")
     assert "--engine ray runs the length, random, column and quality" not in source
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--device", "cuda"], "--device cuda with --engine ray needs --num-gpus"),
+        (["--num-gpus", "-1"], "--num-gpus must be a number >= 0; got -1.0"),
+        (["--workers", "0"], "--workers must be a positive int; got 0"),
+    ],
+)
+def test_what_cannot_run_on_ray_is_refused_in_one_line(
+    pool, model_dir, tmp_path, capsys, extra, message
+):
+    """Refused before Ray starts or anything is written."""
+    out = tmp_path / "o.jsonl"
+    argv = ["select", str(pool), "-o", str(out), "--selector", "kcenter", "-k", "3"]
+    argv += ["--embed-model", str(model_dir), "--engine", "ray", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_num_gpus_needs_ray_and_an_embedding_actor(pool, tmp_path, capsys):
+    base = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "-k", "3", "--num-gpus", "1"]
+    assert main([*base, "--selector", "kcenter", "--embed-column", "v"]) == 2
+    assert "--num-gpus reserves GPUs for Ray's embedding actors; it needs --engine ray" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--selector", "length", "--engine", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--num-gpus applies to --selector diversity, kcenter, facility-location or targeted" in err
+    )
+
+
+def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkeypatch):
+    """--num-gpus G is the GPUs each embedding actor reserves (run(num_gpus=G)); checked
+    here on a stand-in for run, since this machine has no GPU for Ray to hand out."""
+    import sftselect.distributed as sd
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(selector, dataset, **options):
+        seen.update(options, selector=selector)
+        raise Stop
+
+    monkeypatch.setenv("SFTSELECT_DEBUG", "1")  # let the stand-in's exception through
+    monkeypatch.setattr(sd, "connect", lambda address: False)
+    monkeypatch.setattr(sd, "read", lambda source, split: None)
+    monkeypatch.setattr(sd, "run", fake_run)
+    argv = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "--selector", "diversity"]
+    argv += ["-k", "3", "--embed-model", str(model_dir), "--device", "cuda", "--seed", "0"]
+    with pytest.raises(Stop):
+        main([*argv, "--engine", "ray", "--num-gpus", "0.5", "--workers", "4"])
+    assert seen["num_gpus"] == 0.5 and seen["workers"] == 4
+    assert seen["selector"].embedder.device == "cuda"
