@@ -108,7 +108,16 @@ def test_embedding_selectors_on_ray_write_the_one_machine_files(
     one, dist = tmp_path / "one", tmp_path / "ray"
     one.mkdir(), dist.mkdir()
     _run(argv, one / "out.jsonl", "--plot", str(one / "pca.png"))
-    _run(argv, dist / "out.jsonl", "--plot", str(dist / "pca.png"), "--engine", "ray")
+    _run(
+        argv,
+        dist / "out.jsonl",
+        "--plot",
+        str(dist / "pca.png"),
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+    )
     assert (dist / "out.jsonl").read_bytes() == (one / "out.jsonl").read_bytes()
     assert len((one / "out.jsonl").read_text().splitlines()) == 6
     assert (dist / "pca.png").read_bytes() == (one / "pca.png").read_bytes()
@@ -255,3 +264,23 @@ def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkey
         main([*argv, "--engine", "ray", "--num-gpus", "0.5", "--workers", "4"])
     assert seen["num_gpus"] == 0.5 and seen["workers"] == 4
     assert seen["selector"].embedder.device == "cuda"
+
+
+def test_vectors_in_a_column_on_ray(ray_local, tmp_path):
+    """--embed-column COL (no model): the column travels with the rows to the actors; the
+    files and record of one machine."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = load_sample().select(range(N_ROWS)).to_list()
+    for row in rows:
+        row["v"] = rng.normal(size=8).round(4).tolist()
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = [str(src), "--selector", "kcenter", "-k", "5", "--seed", "0", "--embed-column", "v"]
+    _run(argv, tmp_path / "one.jsonl")
+    _run(argv, tmp_path / "ray.jsonl", "--engine", "ray")
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    a, b = _record(tmp_path / "one.jsonl"), _record(tmp_path / "ray.jsonl")
+    assert a["params"]["embedder"] == "PrecomputedEmbeddings('column:v')"
+    assert _comparable(b) == _comparable(a)
