@@ -284,3 +284,29 @@ def test_vectors_in_a_column_on_ray(ray_local, tmp_path):
     a, b = _record(tmp_path / "one.jsonl"), _record(tmp_path / "ray.jsonl")
     assert a["params"]["embedder"] == "PrecomputedEmbeddings('column:v')"
     assert _comparable(b) == _comparable(a)
+
+
+def test_a_ray_instance_the_command_starts_is_shut_down_after_the_output_is_written(
+    ray_local, tmp_path, monkeypatch
+):
+    """Without a running instance the command starts one and shuts it down when done: the
+    selected rows are read from the cluster, so every file is written before the shutdown
+    (stand-ins for connect and shutdown keep the shared instance)."""
+    import sftselect.distributed as sd
+
+    out = tmp_path / "o.jsonl"
+    written_at_shutdown = []
+    monkeypatch.setattr(sd, "connect", lambda address: True)  # "this call started Ray"
+    monkeypatch.setattr(ray, "shutdown", lambda: written_at_shutdown.append(out.exists()))
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = load_sample().select(range(12)).to_list()
+    for row in rows:
+        row["v"] = rng.normal(size=4).round(4).tolist()
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = [str(src), "--selector", "kcenter", "-k", "3", "--seed", "0", "--embed-column", "v"]
+    _run(argv, out, "--engine", "ray")
+    assert written_at_shutdown == [True]
+    assert len(out.read_text().splitlines()) == 3

@@ -70,12 +70,12 @@ def run_embedded_on_ray(args: argparse.Namespace) -> int:
         )
         elapsed = time.perf_counter() - t0
         X = _plot_vectors(args, selector, result) if args.plot else None
+        _write(args, selector, result, elapsed, X)  # the rows are read from the cluster
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    _write(args, selector, result, elapsed, X)
     info(result.summary.describe(), args.quiet)
     return 0
 
