@@ -108,7 +108,16 @@ def test_embedding_selectors_on_ray_write_the_one_machine_files(
     one, dist = tmp_path / "one", tmp_path / "ray"
     one.mkdir(), dist.mkdir()
     _run(argv, one / "out.jsonl", "--plot", str(one / "pca.png"))
-    _run(argv, dist / "out.jsonl", "--plot", str(dist / "pca.png"), "--engine", "ray")
+    _run(
+        argv,
+        dist / "out.jsonl",
+        "--plot",
+        str(dist / "pca.png"),
+        "--engine",
+        "ray",
+        "--workers",
+        "1",
+    )
     assert (dist / "out.jsonl").read_bytes() == (one / "out.jsonl").read_bytes()
     assert len((one / "out.jsonl").read_text().splitlines()) == 6
     assert (dist / "pca.png").read_bytes() == (one / "pca.png").read_bytes()
@@ -195,3 +204,109 @@ def test_no_text_says_the_command_line_refuses_embedding_selectors_on_ray(capsys
         assert "runs on this machine (drop --engine ray)" not in text, path
     source = (REPO / "src" / "sftselect" / "cli" / "selection.py").read_text(encoding="utf-8")
     assert "--engine ray runs the length, random, column and quality" not in source
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--device", "cuda"], "--device cuda with --engine ray needs --num-gpus"),
+        (["--num-gpus", "-1"], "--num-gpus must be a number >= 0; got -1.0"),
+        (["--workers", "0"], "--workers must be a positive int; got 0"),
+    ],
+)
+def test_what_cannot_run_on_ray_is_refused_in_one_line(
+    pool, model_dir, tmp_path, capsys, extra, message
+):
+    """Refused before Ray starts or anything is written."""
+    out = tmp_path / "o.jsonl"
+    argv = ["select", str(pool), "-o", str(out), "--selector", "kcenter", "-k", "3"]
+    argv += ["--embed-model", str(model_dir), "--engine", "ray", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_num_gpus_needs_ray_and_an_embedding_actor(pool, tmp_path, capsys):
+    base = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "-k", "3", "--num-gpus", "1"]
+    assert main([*base, "--selector", "kcenter", "--embed-column", "v"]) == 2
+    assert "--num-gpus reserves GPUs for Ray's embedding actors; it needs --engine ray" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--selector", "length", "--engine", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--num-gpus applies to --selector diversity, kcenter, facility-location or targeted" in err
+    )
+
+
+def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkeypatch):
+    """--num-gpus G is the GPUs each embedding actor reserves (run(num_gpus=G)); checked
+    here on a stand-in for run, since this machine has no GPU for Ray to hand out."""
+    import sftselect.distributed as sd
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(selector, dataset, **options):
+        seen.update(options, selector=selector)
+        raise Stop
+
+    monkeypatch.setenv("SFTSELECT_DEBUG", "1")  # let the stand-in's exception through
+    monkeypatch.setattr(sd, "connect", lambda address: False)
+    monkeypatch.setattr(sd, "read", lambda source, split: None)
+    monkeypatch.setattr(sd, "run", fake_run)
+    argv = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "--selector", "diversity"]
+    argv += ["-k", "3", "--embed-model", str(model_dir), "--device", "cuda", "--seed", "0"]
+    with pytest.raises(Stop):
+        main([*argv, "--engine", "ray", "--num-gpus", "0.5", "--workers", "4"])
+    assert seen["num_gpus"] == 0.5 and seen["workers"] == 4
+    assert seen["selector"].embedder.device == "cuda"
+
+
+def test_vectors_in_a_column_on_ray(ray_local, tmp_path):
+    """--embed-column COL (no model): the column travels with the rows to the actors; the
+    files and record of one machine."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = load_sample().select(range(N_ROWS)).to_list()
+    for row in rows:
+        row["v"] = rng.normal(size=8).round(4).tolist()
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = [str(src), "--selector", "kcenter", "-k", "5", "--seed", "0", "--embed-column", "v"]
+    _run(argv, tmp_path / "one.jsonl")
+    _run(argv, tmp_path / "ray.jsonl", "--engine", "ray")
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
+    a, b = _record(tmp_path / "one.jsonl"), _record(tmp_path / "ray.jsonl")
+    assert a["params"]["embedder"] == "PrecomputedEmbeddings('column:v')"
+    assert _comparable(b) == _comparable(a)
+
+
+def test_a_ray_instance_the_command_starts_is_shut_down_after_the_output_is_written(
+    ray_local, tmp_path, monkeypatch
+):
+    """Without a running instance the command starts one and shuts it down when done: the
+    selected rows are read from the cluster, so every file is written before the shutdown
+    (stand-ins for connect and shutdown keep the shared instance)."""
+    import sftselect.distributed as sd
+
+    out = tmp_path / "o.jsonl"
+    written_at_shutdown = []
+    monkeypatch.setattr(sd, "connect", lambda address: True)  # "this call started Ray"
+    monkeypatch.setattr(ray, "shutdown", lambda: written_at_shutdown.append(out.exists()))
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    rows = load_sample().select(range(12)).to_list()
+    for row in rows:
+        row["v"] = rng.normal(size=4).round(4).tolist()
+    src = tmp_path / "pool.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    argv = [str(src), "--selector", "kcenter", "-k", "3", "--seed", "0", "--embed-column", "v"]
+    _run(argv, out, "--engine", "ray")
+    assert written_at_shutdown == [True]
+    assert len(out.read_text().splitlines()) == 3

@@ -90,11 +90,13 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     "column": SCORE_BOUNDS | {"--score-column", "--ties", "--seed"},
     "quality": FORMAT | JUDGE | SCORE_BOUNDS | {"--turns", "--ties", "--seed"},
     "diversity": FORMAT | EMBEDDING
-    | {"--seed", "--n-clusters", "--allocation", "--within", "--kmeans-backend", "--cluster-column"},
-    "kcenter": FORMAT | EMBEDDING | {"--seed", "--metric"},
+    | {"--seed", "--n-clusters", "--allocation", "--within", "--kmeans-backend", "--cluster-column",
+       "--num-gpus"},
+    "kcenter": FORMAT | EMBEDDING | {"--seed", "--metric", "--num-gpus"},
     "facility-location": FORMAT | EMBEDDING
-    | {"--seed", "--kernel", "--weights-column", "--optimizer", "--refine", "--graph", "--n-neighbors"},
-    "targeted": FORMAT | EMBEDDING | {"--targets"},
+    | {"--seed", "--kernel", "--weights-column", "--optimizer", "--refine", "--graph", "--n-neighbors",
+       "--num-gpus"},
+    "targeted": FORMAT | EMBEDDING | {"--targets", "--num-gpus"},
     "repr-filter": FORMAT | EMBEDDING | LENGTH_UNIT | {"--max-similarity", "--order", "--score-column"},
     "exact-dedup": DEDUP,
     "minhash": DEDUP | {"--threshold", "--ngram", "--num-perm", "--num-proc"},

@@ -48,6 +48,14 @@ def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         help="--engine ray: concurrent workers (rating and embedding actors, default 2; "
         "length tasks, default: as many as Ray schedules)",
     )
+    g.add_argument(
+        "--num-gpus",
+        type=float,
+        default=0.0,
+        help="--engine ray, --selector diversity, kcenter, facility-location, targeted: GPUs "
+        "each embedding actor reserves (default 0: the actors embed on CPUs, Ray hides the "
+        "GPUs from them; 1: one model on each GPU)",
+    )
     return g
 
 

@@ -22,6 +22,7 @@ cluster for it (with ``--embed-cache`` that pass reads the cache).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -54,22 +55,43 @@ def run_embedded_on_ray(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers <= 0:
         raise CliError(f"--workers must be a positive int; got {args.workers}")
+    _check_gpus(args)
     selector = described_selector(args)
     started = connect(args.address)
     try:
         t0 = time.perf_counter()
         dataset = read(args.input, split=args.split)
-        result = run(selector, dataset, workers=args.workers, show_progress=not args.quiet)
+        result = run(
+            selector,
+            dataset,
+            workers=args.workers,
+            num_gpus=args.num_gpus,
+            show_progress=not args.quiet,
+        )
         elapsed = time.perf_counter() - t0
         X = _plot_vectors(args, selector, result) if args.plot else None
+        _write(args, selector, result, elapsed, X)  # the rows are read from the cluster
     finally:
         if started:
             import ray
 
             ray.shutdown()
-    _write(args, selector, result, elapsed, X)
     info(result.summary.describe(), args.quiet)
     return 0
+
+
+def _check_gpus(args: argparse.Namespace) -> None:
+    """``--num-gpus``: a finite number >= 0, and given when ``--device cuda`` asks for a GPU
+    (Ray hides the GPUs from an actor that reserves none: it would fail there)."""
+    gpus = args.num_gpus
+    if not (math.isfinite(gpus) and gpus >= 0):
+        raise CliError(f"--num-gpus must be a number >= 0; got {gpus}")
+    if (args.device or "").startswith("cuda") and gpus == 0:
+        raise CliError(
+            f"--device {args.device} with --engine ray needs --num-gpus (the GPUs each "
+            "embedding actor reserves; Ray hides the GPUs from actors that reserve none): "
+            "add --num-gpus 1, or drop --device to embed on the actors' CPUs"
+        )
 
 
 def _plot_vectors(args: argparse.Namespace, selector: Any, result: Any) -> Any:
@@ -91,7 +113,7 @@ def _plot_vectors(args: argparse.Namespace, selector: Any, result: Any) -> Any:
         format=selector.format,
         cache_dir=selector.cache_dir,
     )
-    X = gather_vectors(rows, result.dataset, workers=args.workers)
+    X = gather_vectors(rows, result.dataset, workers=args.workers, num_gpus=args.num_gpus)
     info(
         f"embedded {X.shape[0]:,} rows again for --plot in {time.perf_counter() - t0:.1f}s",
         args.quiet,
