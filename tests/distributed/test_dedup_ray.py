@@ -1,0 +1,140 @@
+"""Exact and MinHash deduplication on Ray (``DUPLICATE_GROUPS``): keys per block, groups by
+key on the cluster, the same groups, kept rows and removed-rows table as one machine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+import sftselect.distributed as sd  # noqa: E402
+from sftselect import Chain, ExactDedup, LengthSelector, MinHashDedup, load_sample  # noqa: E402
+from sftselect.core.base import EngineKind, RankResult, Selector  # noqa: E402
+from sftselect.core.row_tables import find_row_tables  # noqa: E402
+from tests.helpers.near_copies import _edit, pool_with_near_copies  # noqa: E402
+from tests.helpers.paths import require_shared_data  # noqa: E402
+
+
+def _with_duplicates(rows: list[dict], seed: int) -> list[dict]:
+    """``rows``, then edited near-copies of some (scattered sources, so a duplicate is
+    rarely in its original's block), exact repeats, empty rows and 100 near-identical
+    rows whose buckets hold more than 64 rows (the cap on large buckets)."""
+    rng = np.random.default_rng(seed)
+    out = [dict(r) for r in rows]
+    for src in rng.choice(len(rows), size=len(rows) // 6, replace=False).tolist():
+        row = dict(rows[src])
+        field = ["instruction", "output"][int(rng.integers(2))]
+        row[field] = _edit(row[field], rng)
+        out.append(row)
+    out += [dict(rows[i]) for i in rng.choice(len(rows), size=25, replace=False).tolist()]
+    out += [{"instruction": "", "input": "", "output": ""}] * 3
+    head, tail = (" ".join(f"w{j}" for j in range(a, a + 200)) for a in (0, 200))
+    # 100 rows, pairs at Jaccard 0.975 (5 of 397 shingles differ): buckets of about 86
+    out += [{"instruction": f"{head} v{i} {tail}", "input": "", "output": "ok"} for i in range(100)]
+    order = rng.permutation(len(out))  # copies spread among the originals
+    return [out[i] for i in order]
+
+
+@pytest.fixture(scope="module")
+def sample_pool() -> Dataset:
+    rows = load_sample().select(range(600)).to_list()
+    pool = Dataset.from_list(_with_duplicates(rows, seed=1))
+    return pool.add_column("score", np.random.default_rng(2).integers(0, 5, len(pool)).tolist())
+
+
+def _same(one, got) -> None:
+    """Ranking, kept rows, every removed-rows table and the details are one machine's."""
+    assert got.ranked.tolist() == one.ranked.tolist()
+    assert got.indices.tolist() == one.indices.tolist()
+    mine, theirs = find_row_tables(got.extra), find_row_tables(one.extra)
+    assert [t.name for t in mine] == [t.name for t in theirs] and theirs
+    for a, b in zip(mine, theirs):
+        assert list(a) == list(b)
+        for column in b:
+            assert np.array_equal(a[column], b[column]), (b.name, column)
+
+    def plain(extra):
+        return {k: str(v) for k, v in extra.items() if k != "removed_rows"}
+
+    assert plain(got.extra) == plain(one.extra)
+
+
+MINHASH = {
+    "first-1-block": (1, lambda: MinHashDedup()),
+    "longest-3-blocks": (3, lambda: MinHashDedup(keep="longest")),
+    "random-7-blocks": (7, lambda: MinHashDedup(keep="random", random_state=5)),
+    "selector-4-blocks": (4, lambda: MinHashDedup(keep=LengthSelector(unit="words"))),
+    "column-unverified-5-blocks": (5, lambda: MinHashDedup(keep="score", verify=False)),
+    "instruction-ngram3-2-blocks": (
+        2,
+        lambda: MinHashDedup(fields="instruction", ngram=3, threshold=0.5, random_state=1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MINHASH), ids=str)
+def test_minhash_on_ray_is_one_machines(ray_local, sample_pool, case):
+    num_blocks, make = MINHASH[case]
+    one = make().run(sample_pool)
+    assert one.extra["removed"] > 100 and one.extra["candidate_pairs"] > 0
+    got = sd.run(make(), sample_pool, num_blocks=num_blocks)
+    _same(one, got)
+    stages = [s.name for s in got.summary.stages]
+    assert "keys+classes" in stages and "gather" not in stages  # no row reached the driver
+
+
+@pytest.mark.parametrize(
+    ("num_blocks", "make"),
+    [
+        (3, lambda: ExactDedup()),
+        (6, lambda: ExactDedup(keep="score", fields="instruction")),
+        (2, lambda: ExactDedup(keep=LengthSelector(unit="chars"), casefold=False)),
+    ],
+    ids=["first", "column-instruction", "selector"],
+)
+def test_exact_dedup_on_ray_is_one_machines(ray_local, sample_pool, num_blocks, make):
+    one = make().run(sample_pool)
+    assert one.extra["removed"] >= 25
+    _same(one, sd.run(make(), sample_pool, num_blocks=num_blocks))
+
+
+def test_chain_of_minhash_then_length_on_ray_is_one_machines(ray_local, sample_pool):
+    def make():
+        return Chain(MinHashDedup(random_state=0), LengthSelector(k=150, unit="words"))
+
+    one = make().run(sample_pool)
+    got = sd.run(make(), sample_pool, num_blocks=4)
+    assert got.ranked.tolist() == one.ranked.tolist()
+    _same(one, got)
+
+
+def test_minhash_on_ray_on_real_alpaca_with_near_copies(ray_local):
+    data = require_shared_data()
+    rows, _ = pool_with_near_copies(data, 1200, 300, seed=4)
+    pool = Dataset.from_list(_with_duplicates(rows, seed=3))
+    for num_blocks, make in (
+        (5, lambda: MinHashDedup(keep="longest")),
+        (3, lambda: ExactDedup(fields="instruction,response")),
+    ):
+        one = make().run(pool)
+        assert one.extra["removed"] > 100
+        _same(one, sd.run(make(), pool, num_blocks=num_blocks))
+
+
+def test_a_duplicate_groups_selector_without_its_methods_is_refused():
+    class Half(Selector):
+        engine_kind = EngineKind.DUPLICATE_GROUPS
+
+        def duplicate_keys(self, dataset):  # the other methods are missing
+            raise NotImplementedError
+
+        def _rank(self, dataset, rng, limit):
+            return RankResult(order=np.arange(len(dataset)), n_eligible=len(dataset))
+
+    from sftselect.distributed.dispatch import engine_kind_of
+
+    with pytest.raises(TypeError, match="DUPLICATE_GROUPS but has no pair_values"):
+        engine_kind_of(Half())
