@@ -138,3 +138,55 @@ def test_a_duplicate_groups_selector_without_its_methods_is_refused():
 
     with pytest.raises(TypeError, match="DUPLICATE_GROUPS but has no pair_values"):
         engine_kind_of(Half())
+
+
+def _provenance(path):
+    import json
+
+    record = json.loads(path.read_text())
+    for key in ("engine", "seconds", "output", "created"):  # engine: on Ray only
+        record.pop(key, None)
+    # what one process hashes of the table in memory (the file's SHA-256 is compared)
+    record["input"].pop("fingerprint")
+    record["input"].pop("content_sha256", None)
+    return record
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--selector", "minhash", "--keep", "longest", "--threshold", "0.6"],
+        ["--selector", "exact-dedup", "--fields", "instruction", "--keep", "score"],
+        ["--dedup", "minhash", "--selector", "length", "-k", "120", "--unit", "words"],
+    ],
+    ids=["minhash", "exact", "dedup-then-length"],
+)
+def test_cli_engine_ray_writes_one_machines_files(ray_local, sample_pool, tmp_path, options):
+    """`select ... --engine ray` writes the output, OUTPUT.removed.csv and the provenance
+    record (less what says where and how long it ran) byte for byte as one machine."""
+    from sftselect.cli import main
+
+    src = tmp_path / "pool.jsonl"
+    sample_pool.to_json(src)
+    files = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / engine / "sel.jsonl"
+        out.parent.mkdir()
+        argv = ["select", str(src), "-o", str(out), "--seed", "3", *options, "--report", "-q"]
+        assert main([*argv, "--engine", engine]) == 0
+        files[engine] = out
+    local, on_ray = files["local"], files["ray"]
+    assert on_ray.read_bytes() == local.read_bytes()
+    removed = local.with_name("sel.jsonl.removed.csv")
+    assert removed.exists() and len(removed.read_text().splitlines()) > 20
+    assert on_ray.with_name(removed.name).read_bytes() == removed.read_bytes()
+    prov = local.with_name("sel.jsonl.provenance.json")
+    assert _provenance(on_ray.with_name(prov.name)) == _provenance(prov)
+
+
+def test_cli_engine_ray_refuses_semdedup(tmp_path, capsys):
+    from sftselect.cli import main
+
+    argv = ["select", "sample:alpaca_2k", "-o", str(tmp_path / "o.jsonl"), "--selector"]
+    assert main([*argv, "semdedup", "--embed-column", "v", "--engine", "ray"]) == 2
+    assert "semdedup runs on this machine" in capsys.readouterr().err
