@@ -11,7 +11,15 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 import sftselect.distributed as sd  # noqa: E402
-from sftselect import Chain, ExactDedup, LengthSelector, MinHashDedup, load_sample  # noqa: E402
+from sftselect import (  # noqa: E402
+    Chain,
+    ExactDedup,
+    LengthSelector,
+    MinHashDedup,
+    RepresentationFilter,
+    SemDeDup,
+    load_sample,
+)
 from sftselect.core.base import EngineKind, RankResult, Selector  # noqa: E402
 from sftselect.core.row_tables import find_row_tables  # noqa: E402
 from tests.helpers.near_copies import _edit, pool_with_near_copies  # noqa: E402
@@ -190,3 +198,40 @@ def test_cli_engine_ray_refuses_semdedup(tmp_path, capsys):
     argv = ["select", "sample:alpaca_2k", "-o", str(tmp_path / "o.jsonl"), "--selector"]
     assert main([*argv, "semdedup", "--embed-column", "v", "--engine", "ray"]) == 2
     assert "semdedup runs on this machine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("make", "stage"),
+    [
+        (lambda e: SemDeDup(e, eps=0.3, n_clusters=4, random_state=1), "embed+rank"),
+        (lambda e: SemDeDup(e, eps=0.3, n_clusters=4, keep="random", random_state=2), "embed+rank"),
+        (lambda e: SemDeDup(e, eps=0.3, n_clusters=4, keep="longest", random_state=1), "gather"),
+        (lambda e: RepresentationFilter(e, 150, max_similarity=0.6), "embed+rank"),
+        (lambda e: RepresentationFilter(e, max_similarity=0.6, order="score"), "gather"),
+    ],
+    ids=["semdedup-hard", "semdedup-random", "semdedup-longest", "repr", "repr-column-order"],
+)
+def test_embedding_filters_on_ray_are_one_machines(ray_local, sample_pool, make, stage):
+    """SemDeDup and RepresentationFilter: vectors in actors and the global step on the
+    driver when it reads only vectors (VECTORS_THEN_GLOBAL), else the rows gathered."""
+    from sftselect.embedding import HashingEmbedder
+
+    pool = sample_pool.select(range(300))
+    one = make(HashingEmbedder(n_features=32)).run(pool)
+    got = sd.run(make(HashingEmbedder(n_features=32)), pool, num_blocks=3)
+    assert got.ranked.tolist() == one.ranked.tolist() and 0 < one.indices.size < 300
+    assert stage in [s.name for s in got.summary.stages]
+    if "removed_rows" in one.extra:
+        _same(one, got)
+
+
+def test_no_rows_left_for_the_dedup_stage_of_a_chain(ray_local, sample_pool):
+    """A dedup stage that receives no rows gives what one machine gives (no rows)."""
+    from sftselect import ColumnScoreSelector
+
+    def make():
+        return Chain(ColumnScoreSelector("score", min_score=99.0), MinHashDedup())
+
+    one = make().run(sample_pool)
+    got = sd.run(make(), sample_pool, num_blocks=3)
+    assert one.indices.size == 0 and got.indices.tolist() == []

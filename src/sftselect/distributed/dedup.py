@@ -6,13 +6,15 @@ The path of :class:`~sftselect.selectors.dedup.ExactDedup`,
 :attr:`~sftselect.core.kinds.EngineKind.DUPLICATE_GROUPS` (the steps are in
 :mod:`sftselect.selectors.dedup.grouping`):
 
-1. Ray tasks compute each block's keys with the selector's own
-   ``duplicate_keys`` (exact: the normalised text and its hash; MinHash: the
-   signature, its hash and the LSH band keys, with the selector's shingling,
-   seeds, bands and rows).
-2. Rows are grouped by identity ON THE CLUSTER: a hash shuffle on the identity
-   hash (``groupby`` on ``hash % P``, ``P`` partitions, ``map_groups``) sends
-   every row of one identity to one partition, where
+1. The dataset's blocks stay in the cluster's object store
+   (``to_arrow_refs``); a Ray task per block computes its keys with the
+   selector's own ``duplicate_keys`` (exact: the normalised text and its hash;
+   MinHash: the signature, its hash and the LSH band keys, with the selector's
+   shingling, seeds, bands and rows).
+2. Rows are grouped by identity ON THE CLUSTER: a hash shuffle of Ray tasks
+   (each map task splits its rows into ``P`` partitions by ``hash % P``; one
+   reduce task per partition) sends every row of one identity to one
+   partition, where
    :func:`~sftselect.selectors.dedup.grouping.identity_classes` compares the
    identities exactly (equal strings or signature bytes, not equal hashes).
 3. The heads of the classes are exploded into ``(band, key, row)`` records and
@@ -22,15 +24,21 @@ The path of :class:`~sftselect.selectors.dedup.ExactDedup`,
    rule, the cap on large buckets included). The driver receives the pairs
    and makes them distinct.
 4. A measure of pairs (verification against the true shingle Jaccard, the
-   similarity of each removed row to its kept row) runs on the cluster: each
-   pair is given a partition; every block computes ``pair_values`` (the
-   shingle sets) of its rows that some pair needs, once per partition that
-   needs them; ``map_groups`` computes ``pair_measure`` in each partition. Only
-   one float per pair comes back; no text or shingle reaches the driver.
+   similarity of each removed row to its kept row) runs on the cluster
+   (:class:`RayMeasure`): each pair is given a partition; a task per block
+   computes ``pair_values`` (the shingle sets) of its rows that some pair
+   needs, once per partition that needs them; a reduce task per partition
+   computes ``pair_measure``. Only one float per pair comes back; no text or
+   shingle reaches the driver.
 5. The keep policy ranks on the cluster by its own kind (a
    :class:`~sftselect.distributed.dispatch.RayPool`, as a composite's operand),
    and the selector's ``resolve_duplicates`` -- the one-machine code -- joins the
    verified pairs (union-find) and keeps one row of each group.
+
+The shuffles are plain Ray tasks rather than Ray Data's ``groupby`` /
+``map_groups``: on the 2-CPU test machine the latter took about 10 s of
+scheduling per shuffle (hash-shuffle aggregators), and a MinHash run makes up
+to five shuffles; the tasks take milliseconds to start.
 
 Why a shuffle on the key rather than per-block partial buckets merged on the
 driver: a block's partial buckets are almost all single rows (a duplicate is
@@ -69,7 +77,7 @@ from .summary import RunSummary
 if TYPE_CHECKING:
     from ray.data import Dataset
 
-__all__ = ["DUPLICATE_METHODS", "rank_duplicates"]
+__all__ = ["DUPLICATE_METHODS", "RayMeasure", "rank_duplicates"]
 
 #: What a ``DUPLICATE_GROUPS`` selector promises (:class:`~sftselect.core.kinds.EngineKind`).
 DUPLICATE_METHODS = (
@@ -280,6 +288,7 @@ class RayMeasure:
     ) -> None:
         self.blocks, self.spec, self.parts, self.summary = blocks, spec, parts, summary
         self.calls = 0
+        self.seconds = 0.0
 
     def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         import ray
@@ -308,10 +317,12 @@ class RayMeasure:
         if missing:
             raise RuntimeError(f"{missing} of {a.size} pairs were not measured on the cluster")
         self.calls += 1
+        seconds = time.perf_counter() - t0
+        self.seconds += seconds
         self.summary.add(
             f"measure {self.calls}",
             f"Ray tasks; hash shuffle by pair into {self.parts} partitions",
-            time.perf_counter() - t0,
+            seconds,
             f"{a.size:,} pairs; the values of {need.size:,} rows (once per partition) moved",
         )
         return out
@@ -335,9 +346,13 @@ def rank_duplicates(
     spec = PortableSelector.of(selector, overrides)
     t0 = time.perf_counter()
     blocks = dataset.to_arrow_refs()  # the blocks stay in the cluster's object store
+    if not blocks:  # no rows: what one machine's _rank gives
+        return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0), 0
     classed = _shuffle(blocks, _keys_block, _classes_group, parts, {"spec": spec, "parts": parts})
     counted = _on_each(classed, _not_plain)
     n = sum(c for c, _ in counted)
+    if n == 0:
+        return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0), 0
     odd = _gathered([t for _, t in counted], [ROW_COLUMN, "head", "active"])
     plain = odd["active"].astype(bool)
     members, heads = odd[ROW_COLUMN][plain], odd["head"][plain]
@@ -375,8 +390,8 @@ def rank_duplicates(
     result = selector.resolve_duplicates(candidates, measure, priority)  # type: ignore[attr-defined]
     summary.add(
         "groups",
-        "the driver (union-find over the verified pairs; the measures above included)",
-        time.perf_counter() - t3,
+        "the driver (union-find over the verified pairs, the removed-rows table)",
+        time.perf_counter() - t3 - measure.seconds,
         f"{result.n_eligible:,} rows kept",
     )
     return result, n

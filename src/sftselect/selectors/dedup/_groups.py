@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...core.base import RankResult, Selector
+from ...core.base import EngineKind, RankResult, Selector
 from ...core.row_tables import RowTable
 from ...core.validation import param_error
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KEEP_RULES",
     "UnionFind",
+    "VectorsOrWhole",
     "check_keep",
     "dedup_result",
     "keep_priority",
@@ -210,3 +211,19 @@ def dedup_result(
         "removed_rows": table,
     }
     return RankResult(order=kept, n_eligible=int(kept.size), extra=extra)
+
+
+class VectorsOrWhole:
+    """The ``engine_kind`` of an embedding filter whose global step may need the rows.
+
+    On the class it reads ``WHOLE_DATASET`` (what every instance can promise); on an
+    instance whose global step reads only the vectors (its ``vectors_suffice()``:
+    SemDeDup keeping ``hard`` / ``easy`` / ``random`` / ``first``,
+    RepresentationFilter walking in row order) it reads ``VECTORS_THEN_GLOBAL``, so an
+    engine embeds the rows where they are and runs ``rank_vectors`` in one process.
+    """
+
+    def __get__(self, obj: Any, owner: type) -> EngineKind:
+        if obj is None or not obj.vectors_suffice():
+            return EngineKind.WHOLE_DATASET
+        return EngineKind.VECTORS_THEN_GLOBAL
