@@ -383,7 +383,10 @@ def rank_duplicates(
     t2 = time.perf_counter()
     priority = selector.keep_priority(n, column_names, rank, rng)  # type: ignore[attr-defined]
     summary.add(
-        "keep", "by the keep policy's own kind", time.perf_counter() - t2, "one priority a row"
+        "keep",
+        "the driver (a keep selector ranks on the cluster by its own kind)",
+        time.perf_counter() - t2,
+        "one priority a row",
     )
     measure = RayMeasure(blocks, spec, parts, summary)
     t3 = time.perf_counter()
