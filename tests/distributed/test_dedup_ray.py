@@ -235,3 +235,28 @@ def test_no_rows_left_for_the_dedup_stage_of_a_chain(ray_local, sample_pool):
     one = make().run(sample_pool)
     got = sd.run(make(), sample_pool, num_blocks=3)
     assert one.indices.size == 0 and got.indices.tolist() == []
+
+
+@pytest.mark.parametrize("parts", [1, 3, 8])
+def test_any_number_of_partitions_gives_the_same_groups(ray_local, sample_pool, parts):
+    """Classes, buckets and pairs are sets: 1, 3 or 8 shuffle partitions (over 5 blocks)
+    give one machine's groups, counts and removed-rows table."""
+    from sftselect.distributed.dedup import rank_duplicates
+    from sftselect.distributed.engine import cluster_info
+    from sftselect.distributed.summary import RunSummary
+
+    selector = MinHashDedup(keep="random", random_state=7)
+    one = selector.run(sample_pool)
+    rng, _ = selector.resolve_seed()
+    result, n = rank_duplicates(
+        selector,
+        sd.from_huggingface(sample_pool, num_blocks=5),
+        rng,
+        RunSummary(cluster_info()),
+        rank=lambda ranker: ranker.rank_indices(sample_pool),  # not called for "random"
+        column_names=sample_pool.column_names,
+        parts=parts,
+    )
+    got = selector.build_selection(result, n=n, k=None, seed=None)
+    assert n == len(sample_pool)
+    _same(one, got)
