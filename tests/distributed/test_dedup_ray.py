@@ -207,9 +207,8 @@ def test_cli_engine_ray_refuses_semdedup(tmp_path, capsys):
         (lambda e: SemDeDup(e, eps=0.3, n_clusters=4, keep="random", random_state=2), "embed+rank"),
         (lambda e: SemDeDup(e, eps=0.3, n_clusters=4, keep="longest", random_state=1), "gather"),
         (lambda e: RepresentationFilter(e, 150, max_similarity=0.6), "embed+rank"),
-        (lambda e: RepresentationFilter(e, max_similarity=0.6, order="score"), "gather"),
     ],
-    ids=["semdedup-hard", "semdedup-random", "semdedup-longest", "repr", "repr-column-order"],
+    ids=["semdedup-hard", "semdedup-random", "semdedup-longest", "repr"],
 )
 def test_embedding_filters_on_ray_are_one_machines(ray_local, sample_pool, make, stage):
     """SemDeDup and RepresentationFilter: vectors in actors and the global step on the
