@@ -106,7 +106,11 @@ def test_semdedup_on_an_embedding_column(pool, tmp_path):
     [
         (["--selector", "minhash", "--keep", "hard"], "semdedup rule"),
         (["--selector", "semdedup"], "needs --embed-model or --embed-column"),
-        (["--selector", "exact-dedup", "--engine", "ray"], "--engine ray"),
+        (["--selector", "semdedup", "--embed-column", "vec", "--engine", "ray"], "runs on this"),
+        (
+            ["--dedup", "minhash", "--selector", "kcenter", "-k", "3", "--engine", "ray"],
+            "--selector kcenter after --dedup runs on this machine",
+        ),
     ],
 )
 def test_bad_dedup_options_exit_2(pool, tmp_path, capsys, extra, message):

@@ -38,8 +38,8 @@ LIBRARY_KINDS = {
     "FacilityLocationSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "TargetedSelector": EngineKind.VECTORS_THEN_GLOBAL,
     "RepresentationFilter": EngineKind.WHOLE_DATASET,
-    "ExactDedup": EngineKind.WHOLE_DATASET,
-    "MinHashDedup": EngineKind.WHOLE_DATASET,
+    "ExactDedup": EngineKind.DUPLICATE_GROUPS,
+    "MinHashDedup": EngineKind.DUPLICATE_GROUPS,
     "SemDeDup": EngineKind.WHOLE_DATASET,
     "Chain": EngineKind.COMPOSITE,
     "Union": EngineKind.COMPOSITE,
@@ -134,6 +134,33 @@ def test_check_selector_catches_a_false_row_score_declaration():
         engine_kind = EngineKind.WHOLE_DATASET
 
     check_selector(DeclaredCentred(k=3))
+
+
+def test_check_selector_catches_false_duplicate_groups_declarations():
+    """A DUPLICATE_GROUPS filter whose keys depend on the block (a row's place in it), or
+    whose _rank departs from the grouping steps an engine runs, fails the check."""
+    import pyarrow as pa
+
+    from sftselect import ExactDedup
+
+    class BlockKeyed(ExactDedup):
+        def duplicate_keys(self, dataset):
+            keys = super().duplicate_keys(dataset)
+            hashes = keys.column("identity_hash").to_numpy() ^ np.arange(
+                len(dataset), dtype=np.uint64
+            )
+            return keys.set_column(1, "identity_hash", pa.array(hashes))
+
+    with pytest.raises(AssertionError, match="keys rows differently in halves"):
+        check_selector(BlockKeyed())
+
+    class OwnRank(ExactDedup):
+        def _rank(self, dataset, rng, limit):
+            order = np.arange(len(dataset))[::-1].copy()  # not the kept rows in row order
+            return RankResult(order=order, n_eligible=len(dataset))
+
+    with pytest.raises(AssertionError, match="DUPLICATE_GROUPS steps do not give its ranking"):
+        check_selector(OwnRank())
 
 
 def test_check_selector_catches_a_wrong_input_columns():

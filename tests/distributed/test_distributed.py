@@ -467,7 +467,7 @@ def test_a_score_selector_of_your_own_runs_on_ray_row_for_row(ray_local):
 def test_a_selector_of_your_own_without_a_declaration_runs_gathered(ray_local):
     """A plain Selector subclass is WHOLE_DATASET (the fallback): Ray gathers the rows (only
     the columns it names) on the driver and runs the one-process ranking, and says it does not
-    scale. The library's WHOLE_DATASET selectors (RepresentationFilter) run the same way."""
+    scale. RepresentationFilter (VECTORS_THEN_GLOBAL in row order) gives one machine's too."""
     from sftselect import RankResult, RepresentationFilter, Selector
 
     class LongestInstructions(Selector):

@@ -3,7 +3,10 @@
 and ``--report`` (the number of groups and the ten largest).
 
 ``--dedup minhash --selector length -k 1000`` runs ``Chain(MinHashDedup(...),
-LengthSelector(1000))``. In front of an embedding selector (diversity, kcenter,
+LengthSelector(1000))``. With ``--engine ray``, ``exact-dedup`` and ``minhash``
+(alone or with ``--dedup`` in front of a selector that runs on Ray) run on the
+cluster (:func:`dedup_on_ray`, :mod:`sftselect.distributed.dedup`) and write
+the same files as one machine. In front of an embedding selector (diversity, kcenter,
 repr-filter) the rows are embedded once: a SemDeDup stage uses every row's
 vector, the selector after it the vectors of the rows kept. The removed rows go
 beside the output as ``OUTPUT.removed.csv`` (:mod:`sftselect.core.row_tables`).
@@ -23,6 +26,7 @@ __all__ = [
     "add_dedup_options",
     "build_with_dedup",
     "check_dedup_args",
+    "dedup_on_ray",
     "dedup_report",
     "rename_deprecated_selector",
 ]
@@ -85,10 +89,19 @@ def rename_deprecated_selector(args: argparse.Namespace) -> None:
 def check_dedup_args(args: argparse.Namespace) -> None:
     """One-line errors for deduplication options that cannot work."""
     if args.engine == "ray":
-        raise CliError(
-            "--engine ray does not run deduplication yet; drop --engine ray "
-            "(exact and MinHash deduplication run on one machine)"
-        )
+        from .embedding import EMBED_SELECTORS
+
+        if "semdedup" in (args.selector, args.dedup):
+            raise CliError(
+                "--engine ray runs exact-dedup and minhash; semdedup runs on this machine "
+                "(drop --engine ray)"
+            )
+        if args.dedup is not None and args.selector in EMBED_SELECTORS:
+            raise CliError(
+                f"--engine ray runs --dedup {args.dedup} in front of the length, random, "
+                f"column and quality selectors; --selector {args.selector} after --dedup "
+                "runs on this machine (drop --engine ray)"
+            )
     if getattr(args, "dry_run", False):
         raise CliError("--dry-run estimates a judge's cost; drop --dedup to use it")
     if args.dedup is not None and args.cluster_column is not None:
@@ -136,6 +149,17 @@ def _dedup(args: argparse.Namespace, name: str, embedder: Any = None):
         format=format_arg(args),
         random_state=args.seed,
     )
+
+
+def dedup_on_ray(args: argparse.Namespace, main: Callable[[], Any]) -> Any:
+    """The selector ``select --engine ray`` runs: ``--selector exact-dedup|minhash`` alone
+    (after ``--dedup`` when both are given), or ``Chain(dedup, main())``. Nothing is
+    embedded (:func:`check_dedup_args` refused semdedup and the embedding selectors)."""
+    from ..core.compose import Chain
+
+    first = _dedup(args, args.dedup) if args.dedup else None
+    last = _dedup(args, args.selector) if args.selector in DEDUP_SELECTORS else main()
+    return last if first is None else Chain(first, last)
 
 
 def build_with_dedup(

@@ -5,7 +5,8 @@ adds the options, and :func:`run_on_ray` replaces the single-machine run when
 ``--engine ray`` is given. Parquet and JSON Lines inputs are read in parallel
 by the cluster (:func:`sftselect.distributed.read`); the output and its
 provenance file are those of a single-machine run, with an ``engine`` entry
-saying what ran where. Ray is imported only when ``--engine ray`` runs.
+saying what ran where, and the per-row tables (``OUTPUT.removed.csv`` of a
+deduplication) beside them. Ray is imported only when ``--engine ray`` runs.
 """
 
 from __future__ import annotations
@@ -67,12 +68,19 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     :func:`add_engine_options`.
     """
     from ..core.provenance import file_sha256
+    from ..core.row_tables import row_table_path, write_row_tables
     from ..distributed import connect, read, run
+    from .dedup import dedup_report
 
     output = Path(args.output)
     refuse_overwriting_inputs(
         {"INPUT": args.input},
-        [("-o", "the output", output), ("-o", "the provenance record", provenance_path(output))],
+        [
+            ("-o", "the output", output),
+            ("-o", "the provenance record", provenance_path(output)),
+            ("-o", "the removed-rows table", row_table_path(output, "removed")),
+            ("-o", "the per-row table", row_table_path(output, "rows")),
+        ],
     )
     if getattr(args, "dry_run", False):
         raise CliError("--dry-run counts requests on this machine; drop --engine ray")
@@ -90,11 +98,16 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
             record["input"]["sha256"] = file_sha256(args.input)
         record["seconds"] = round(elapsed, 3)
         result.write(output, provenance=record)
+        tables = write_row_tables(result.extra, output)
     finally:
         if started:
             import ray
 
             ray.shutdown()
+    for path in tables:
+        info(f"per-row details: {path}", args.quiet)
+    if getattr(args, "report", False):
+        print("\n".join(dedup_report(result.extra)) or "no deduplication in this run")
     if "rating" in result.extra:
         info("judge: " + rating_line(result.extra["rating"]), args.quiet)
     prov_path = provenance_path(output)

@@ -39,6 +39,7 @@ from .dedup import (
     add_dedup_options,
     build_with_dedup,
     check_dedup_args,
+    dedup_on_ray,
     dedup_report,
     rename_deprecated_selector,
 )
@@ -371,6 +372,8 @@ def _cmd_select(args: argparse.Namespace) -> int:
     embedded = args.selector in EMBED_SELECTORS
     if deduplicating:
         check_dedup_args(args)
+        if args.engine == "ray":
+            return run_on_ray(args, dedup_on_ray(args, lambda: _build_selector(args)))
         if embedded:
             check_embed_args(args)
     elif embedded:

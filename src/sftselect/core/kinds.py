@@ -41,6 +41,21 @@ class EngineKind(str, enum.Enum):
         the selector promises ``rank_pool(pool, rng, limit)`` over a
         :class:`~sftselect.core.pool.Pool`, and an engine passes the pool of its
         own rows, on which each operand runs by its own kind.
+    ``DUPLICATE_GROUPS``
+        One row kept of each group of duplicates, the groups found through keys
+        computed per row: ``duplicate_keys(dataset)`` (per row, from that row
+        alone: an ``identity``, its 64-bit ``identity_hash``, an ``active`` flag
+        and optional LSH ``buckets``; rows of equal identity are one class, heads
+        of classes sharing a bucket are candidate pairs),
+        ``pair_values(dataset)`` (per row, from that row alone) and
+        ``pair_measure(values, a, b)`` (the similarity of pairs of those rows),
+        ``keep_priority(n, column_names, rank, rng)`` (the keep policy; ``rank``
+        ranks the rows by a selector) and ``resolve_duplicates(candidates,
+        measure, priority)`` (verification, union-find, the kept rows: one
+        process, over pairs and a few numbers per row).
+        :mod:`sftselect.selectors.dedup.grouping` holds the grouping rules an
+        engine shares with one process, so any partition of the rows gives the
+        same candidates; ``_rank`` must run exactly these steps.
     ``WHOLE_DATASET``
         The fallback, and the default of :class:`Selector`: the ranking needs
         every row at once. An engine gathers the rows (only the columns
@@ -53,6 +68,7 @@ class EngineKind(str, enum.Enum):
     VECTORS_THEN_GLOBAL = "vectors_then_global"
     SEEDED_DRAW = "seeded_draw"
     COMPOSITE = "composite"
+    DUPLICATE_GROUPS = "duplicate_groups"
     WHOLE_DATASET = "whole_dataset"
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from ..core.base import EngineKind, RankResult, Selection, Selector
 from ..core.ranking import stratum_codes
 from ..core.validation import resolve_k
+from .dedup import DUPLICATE_METHODS, rank_duplicates
 from .diversity import rank_by_vectors, rank_diversity
 from .indexing import ROW_COLUMN
 from .sampling import gather_rows, rank_gathered
@@ -43,6 +44,8 @@ SUPPORTED = (
     "QualitySelector",
     "RandomSelector",
     "DiversitySelector",
+    "ExactDedup",
+    "MinHashDedup",
     "Chain",
     "Union",
     "Intersection",
@@ -58,6 +61,9 @@ KINDS: dict[EngineKind, str] = {
     "the driver",
     EngineKind.COMPOSITE: "the composite's own combination on the driver, each operand by "
     "its own kind on the cluster",
+    EngineKind.DUPLICATE_GROUPS: "keys per block, rows grouped by key with a hash shuffle "
+    "on the cluster, pairs measured where their rows meet; union-find and the keep policy "
+    "on the driver over pairs and a few numbers per row",
     EngineKind.WHOLE_DATASET: "every row gathered on the driver, the one-process ranking "
     "(does not scale)",
 }
@@ -193,6 +199,13 @@ def engine_kind_of(selector: Selector) -> EngineKind:
                 f"{name} declares VECTORS_THEN_GLOBAL but has no {' or '.join(missing)} method "
                 "(the kind promises embed(dataset) and rank_vectors(vectors, rng, limit))."
             )
+    if kind is EngineKind.DUPLICATE_GROUPS:
+        missing = [m for m in DUPLICATE_METHODS if not callable(getattr(selector, m, None))]
+        if missing:
+            raise TypeError(
+                f"{name} declares DUPLICATE_GROUPS but has no {' or '.join(missing)} method "
+                "(see sftselect.selectors.dedup.grouping)."
+            )
     return kind
 
 
@@ -219,6 +232,19 @@ def rank_on_ray(
     """The ranking on Ray by the path of the declared ``kind``, and the row count."""
     if kind is EngineKind.ROW_SCORE:
         return _rank_row_scores(selector, dataset, rng, k, summary, workers, batch_size)
+    if kind is EngineKind.DUPLICATE_GROUPS:
+        pool = RayPool(
+            dataset, EngineOptions(summary, workers, batch_size, num_gpus, kmeans_sample)
+        )
+        return rank_duplicates(
+            selector,
+            dataset,
+            rng,
+            summary,
+            rank=lambda ranker: np.asarray(pool.full_ranking(ranker)[0].order, dtype=np.int64),
+            column_names=pool.column_names,
+            parts=max(2, int(summary.cluster.cpus)),
+        )
     if kind is EngineKind.VECTORS_THEN_GLOBAL:
         n = _count(dataset, summary)
         limit = None if k is None else min(resolve_k(k, n), n)

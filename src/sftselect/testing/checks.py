@@ -258,10 +258,46 @@ def check_engine_kind(selector: Selector, dataset: Dataset) -> None:
             != np.asarray(made.rank(dataset, rng_b, limit).order).tolist()
         ):
             raise _fail(name, made, "rank_vectors(embed(ds)) is not its ranking of ds")
+    if kind is EngineKind.DUPLICATE_GROUPS:
+        _check_duplicate_groups(name, made, dataset, limit)
     if kind is EngineKind.COMPOSITE:
         operands = getattr(made, "selectors", None)
         if not isinstance(operands, tuple) or not all(isinstance(s, Selector) for s in operands):
             raise _fail(name, made, "declares COMPOSITE without a tuple of selectors")
+
+
+def _check_duplicate_groups(name: str, made: Selector, dataset: Dataset, limit: Any) -> None:
+    """Keys and pair values per row (two halves give the whole's), and ``_rank`` is the
+    steps an engine runs: classes and buckets, the measure, the keep priority, resolve."""
+    import pyarrow as pa
+
+    from ..selectors.dedup.grouping import candidates_in_one_process
+
+    methods = ("duplicate_keys", "pair_values", "pair_measure", "keep_priority")
+    missing = [m for m in (*methods, "resolve_duplicates") if not callable(getattr(made, m, None))]
+    if missing:
+        raise _fail(name, made, f"declares DUPLICATE_GROUPS without {', '.join(missing)}")
+    keys = made.duplicate_keys(dataset)  # type: ignore[attr-defined]
+    parts = [made.duplicate_keys(half) for half in _halves(dataset)]  # type: ignore[attr-defined]
+    if not pa.concat_tables(parts).equals(keys):
+        raise _fail(name, made, "declares DUPLICATE_GROUPS but keys rows differently in halves")
+    values = made.pair_values(dataset)  # type: ignore[attr-defined]
+    halves = [made.pair_values(half) for half in _halves(dataset)]  # type: ignore[attr-defined]
+    if not pa.concat_arrays(halves).equals(values):
+        raise _fail(name, made, "declares DUPLICATE_GROUPS but its pair values are not per row")
+    rng_a, _ = made.resolve_seed()
+    rng_b, _ = made.resolve_seed()
+    priority = made.keep_priority(  # type: ignore[attr-defined]
+        len(dataset), dataset.column_names, lambda s: s.rank_indices(dataset), rng_a
+    )
+    steps = made.resolve_duplicates(  # type: ignore[attr-defined]
+        candidates_in_one_process(keys),
+        lambda a, b: made.pair_measure(values, a, b),  # type: ignore[attr-defined]
+        priority,
+    )
+    ranked = made.rank(dataset, rng_b, limit)
+    if np.asarray(steps.order).tolist() != np.asarray(ranked.order).tolist():
+        raise _fail(name, made, "the DUPLICATE_GROUPS steps do not give its ranking")
 
 
 def check_empty_input(selector: Selector, dataset: Dataset) -> None:

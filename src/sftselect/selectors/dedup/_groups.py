@@ -25,18 +25,28 @@ largest groups.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...core.base import RankResult, Selector
+from ...core.base import EngineKind, RankResult, Selector
 from ...core.row_tables import RowTable
 from ...core.validation import param_error
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["KEEP_RULES", "UnionFind", "check_keep", "dedup_result", "keep_priority"]
+__all__ = [
+    "KEEP_RULES",
+    "UnionFind",
+    "VectorsOrWhole",
+    "check_keep",
+    "dedup_result",
+    "keep_priority",
+    "keep_ranker",
+    "priority_of",
+]
 
 KEEP_RULES = ("first", "longest", "random")
 
@@ -49,39 +59,66 @@ def check_keep(keep: Any, owner: str, extra_rules: tuple[str, ...] = ()) -> None
     raise param_error(owner, "keep", f"one of {rules}, a column name or a Selector", keep)
 
 
-def keep_priority(
-    keep: Any, dataset: Dataset, rng: np.random.Generator, fmt: Any, owner: str
-) -> np.ndarray:
-    """Each row's priority under ``keep``: a permutation of ``0..n-1``, 0 the most preferred."""
-    n = len(dataset)
-    if isinstance(keep, str) and keep == "first":
-        return np.arange(n, dtype=np.int64)
-    if isinstance(keep, str) and keep == "random":
-        order = rng.permutation(n)
-    elif isinstance(keep, Selector):
-        order = keep.rank_indices(dataset)
-    elif keep == "longest":
+def keep_ranker(keep: Any, column_names: list[str], fmt: Any, owner: str) -> Selector | None:
+    """The selector whose ranking ``keep`` follows (None for ``"first"`` and ``"random"``)."""
+    if isinstance(keep, str) and keep in ("first", "random"):
+        return None
+    if isinstance(keep, Selector):
+        return keep
+    if keep == "longest":
         from ..length import LengthSelector
 
-        longest = LengthSelector(1.0, unit="chars", format=fmt, drop_empty=False, on_invalid="nan")
-        order = longest.rank_indices(dataset)
-    elif keep in dataset.column_names:
+        return LengthSelector(1.0, unit="chars", format=fmt, drop_empty=False, on_invalid="nan")
+    if keep in column_names:
         from ..score import ColumnScoreSelector
 
-        order = ColumnScoreSelector(keep, k=1.0).rank_indices(dataset)
-    else:
-        raise param_error(
-            owner,
-            "keep",
-            f"one of {list(KEEP_RULES)}, a column of the data {dataset.column_names} or a Selector",
-            keep,
-        )
+        return ColumnScoreSelector(keep, k=1.0)
+    raise param_error(
+        owner,
+        "keep",
+        f"one of {list(KEEP_RULES)}, a column of the data {list(column_names)} or a Selector",
+        keep,
+    )
+
+
+def priority_of(
+    keep: Any,
+    n: int,
+    column_names: list[str],
+    rank: Callable[[Selector], np.ndarray],
+    rng: np.random.Generator,
+    fmt: Any,
+    owner: str,
+) -> np.ndarray:
+    """Each row's priority under ``keep``: a permutation of ``0..n-1``, 0 the most preferred.
+
+    ``rank(selector)`` gives a selector's ranking of the rows (``rank_indices`` on one
+    machine; an engine ranks on its own rows); ``rng`` draws ``keep="random"``."""
+    ranker = keep_ranker(keep, column_names, fmt, owner)
+    if ranker is None and keep == "first":
+        return np.arange(n, dtype=np.int64)
+    order = rng.permutation(n) if ranker is None else rank(ranker)
     order = np.asarray(order, dtype=np.int64)
     priority = np.full(n, -1, dtype=np.int64)
     priority[order] = np.arange(order.size, dtype=np.int64)
     unranked = np.flatnonzero(priority < 0)
     priority[unranked] = order.size + np.arange(unranked.size, dtype=np.int64)
     return priority
+
+
+def keep_priority(
+    keep: Any, dataset: Dataset, rng: np.random.Generator, fmt: Any, owner: str
+) -> np.ndarray:
+    """Each row's priority under ``keep`` over ``dataset`` in this process (:func:`priority_of`)."""
+    return priority_of(
+        keep,
+        len(dataset),
+        dataset.column_names,
+        lambda selector: selector.rank_indices(dataset),
+        rng,
+        fmt,
+        owner,
+    )
 
 
 class UnionFind:
@@ -174,3 +211,19 @@ def dedup_result(
         "removed_rows": table,
     }
     return RankResult(order=kept, n_eligible=int(kept.size), extra=extra)
+
+
+class VectorsOrWhole:
+    """The ``engine_kind`` of an embedding filter whose global step may need the rows.
+
+    On the class it reads ``WHOLE_DATASET`` (what every instance can promise); on an
+    instance whose global step reads only the vectors (its ``vectors_suffice()``:
+    SemDeDup keeping ``hard`` / ``easy`` / ``random`` / ``first``,
+    RepresentationFilter walking in row order) it reads ``VECTORS_THEN_GLOBAL``, so an
+    engine embeds the rows where they are and runs ``rank_vectors`` in one process.
+    """
+
+    def __get__(self, obj: Any, owner: type) -> EngineKind:
+        if obj is None or not obj.vectors_suffice():
+            return EngineKind.WHOLE_DATASET
+        return EngineKind.VECTORS_THEN_GLOBAL

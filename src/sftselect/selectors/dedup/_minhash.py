@@ -35,14 +35,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .grouping import MAX_FULL_BUCKET, bucket_pairs, unique_pairs
+
 __all__ = [
     "NON_WORD",
+    "band_keys",
     "candidate_pairs",
     "lsh_params",
     "pair_jaccard",
     "shingle_hashes",
     "shingle_set_arrays",
     "shingle_sets",
+    "signature_hashes",
     "signatures",
 ]
 
@@ -297,42 +301,34 @@ def lsh_params(
     return opt
 
 
-def _bucket_pairs(keys: np.ndarray, rows: np.ndarray, max_full: int) -> np.ndarray:
-    """Pairs of ``rows`` that share a key: every pair in a bucket of up to ``max_full``
-    rows; in a larger bucket, each row with each of the bucket's first ``max_full``."""
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    r = rows[order]
-    bounds = np.flatnonzero(np.r_[True, k[1:] != k[:-1], True])
-    starts, sizes = bounds[:-1], np.diff(bounds)
-    pairs = [np.empty((0, 2), dtype=np.int64)]
-    for size in np.unique(sizes[(sizes > 1) & (sizes <= max_full)]).tolist():
-        members = r[starts[sizes == size][:, None] + np.arange(size)]  # [buckets, size]
-        i, j = np.triu_indices(size, k=1)
-        pairs.append(np.stack([members[:, i].ravel(), members[:, j].ravel()], axis=1))
-    for start, size in zip(starts[sizes > max_full].tolist(), sizes[sizes > max_full].tolist()):
-        members = r[start : start + size]
-        i, j = np.meshgrid(np.arange(max_full), np.arange(size), indexing="ij")
-        mask = j > i
-        pairs.append(np.stack([members[i[mask]], members[j[mask]]], axis=1))
-    return np.concatenate(pairs).astype(np.int64)
-
-
-def candidate_pairs(
-    sig: np.ndarray, rows: np.ndarray, bands: int, band_rows: int, max_full: int = 64
-) -> np.ndarray:
-    """The distinct pairs ``(i, j)``, ``i < j``, of ``rows`` whose signatures agree on
-    at least one band (``sig`` holds the signatures of ``rows``)."""
-    found = []
+def band_keys(sig: np.ndarray, bands: int, band_rows: int) -> np.ndarray:
+    """The ``[len(sig), bands]`` uint64 bucket key of each row in each band: the band's
+    values as a polynomial, through the splitmix64 finaliser (equal bands, equal keys)."""
+    out = np.empty((sig.shape[0], bands), dtype=np.uint64)
     for band in range(bands):
         block = sig[:, band * band_rows : (band + 1) * band_rows].astype(np.uint64)
         key = np.zeros(block.shape[0], dtype=np.uint64)
         for c in range(band_rows):
             key *= _MULT
             key += block[:, c]
-        found.append(_bucket_pairs(_splitmix64(key), rows, max_full))
-    pairs = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
-    if pairs.size == 0:
-        return pairs
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0)
+        out[:, band] = _splitmix64(key)
+    return out
+
+
+def signature_hashes(sig: np.ndarray) -> np.ndarray:
+    """A uint64 hash of each whole signature (equal signatures hash alike)."""
+    return band_keys(sig, 1, sig.shape[1])[:, 0]
+
+
+def candidate_pairs(
+    sig: np.ndarray, rows: np.ndarray, bands: int, band_rows: int, max_full: int = MAX_FULL_BUCKET
+) -> np.ndarray:
+    """The distinct pairs ``(i, j)``, ``i < j``, of ``rows`` whose signatures agree on
+    at least one band (``sig`` holds the signatures of ``rows``); a bucket of more than
+    ``max_full`` rows pairs each row with its ``max_full`` smallest rows only."""
+    keys = band_keys(sig, bands, band_rows)
+    m = keys.shape[0]
+    pairs = bucket_pairs(
+        np.tile(np.arange(bands), m), keys.ravel(), np.repeat(rows, bands), max_full
+    )
+    return unique_pairs(pairs)

@@ -6,22 +6,26 @@ normalised -- Unicode NFKC, case folding, whitespace collapsed, each step an
 option -- and joined with a NUL character, so ``("ab", "c")`` and ``("a",
 "bc")`` never match. Rows are grouped by the exact joined string (Arrow's
 hash-based ``dictionary_encode``: equal strings, not equal hashes, so no
-collision can merge two different texts). Of each group the keep policy
+collision can merge two different texts; on Ray the strings travel to one
+place by their xxh3-64 hash and are compared there the same way). Of each group the keep policy
 (:mod:`._groups`) keeps one row; the removed rows are in
 ``extra["removed_rows"]`` with similarity 1.0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.validation import param_error
-from ._groups import check_keep, dedup_result, group_representatives, keep_priority
+from ._groups import check_keep, dedup_result, group_representatives, priority_of
 from ._texts import check_fields, field_texts, normalise
+from .grouping import DuplicateCandidates, candidates_in_one_process
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -73,7 +77,7 @@ class ExactDedup(Selector):
     ([1], [0])
     """
 
-    engine_kind = EngineKind.WHOLE_DATASET
+    engine_kind = EngineKind.DUPLICATE_GROUPS
     _k_optional = True
     _uses_random_state = True
 
@@ -119,13 +123,67 @@ class ExactDedup(Selector):
             return parts[0]
         return pc.binary_join_element_wise(*parts, "\x00")
 
+    # -- the DUPLICATE_GROUPS contract (see :mod:`.grouping`) ---------------------
+    def duplicate_keys(self, dataset: Dataset) -> pa.Table:
+        """Per row: its normalised text (``identity``), the text's xxh3-64 hash, and
+        ``active`` (every row: an empty text is a text like any other)."""
+        import xxhash
+
+        keys = self.text_keys(dataset)
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        hashes = np.fromiter(
+            (xxhash.xxh3_64_intdigest(t.encode("utf-8")) for t in keys.to_pylist()),
+            dtype=np.uint64,
+            count=len(keys),
+        )
+        return pa.table(
+            {
+                "identity": keys,
+                "identity_hash": pa.array(hashes, pa.uint64()),
+                "active": pa.array(np.ones(len(keys), dtype=bool)),
+            }
+        )
+
+    def pair_values(self, dataset: Dataset) -> pa.Array:
+        """Nothing: rows of one class are identical, their similarity 1.0."""
+        return pa.nulls(len(dataset))
+
+    def pair_measure(self, values: pa.Array, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """1.0 for every pair (the rows of a group have the same normalised text)."""
+        return np.ones(np.asarray(a).size, dtype=np.float64)
+
+    def keep_priority(
+        self,
+        n: int,
+        column_names: list[str],
+        rank: Callable[[Selector], np.ndarray],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Each row's priority under ``keep`` (0 kept first); ``rank(selector)`` ranks the
+        rows by a selector (the keep selector, or the one ``"longest"`` or a column stands for)."""
+        return priority_of(self.keep, n, column_names, rank, rng, self.format, type(self).__name__)
+
+    def resolve_duplicates(
+        self,
+        candidates: DuplicateCandidates,
+        measure: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        priority: np.ndarray,
+    ) -> RankResult:
+        """The identity classes are the groups; ``priority`` picks the row kept of each."""
+        self._check_params()
+        labels = np.arange(candidates.n, dtype=np.int64)
+        labels[candidates.members] = candidates.heads
+        rep = group_representatives(labels, priority)
+        return dedup_result(rep, np.ones(candidates.n), {"measure": "exact normalised text"})
+
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         self._check_params()
         n = len(dataset)
         if n == 0:
             return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        keys = self.text_keys(dataset)
-        labels = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
-        priority = keep_priority(self.keep, dataset, rng, self.format, type(self).__name__)
-        rep = group_representatives(labels.astype(np.int64), priority)
-        return dedup_result(rep, np.ones(n), {"measure": "exact normalised text"})
+        candidates = candidates_in_one_process(self.duplicate_keys(dataset))
+        priority = self.keep_priority(
+            n, dataset.column_names, lambda selector: selector.rank_indices(dataset), rng
+        )
+        return self.resolve_duplicates(candidates, self.pair_measure, priority)

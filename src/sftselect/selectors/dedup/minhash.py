@@ -36,16 +36,26 @@ from __future__ import annotations
 
 import itertools
 import numbers
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.validation import check_positive_int, param_error
-from ._groups import UnionFind, check_keep, dedup_result, group_representatives, keep_priority
-from ._minhash import candidate_pairs, lsh_params, pair_jaccard, shingle_set_arrays, signatures
+from ._groups import UnionFind, check_keep, dedup_result, group_representatives, priority_of
+from ._minhash import (
+    band_keys,
+    lsh_params,
+    pair_jaccard,
+    shingle_set_arrays,
+    signature_hashes,
+    signatures,
+)
 from ._texts import check_fields, field_texts
+from .grouping import DuplicateCandidates, candidates_in_one_process
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -110,7 +120,7 @@ class MinHashDedup(Selector):
     0.833
     """
 
-    engine_kind = EngineKind.WHOLE_DATASET
+    engine_kind = EngineKind.DUPLICATE_GROUPS
     _k_optional = True
     _uses_random_state = True
 
@@ -213,51 +223,90 @@ class MinHashDedup(Selector):
             if bar is not None:
                 bar.close()
 
-    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+    # -- the DUPLICATE_GROUPS contract (see :mod:`.grouping`) ---------------------
+    def keys_of(self, sig: np.ndarray) -> pa.Table:
+        """The :data:`~.grouping.KEY_COLUMNS` table of rows with signatures ``sig``."""
         bands, band_rows = self.check_params()
-        n = len(dataset)
-        if n == 0:
-            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        texts = self.texts(dataset)
-        sig = self.signatures(dataset)
-        nonempty = np.flatnonzero(~np.all(sig == _EMPTY, axis=1))
-        # Rows with identical signatures share every bucket: LSH sees one of them.
-        void = np.ascontiguousarray(sig[nonempty]).view(np.dtype((np.void, sig.shape[1] * 4)))
-        _, first, inverse = np.unique(void.ravel(), return_index=True, return_inverse=True)
-        heads = nonempty[first]
-        same = {}  # head -> the rows sharing its signature (head first)
-        inverse = inverse.ravel()
-        shared = np.flatnonzero(np.bincount(inverse) > 1)
-        if shared.size:
-            in_shared = np.isin(inverse, shared)
-            rows_shared = nonempty[in_shared]
-            keys = inverse[in_shared]
-            order = np.argsort(keys, kind="stable")  # by signature, then row
-            bounds = np.flatnonzero(np.r_[True, keys[order][1:] != keys[order][:-1], True])
-            for start, stop in itertools.pairwise(bounds.tolist()):
-                members = rows_shared[order[start:stop]]
-                same[int(members[0])] = members
-        lsh_rows = np.sort(heads)
-        pairs = candidate_pairs(sig[lsh_rows], lsh_rows, bands, band_rows)
-        uf = UnionFind(n)
+        n, p = sig.shape
+        sig = np.ascontiguousarray(sig, dtype=np.uint32)
+        identity = pa.FixedSizeBinaryArray.from_buffers(
+            pa.binary(4 * p), n, [None, pa.py_buffer(sig.tobytes())]
+        )
+        keys = band_keys(sig, bands, band_rows)
+        return pa.table(
+            {
+                "identity": identity,
+                "identity_hash": pa.array(signature_hashes(sig), pa.uint64()),
+                "active": pa.array(~np.all(sig == _EMPTY, axis=1)),
+                "buckets": pa.FixedSizeListArray.from_arrays(pa.array(keys.ravel()), bands),
+            }
+        )
+
+    def duplicate_keys(self, dataset: Dataset) -> pa.Table:
+        """Per row: its signature (``identity``), the signature's hash, whether it has a
+        shingle (``active``) and its LSH band keys (``buckets``)."""
+        return self.keys_of(self.signatures(dataset))
+
+    def values_of(self, texts: Any) -> pa.Array:
+        """What a pair's measure reads for each of ``texts``: its distinct shingle hashes
+        (``verify=True``), or its signature."""
+        if self.verify:
+            flat, offsets = shingle_set_arrays(texts, int(self.ngram))
+            return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint64()))
+        sig = signatures(
+            texts, ngram=int(self.ngram), num_perm=int(self.num_perm), seed=int(self.hash_seed)
+        )
+        return pa.FixedSizeListArray.from_arrays(pa.array(sig.ravel()), int(self.num_perm))
+
+    def pair_values(self, dataset: Dataset) -> pa.Array:
+        """:meth:`values_of` the compared text of every row of ``dataset``."""
+        self.check_params()
+        return self.values_of(self.texts(dataset))
+
+    def pair_measure(self, values: pa.Array, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The shingle Jaccard (``verify=True``) or the fraction of equal signature values
+        of the pairs ``(values[a[p]], values[b[p]])``."""
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        if self.verify:
+            offsets = np.asarray(values.offsets, dtype=np.int64)
+            flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.uint64)
+            return pair_jaccard(flat, offsets - offsets[0], a, b)
+        sig = values.flatten().to_numpy(zero_copy_only=False).reshape(len(values), -1)
+        return np.mean(sig[a] == sig[b], axis=1).astype(np.float64)
+
+    def keep_priority(
+        self,
+        n: int,
+        column_names: list[str],
+        rank: Callable[[Selector], np.ndarray],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Each row's priority under ``keep`` (0 kept first); ``rank(selector)`` ranks the
+        rows by a selector (the keep selector, or the one ``"longest"`` or a column stands for)."""
+        return priority_of(self.keep, n, column_names, rank, rng, self.format, type(self).__name__)
+
+    def resolve_duplicates(
+        self,
+        candidates: DuplicateCandidates,
+        measure: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        priority: np.ndarray,
+    ) -> RankResult:
+        """Verify the candidates (``measure(a, b)`` on pairs of positions), join the
+        verified pairs into groups and keep one row of each by ``priority``."""
+        bands, band_rows = self.check_params()
+        n = candidates.n
         threshold = float(self.threshold)
-        # Pairs to join: each row sharing a signature with its group's first row, then
-        # the LSH candidates; verified at once (vectorised) unless verify=False.
+        same = _classes(candidates.members, candidates.heads)  # head -> its class, head first
+        pairs = candidates.pairs
+        uf = UnionFind(n)
+        # Pairs to join: each row sharing a signature with its class's first row, then the
+        # LSH candidates; verified at once unless verify=False.
         same_pairs = [np.stack([np.full(m.size - 1, m[0]), m[1:]], axis=1) for m in same.values()]
         todo = np.concatenate([*same_pairs, pairs]) if same_pairs else pairs
-        flat = offsets = involved = None
-        if self.verify:
-            involved = np.unique(np.concatenate([todo.ravel(), *same.values()]) if same else todo)
-            flat, offsets = shingle_set_arrays(texts.take(involved), int(self.ngram))
-
-        def jaccard(rows_a: np.ndarray, rows_b: np.ndarray) -> np.ndarray:
-            ia = np.searchsorted(involved, rows_a)
-            ib = np.searchsorted(involved, rows_b)
-            return pair_jaccard(flat, offsets, ia, ib)
-
         ok = np.ones(len(todo), dtype=bool)
         if self.verify and len(todo):
-            ok = jaccard(todo[:, 0], todo[:, 1]) >= threshold
+            ok = measure(todo[:, 0], todo[:, 1]) >= threshold
         joined = sum(uf.union(int(x), int(y)) for x, y in todo[ok].tolist())
         checked = len(todo) if self.verify else 0
         # A failed candidate whose rows share signatures with others: those rows are in
@@ -274,27 +323,66 @@ class MinHashDedup(Selector):
         if more:
             gx = np.concatenate([m[0] for m in more]).astype(np.int64)
             gy = np.concatenate([m[1] for m in more]).astype(np.int64)
-            good = jaccard(gx, gy) >= threshold if self.verify else np.ones(gx.size, bool)
+            good = measure(gx, gy) >= threshold if self.verify else np.ones(gx.size, bool)
             checked += int(gx.size) if self.verify else 0
             joined += sum(uf.union(u, v) for u, v in zip(gx[good].tolist(), gy[good].tolist()))
-        labels = uf.labels()
-        priority = keep_priority(self.keep, dataset, rng, self.format, type(self).__name__)
-        rep = group_representatives(labels, priority)
+        rep = group_representatives(uf.labels(), priority)
         similarity = np.ones(n)
         removed = np.flatnonzero(rep != np.arange(n))
-        if removed.size and self.verify:
-            similarity[removed] = jaccard(removed, rep[removed])
-        elif removed.size:
-            similarity[removed] = np.mean(sig[removed] == sig[rep[removed]], axis=1)
+        if removed.size:
+            similarity[removed] = measure(removed, rep[removed])
         details = {
             "measure": f"Jaccard of word {self.ngram}-gram shingles",
             "threshold": threshold,
             "num_perm": int(self.num_perm),
             "bands": bands,
             "rows_per_band": band_rows,
-            "rows_without_shingles": int(n - nonempty.size),
+            "rows_without_shingles": int(candidates.inactive),
             "candidate_pairs": int(pairs.shape[0]),
             "verified_pairs": checked,
             "joins": joined,
         }
         return dedup_result(rep, similarity, details)
+
+    def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
+        self.check_params()
+        n = len(dataset)
+        if n == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        texts = self.texts(dataset)
+        keys = self.keys_of(self.signatures(dataset))
+        candidates = candidates_in_one_process(keys)
+        measure = _LocalMeasure(self, texts)
+        priority = self.keep_priority(
+            n, dataset.column_names, lambda selector: selector.rank_indices(dataset), rng
+        )
+        return self.resolve_duplicates(candidates, measure, priority)
+
+
+def _classes(members: np.ndarray, heads: np.ndarray) -> dict[int, np.ndarray]:
+    """Each class of two or more rows by its head: its rows in order, head first."""
+    order = np.lexsort((members, heads))
+    members, heads = members[order], heads[order]
+    bounds = np.flatnonzero(np.r_[True, heads[1:] != heads[:-1], True]) if heads.size else []
+    return {
+        int(heads[start]): np.r_[heads[start], members[start:stop]].astype(np.int64)
+        for start, stop in itertools.pairwise(list(bounds))
+    }
+
+
+class _LocalMeasure:
+    """``measure(a, b)`` in this process: each row's values computed once, when first asked."""
+
+    def __init__(self, selector: MinHashDedup, texts: Any) -> None:
+        self.selector = selector
+        self.texts = texts
+        self.rows = np.empty(0, dtype=np.int64)
+        self.values: pa.Array | None = None
+
+    def __call__(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wanted = np.unique(np.concatenate([a, b]))
+        if not np.all(np.isin(wanted, self.rows)):
+            self.rows = np.union1d(self.rows, wanted)
+            self.values = self.selector.values_of(self.texts.take(pa.array(self.rows)))
+        at = np.searchsorted(self.rows, a), np.searchsorted(self.rows, b)
+        return self.selector.pair_measure(self.values, *at)

@@ -36,11 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...core.base import EngineKind, RankResult, Selector
+from ...core.base import RankResult, Selector
 from ...core.validation import check_choice, param_error
 from ...embedding.base import TEXT_FIELDS
 from ..coverage import similarity_filter_order
-from ..embedded import embed_rows
+from ..embedded import embed_rows, refuse_in_memory_vectors
+from ._groups import VectorsOrWhole
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -74,9 +75,10 @@ class RepresentationFilter(Selector):
         A progress bar over the rows walked.
     """
 
-    #: The walk needs every row's vector (and the rows, for a walk order taken
-    #: from a column or a selector): an engine gathers the rows into one process.
-    engine_kind = EngineKind.WHOLE_DATASET
+    #: The walk needs every row's vector: ``VECTORS_THEN_GLOBAL`` when it walks in row
+    #: order (``order=None``), else ``WHOLE_DATASET`` (the walk order is taken from a
+    #: column or a selector over the rows; see :class:`._groups.VectorsOrWhole`).
+    engine_kind = VectorsOrWhole()
     _k_optional = True
 
     def __init__(
@@ -129,12 +131,40 @@ class RepresentationFilter(Selector):
             return ColumnScoreSelector(self.order, k=1.0).rank_indices(dataset)
         return self.order.rank_indices(dataset)
 
+    def vectors_suffice(self) -> bool:
+        """Whether the global step reads only the vectors: the walk is in row order."""
+        return self.order is None
+
+    def check_portable(self) -> None:
+        """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
+        worker that sees a block of rows, it cannot tell which vectors are theirs."""
+        refuse_in_memory_vectors(self)
+
+    def embed(self, dataset: Dataset) -> np.ndarray:
+        """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone."""
+        self._check_params()
+        return np.asarray(embed_rows(self, dataset), dtype=np.float32)
+
+    def rank_vectors(
+        self, vectors: np.ndarray, rng: np.random.Generator, limit: int | None
+    ) -> RankResult:
+        """The global step over every row's vector (in position order): the greedy walk
+        in row order (``order=None``; another order needs the rows)."""
+        if self.order is not None:
+            raise RuntimeError(f"order={self.order!r} needs the rows, not only their vectors")
+        n = np.asarray(vectors).shape[0]
+        return self._walk_vectors(vectors, np.arange(n, dtype=np.int64), limit)
+
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        max_similarity = self._check_params()
+        self._check_params()
         if len(dataset) == 0:
             return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        walk = self._walk(dataset)
-        X = embed_rows(self, dataset)
+        return self._walk_vectors(embed_rows(self, dataset), self._walk(dataset), limit)
+
+    def _walk_vectors(self, X: np.ndarray, walk: np.ndarray, limit: int | None) -> RankResult:
+        max_similarity = self._check_params()
+        if walk.size == 0 and np.asarray(X).shape[0] == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
         bar = None
         if self.show_progress:
             from tqdm.auto import tqdm

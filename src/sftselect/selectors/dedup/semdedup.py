@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...core.base import EngineKind, RankResult, Selector
+from ...core.base import RankResult, Selector
 from ...core.validation import check_choice, param_error
 from ...embedding.base import TEXT_FIELDS
 from ...embedding.clustering import BACKENDS, kmeans
-from ..embedded import embed_rows
-from ._groups import check_keep, dedup_result, keep_priority
+from ..embedded import embed_rows, refuse_in_memory_vectors
+from ._groups import VectorsOrWhole, check_keep, dedup_result, keep_priority
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -109,7 +109,9 @@ class SemDeDup(Selector):
         Seeds K-means and ``keep="random"``.
     """
 
-    engine_kind = EngineKind.WHOLE_DATASET
+    #: ``VECTORS_THEN_GLOBAL`` when the keep rule reads only the vectors (``hard``,
+    #: ``easy``, ``random``, ``first``), else ``WHOLE_DATASET`` (see :class:`._groups.VectorsOrWhole`).
+    engine_kind = VectorsOrWhole()
     _k_optional = True
     _uses_random_state = True
 
@@ -156,21 +158,40 @@ class SemDeDup(Selector):
         check_choice(self.text, "text", owner, TEXT_FIELDS)
         check_choice(self.kmeans_backend, "kmeans_backend", owner, BACKENDS)
 
+    def vectors_suffice(self) -> bool:
+        """Whether the global step reads only the vectors: the keep rule is ``hard``,
+        ``easy``, ``random`` or ``first`` (not a column, ``longest`` or a selector)."""
+        return isinstance(self.keep, str) and self.keep in (*WHICH_TO_KEEP, "first")
+
+    def check_portable(self) -> None:
+        """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a
+        worker that sees a block of rows, it cannot tell which vectors are theirs."""
+        refuse_in_memory_vectors(self)
+
+    def embed(self, dataset: Dataset) -> np.ndarray:
+        """The float32 ``[len(dataset), d]`` vectors of the rows, each from its row alone."""
+        self.check_params()
+        return np.asarray(embed_rows(self, dataset), dtype=np.float32)
+
+    def _priority(self, dataset: Dataset | None, n: int, rng: np.random.Generator) -> Any:
+        """The keep policy's priority, or None for a rule of :data:`WHICH_TO_KEEP`."""
+        if isinstance(self.keep, str) and self.keep in WHICH_TO_KEEP:
+            return None
+        if isinstance(self.keep, str) and self.keep == "first":
+            return np.arange(n, dtype=np.int64)
+        if dataset is None:
+            raise RuntimeError(f"keep={self.keep!r} needs the rows, not only their vectors")
+        return keep_priority(self.keep, dataset, rng, self.format, type(self).__name__)
+
     def _walk_orders(
         self,
-        dataset: Dataset,
+        priority: np.ndarray | None,
         E: np.ndarray,
         labels: np.ndarray,
         centroids: np.ndarray,
         rng: np.random.Generator,
     ) -> list[np.ndarray]:
         """Each cluster's rows in walk order (clusters in label order)."""
-        policy = (
-            self.keep if not (isinstance(self.keep, str) and self.keep in WHICH_TO_KEEP) else None
-        )
-        priority = None
-        if policy is not None:
-            priority = keep_priority(policy, dataset, rng, self.format, type(self).__name__)
         orders = []
         for c in range(centroids.shape[0]):
             rows = np.flatnonzero(labels == c)
@@ -188,10 +209,9 @@ class SemDeDup(Selector):
         return orders
 
     def _cluster(
-        self, dataset: Dataset, rng: np.random.Generator
+        self, X: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Normalised vectors, K-means labels and centroids (K-means seeded by one draw)."""
-        X = embed_rows(self, dataset)
         E = _normalised(np.asarray(X, dtype=np.float32))
         seed = int(rng.integers(0, 2**31 - 1))
         labels, centroids = kmeans(
@@ -204,17 +224,33 @@ class SemDeDup(Selector):
         :meth:`run` uses (the same when ``random_state`` is an int)."""
         self.check_params()
         rng, _ = self.resolve_seed()
-        return self._cluster(dataset, rng)
+        return self._cluster(embed_rows(self, dataset), rng)
+
+    def rank_vectors(
+        self, vectors: np.ndarray, rng: np.random.Generator, limit: int | None
+    ) -> RankResult:
+        """The global step over every row's vector (in position order, what :meth:`embed`
+        gives): K-means, then the walk of each cluster (keep rules that read only vectors)."""
+        self.check_params()
+        return self._rank_vectors(vectors, rng, None)
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         self.check_params()
-        n = len(dataset)
+        if len(dataset) == 0:
+            return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
+        return self._rank_vectors(embed_rows(self, dataset), rng, dataset)
+
+    def _rank_vectors(
+        self, X: np.ndarray, rng: np.random.Generator, dataset: Dataset | None
+    ) -> RankResult:
+        n = X.shape[0]
         if n == 0:
             return RankResult(order=np.empty(0, dtype=np.int64), n_eligible=0)
-        E, labels, centroids = self._cluster(dataset, rng)
+        E, labels, centroids = self._cluster(X, rng)
+        priority = self._priority(dataset, n, rng)
         threshold = 1.0 - float(self.eps)
         rep = np.arange(n, dtype=np.int64)
-        for walk in self._walk_orders(dataset, E, labels, centroids, rng):
+        for walk in self._walk_orders(priority, E, labels, centroids, rng):
             M, M1 = cluster_matches(E[walk])
             removed = threshold < M
             for j in np.flatnonzero(removed).tolist():  # walk order: M1[j] < j is settled
