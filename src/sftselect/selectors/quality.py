@@ -390,7 +390,9 @@ class QualitySelector(ScoreSelector):
         parse_failures = sum(p is not None and p.value is None for p in parsed)
         ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
         if top is not None:
-            expected = apply_expected(ratings, rows, parsed, replies, prompt.scale, self.judge, top)
+            expected = apply_expected(
+                ratings, rows, parsed, replies, prompt.scale, self.judge, top, owner
+            )
         if request_failures and self.on_request_error == "raise":
             raise JudgeRequestError(
                 failure_message(

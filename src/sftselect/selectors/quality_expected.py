@@ -268,11 +268,12 @@ def apply_expected(
     scale: tuple[float, float],
     judge: Any,
     top_logprobs: int,
+    owner: str = "QualitySelector",
 ) -> ExpectedScores:
     """Replace ``ratings``' parsed scores by the expected scores (in place): scores,
     masses, the reasons of rows without one, and the counts of the summary."""
     expected = expected_scores(
-        rows, parsed, replies, scale, len(ratings.scores), owner="QualitySelector",
+        rows, parsed, replies, scale, len(ratings.scores), owner=owner,
         judge=judge, top_logprobs=top_logprobs,
     )  # fmt: skip
     for row, why in expected.reasons.items():
