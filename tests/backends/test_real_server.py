@@ -350,3 +350,25 @@ def test_64_in_flight_against_one_at_a_time(served, tmp_path, capsys, caplog):
         assert min(lowered) >= 1, lowered
     if "no other request in flight" in err:
         assert lowered[-1] == 1, lowered
+
+
+def test_expected_scoring_says_in_one_line_that_the_server_has_no_logprobs(
+    served, tmp_path, capsys
+):
+    """`transformers serve` ignores `logprobs`/`top_logprobs` (its UNUSED_CHAT_COMPLETION_FIELDS):
+    --judge-scoring expected stops after one request with one line naming the endpoint."""
+    data = write_rows(tmp_path / "rows.jsonl", 24, 8)
+    out = tmp_path / "rated.jsonl"
+    before = served.posts()
+    code = main(
+        ["score", str(data), "-o", str(out), "--max-tokens", "4", "-q", "--judge-scoring",
+         "expected", "--cache", str(tmp_path / "c.sqlite"), *judge_args(served)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("sftselect score: error: QualitySelector(scoring='expected'): ")
+    assert f"openai-compatible/{served.model}@{served.base_url}" in line, line
+    assert "returned a reply without log-probabilities" in line and "--judge-scoring" in line
+    assert not out.exists()
+    assert served.posts_settled(before + 1) - before == 1

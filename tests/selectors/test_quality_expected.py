@@ -276,3 +276,18 @@ def test_bad_parameters_fail_before_any_request(rows, params, match):
             selector.rate(rows)
         assert server.request_count == 0
     assert "\n" not in str(info.value)
+
+
+def test_expected_scoring_caps_the_preset_reply_length(rows):
+    """Every reply token travels and is cached with its alternatives: expected scoring asks
+    for 16 tokens unless max_tokens is given; the default scoring keeps AlpaGasus's 256."""
+    backend = OpenAICompatibleBackend("m", api_key_env=None)
+    lengths = {
+        name: {backend.request_body(r)["max_tokens"] for r in selector.requests(rows)}
+        for name, selector in {
+            "rating": QualitySelector(backend),
+            "expected": QualitySelector(backend, scoring="expected"),
+            "given": QualitySelector(backend, scoring="expected", max_tokens=64),
+        }.items()
+    }
+    assert lengths == {"rating": {256}, "expected": {16}, "given": {64}}

@@ -44,6 +44,7 @@ from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..prompts import RatingPrompt, rating_prompt
 from ..scoring.rating import parse_rating
 from .quality_expected import (
+    EXPECTED_MAX_TOKENS,
     SCORINGS,
     apply_expected,
     check_expected,
@@ -89,7 +90,8 @@ class QualitySelector(ScoreSelector):
     max_concurrency : int, default 64
         Requests in flight at once.
     max_tokens, temperature : int, float or None
-        Decoding; None takes the preset's (AlpaGasus: 256 tokens, 0.0).
+        Decoding; None takes the preset's (AlpaGasus: 256 tokens, 0.0), except
+        that ``scoring="expected"`` caps the preset's tokens at 16.
     reask : int, default 0
         Times to ask again, in the same conversation, when a reply has no score.
     on_parse_error : {"nan", "raise"}, default "nan"
@@ -190,6 +192,8 @@ class QualitySelector(ScoreSelector):
         decoding = {"max_tokens": max_tokens, "temperature": float(temperature), "top_p": top_p}
         if check_choice(self.scoring, "scoring", owner, SCORINGS) == "expected":
             decoding["top_logprobs"] = check_expected(owner, self.top_logprobs, prompt.scale)
+            if self.max_tokens is None:  # every token's alternatives travel and are cached
+                decoding["max_tokens"] = min(max_tokens, EXPECTED_MAX_TOKENS)
         return decoding
 
     def _fields(self, dataset: Dataset) -> tuple[list[str], list[str], list[str], np.ndarray]:
@@ -386,7 +390,9 @@ class QualitySelector(ScoreSelector):
         parse_failures = sum(p is not None and p.value is None for p in parsed)
         ratings = Ratings(scores, texts, reasons, report, parse_failures, request_failures, reasked)
         if top is not None:
-            expected = apply_expected(ratings, rows, parsed, replies, prompt.scale, self.judge, top)
+            expected = apply_expected(
+                ratings, rows, parsed, replies, prompt.scale, self.judge, top, owner
+            )
         if request_failures and self.on_request_error == "raise":
             raise JudgeRequestError(
                 failure_message(

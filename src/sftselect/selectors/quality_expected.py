@@ -41,6 +41,7 @@ from ..scoring.rating import ParsedRating
 from .ratings import Ratings, merge_reports
 
 __all__ = [
+    "EXPECTED_MAX_TOKENS",
     "MASS_BINS",
     "SCORINGS",
     "ExpectedScores",
@@ -56,6 +57,13 @@ __all__ = [
 #: The values of ``QualitySelector(scoring=...)``: the parsed rating (AlpaGasus), or
 #: G-Eval's expected score over the scale's tokens.
 SCORINGS = ("rating", "expected")
+
+#: The reply length asked for with ``scoring="expected"`` when ``max_tokens`` is not
+#: given (the prompt's own, AlpaGasus's 256, otherwise): each token comes with its
+#: ``top_logprobs`` alternatives, sent and cached (about 160 KB a 256-token reply with 20),
+#: while the rating is in the first line. G-Eval asked for 5 tokens; 16 also reach a
+#: rating written in a short sentence ("I would rate this response 4").
+EXPECTED_MAX_TOKENS = 16
 
 #: The provenance counts the scored rows by the probability mass covered, in bins with
 #: these edges (each bin holds ``lower <= mass < upper``).
@@ -260,11 +268,12 @@ def apply_expected(
     scale: tuple[float, float],
     judge: Any,
     top_logprobs: int,
+    owner: str = "QualitySelector",
 ) -> ExpectedScores:
     """Replace ``ratings``' parsed scores by the expected scores (in place): scores,
     masses, the reasons of rows without one, and the counts of the summary."""
     expected = expected_scores(
-        rows, parsed, replies, scale, len(ratings.scores), owner="QualitySelector",
+        rows, parsed, replies, scale, len(ratings.scores), owner=owner,
         judge=judge, top_logprobs=top_logprobs,
     )  # fmt: skip
     for row, why in expected.reasons.items():
