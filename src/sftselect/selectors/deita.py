@@ -137,6 +137,7 @@ class DeitaSelector(ScoreSelector):
     """
 
     score_in_actors = True
+    scores_on_device = True
 
     def __init__(
         self,

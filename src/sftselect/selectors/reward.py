@@ -84,6 +84,7 @@ class RewardSelector(ScoreSelector):
     """
 
     score_in_actors = True
+    scores_on_device = True
 
     def __init__(
         self,
