@@ -33,17 +33,19 @@ def reset_peak() -> bool:
 
 
 class RssSampler:
-    """Polls VmRSS every few milliseconds in a thread; ``peak`` is the largest seen."""
+    """Polls VmRSS (or another ``/proc/self/status`` field, such as ``RssAnon``) every few
+    milliseconds in a thread; ``peak`` is the largest seen."""
 
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, interval: float = 0.005, field: str = "VmRSS") -> None:
         self.interval = interval
-        self.peak = vm("VmRSS")
+        self.field = field
+        self.peak = vm(field)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, vm("VmRSS"))
+            self.peak = max(self.peak, vm(self.field))
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -53,4 +55,4 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, vm("VmRSS"))
+        self.peak = max(self.peak, vm(self.field))

@@ -67,16 +67,19 @@ def test_logits_equal_generate_first_step(tok, sharp):
     batch_size=st.integers(1, 6),
     order=st.permutations(list(range(len(PROMPTS)))),
     side=st.sampled_from(["left", "right"]),
+    window=st.integers(1, 6),
 )
-def test_batch_size_order_and_padding_side_change_nothing(tok, sharp, batch_size, order, side):
+def test_batch_size_order_padding_side_and_window_change_nothing(
+    tok, sharp, batch_size, order, side, window
+):
     ids = token_ids_of(tok, DIGITS, "test")
     base = NextTokenLogits(sharp, tokenizer=tok, batch_size=1).logits(PROMPTS, ids).values
     old = tok.padding_side
     tok.padding_side = side
     try:
-        got = NextTokenLogits(sharp, tokenizer=tok, batch_size=batch_size).logits(
-            [PROMPTS[i] for i in order], ids
-        )
+        engine = NextTokenLogits(sharp, tokenizer=tok, batch_size=batch_size)
+        engine.window_rows = window
+        got = engine.logits([PROMPTS[i] for i in order], ids)
     finally:
         tok.padding_side = old
     np.testing.assert_allclose(got.values, base[order], rtol=1e-5, atol=1e-5)

@@ -280,6 +280,42 @@ def test_multi_turn_sum_matches_deitas_pipeline(tok, scorers):
     np.testing.assert_allclose(got, ref_final_score(ref_c, ref_q), rtol=1e-4)
 
 
+@pytest.mark.parametrize("window", [1, 3, 7])
+def test_rows_are_read_a_window_at_a_time(tok, scorers, window, monkeypatch):
+    """Only ``window_rows`` rows' prompts at once (multi-turn rows too); the same scores and
+    counts as one window."""
+    one_turn = load_sample().select(range(8)).to_list()
+    chat = [
+        {"from": "human", "value": "Name a prime."},
+        {"from": "gpt", "value": "Seven."},
+        {"from": "human", "value": "And an even one?"},
+        {"from": "gpt", "value": "Two is the only even prime."},
+    ]
+    data = alpaca_as_sharegpt(one_turn)
+    data[2] = {"conversations": chat}
+    data[5] = {"conversations": chat[:1]}  # no answer: NaN, counted
+    ds = Dataset.from_list(data)
+    whole = [NextTokenLogits(m, tokenizer=tok, batch_size=2) for m in scorers]
+    with pytest.warns(SftSelectWarning):
+        want = DeitaSelector(*whole, k=1.0).run(ds)
+    engines = [NextTokenLogits(m, tokenizer=tok, batch_size=2) for m in scorers]
+    sizes = []
+    for engine in engines:
+        engine.window_rows = window
+        real = engine.logits
+        monkeypatch.setattr(
+            engine, "logits", lambda p, ids, real=real: sizes.append(len(p)) or real(p, ids)
+        )
+    with pytest.warns(SftSelectWarning, match="1 of 8 rows"):
+        got = DeitaSelector(*engines, k=1.0).run(ds)
+    n_windows = -(-len(ds) // window)
+    assert len(sizes) == 2 * n_windows and max(sizes) <= window + 1  # row 2 has two turns
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6, equal_nan=True)
+    assert got.indices.tolist() == want.indices.tolist()
+    for key in ("turns", "complexity", "quality"):
+        assert got.extra[key] == want.extra[key], key
+
+
 def test_preset_equals_deitas_combined_filter(tok, scorers):
     rows = load_sample().select(range(40)).to_list()
     ds = Dataset.from_list([{k: r[k] for k in ("instruction", "input", "output")} for r in rows])

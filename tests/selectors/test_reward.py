@@ -158,9 +158,10 @@ def test_real_alpaca_records_match_mods(deberta, word_tokenizer, shared_data):
     batch_size=st.integers(1, 9),
     seed=st.integers(0, 2**16),
     side=st.sampled_from(["left", "right"]),
+    window=st.integers(1, 13),
 )
-def test_batch_size_order_and_padding_side_change_nothing(
-    bert, word_tokenizer, batch_size, seed, side
+def test_batch_size_order_padding_side_and_window_change_nothing(
+    bert, word_tokenizer, batch_size, seed, side, window
 ):
     records = _rows(load_sample().select(range(12)).to_list())
     q = [r["instruction"] for r in records]
@@ -169,12 +170,34 @@ def test_batch_size_order_and_padding_side_change_nothing(
     order = np.random.default_rng(seed).permutation(len(q))
     old, word_tokenizer.padding_side = word_tokenizer.padding_side, side
     try:
-        got = RewardModel(bert, tokenizer=word_tokenizer, batch_size=batch_size).rewards(
-            [q[i] for i in order], [a[i] for i in order]
-        )
+        engine = RewardModel(bert, tokenizer=word_tokenizer, batch_size=batch_size)
+        engine.window_rows = window
+        got = engine.rewards([q[i] for i in order], [a[i] for i in order])
     finally:
         word_tokenizer.padding_side = old
     np.testing.assert_allclose(got.values, base[order], rtol=1e-5, atol=1e-6)
+
+
+def test_selector_reads_rows_a_window_at_a_time(deberta, word_tokenizer, monkeypatch):
+    """Only ``window_rows`` rows' texts at once; scores and counts as in one window."""
+    records = _rows(load_sample().select(range(11)).to_list())
+    records[4]["output"] = None  # a row with no response, in the second window
+    ds = Dataset.from_list(records)
+    whole = RewardModel(deberta, tokenizer=word_tokenizer, batch_size=4)
+    with pytest.warns(SftSelectWarning):
+        want = RewardSelector(whole, k=1.0).run(ds)
+    engine = RewardModel(deberta, tokenizer=word_tokenizer, batch_size=4)
+    engine.window_rows = 3
+    seen = []
+    real = engine.rewards
+    monkeypatch.setattr(engine, "rewards", lambda q, a: seen.append(len(q)) or real(q, a))
+    with pytest.warns(SftSelectWarning, match="1 of 11 rows"):
+        got = RewardSelector(engine, k=1.0).run(ds)
+    assert seen == [3, 2, 3, 2]  # four windows; the row without a response is never sent
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-6, equal_nan=True)
+    assert np.isnan(got.scores[4]) and got.indices.tolist() == want.indices.tolist()
+    assert got.extra["reward"] == want.extra["reward"]
+    assert got.extra["reward"]["no_response"] == 1 and got.extra["reward"]["rows"] == 10
 
 
 def test_selects_the_highest_rewards_and_caches(deberta, word_tokenizer, tmp_path, monkeypatch):

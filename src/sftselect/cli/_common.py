@@ -23,6 +23,7 @@ __all__ = [
     "CliError",
     "add_backend_options",
     "backend_from_args",
+    "batch_size_arg",
     "check_backend_flags",
     "check_price_flags",
     "cli_wording",
@@ -392,10 +393,18 @@ def hf_embedder(args: argparse.Namespace) -> Any:
         pooling=args.pooling,
         normalize=args.normalize,
         max_length=args.embed_max_length,
-        batch_size=args.batch_size,
         device=args.device,
         show_progress=not args.quiet,
+        **batch_size_arg(args),
     )
+
+
+def batch_size_arg(args: argparse.Namespace) -> dict[str, Any]:
+    """``{"batch_size": --batch-size}`` when the option was given, else ``{}``: each
+    library class then keeps its own default (an embedder's 32, a log-prob selector's
+    16, a DEITA or reward engine's 8), so ``select``, ``score`` and Python agree."""
+    value = getattr(args, "batch_size", None)
+    return {} if value is None else {"batch_size": value}
 
 
 def embedder_from_args(args: argparse.Namespace) -> Any:

@@ -47,7 +47,13 @@ def add_embed_options(p: argparse.ArgumentParser) -> None:
         help="which text of a row is embedded (default: instruction_input)",
     )
     g.add_argument("--embed-max-length", type=int, default=512, help="tokens kept per text")
-    g.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="texts (rows) per forward pass (default: the library's own for the selector: "
+        "embeddings 32, ifd/superfiltering/perplexity 16, deita/reward 8)",
+    )
     g.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best found)")
     g.add_argument(
         "--embed-cache", default=None, help="folder caching embeddings: a re-run does not embed"

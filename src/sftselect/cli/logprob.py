@@ -8,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from ._common import CliError
+from ._common import CliError, batch_size_arg
 
 __all__ = [
     "LOGPROB_SELECTORS",
@@ -85,7 +85,12 @@ def add_logprob_options(p: argparse.ArgumentParser) -> None:
             "twice",
         )
     if "--batch-size" not in p._option_string_actions:
-        g.add_argument("--batch-size", type=int, default=16, help="rows per forward pass")
+        g.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="rows per forward pass (default: the selector's own, 16)",
+        )
     if "--device" not in p._option_string_actions:
         g.add_argument("--device", default=None, help="cuda or cpu (default: the best found)")
 
@@ -102,11 +107,11 @@ def logprob_selector(args: argparse.Namespace, *, scoring: bool = False) -> Any:
     common: dict[str, Any] = {
         "tokenizer": args.tokenizer,
         "format": getattr(args, "format", None),
-        "batch_size": getattr(args, "batch_size", 16),
         "dtype": args.dtype,
         "device": getattr(args, "device", None),
         "cache_dir": args.score_cache,
         "show_progress": not args.quiet,
+        **batch_size_arg(args),
     }
     k = None if scoring else args.k
     bounds: dict[str, Any] = {}

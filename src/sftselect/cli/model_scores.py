@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import CliError, format_arg, info
+from ._common import CliError, batch_size_arg, format_arg, info
 
 __all__ = [
     "MODEL_SELECTORS",
@@ -66,7 +66,10 @@ def add_model_score_options(p: argparse.ArgumentParser) -> None:
         help="folder of the per-row score cache: a re-run or a killed run computes nothing twice",
     )
     for flag, kwargs in (
-        ("--batch-size", {"type": int, "default": 8, "help": "rows per forward pass"}),
+        (
+            "--batch-size",
+            {"type": int, "default": None, "help": "rows per forward pass (default: 8)"},
+        ),
         ("--device", {"default": None, "help": "cuda or cpu (default: cuda when present)"}),
     ):
         if flag not in p._option_string_actions:
@@ -75,7 +78,7 @@ def add_model_score_options(p: argparse.ArgumentParser) -> None:
 
 def _engine_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "batch_size": args.batch_size,
+        **batch_size_arg(args),
         "max_length": args.model_max_length,
         "device": args.device,
         "dtype": args.dtype,

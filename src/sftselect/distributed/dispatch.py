@@ -231,7 +231,7 @@ def rank_on_ray(
 ) -> tuple[RankResult, int]:
     """The ranking on Ray by the path of the declared ``kind``, and the row count."""
     if kind is EngineKind.ROW_SCORE:
-        return _rank_row_scores(selector, dataset, rng, k, summary, workers, batch_size)
+        return _rank_row_scores(selector, dataset, rng, k, summary, workers, batch_size, num_gpus)
     if kind is EngineKind.DUPLICATE_GROUPS:
         pool = RayPool(
             dataset, EngineOptions(summary, workers, batch_size, num_gpus, kmeans_sample)
@@ -309,6 +309,7 @@ def _rank_row_scores(
     summary: RunSummary,
     workers: int | None,
     batch_size: int | None,
+    num_gpus: float = 0.0,
 ) -> tuple[RankResult, int]:
     """ROW_SCORE: scores per block on the cluster, the exact top-k merge on the driver."""
     n = None
@@ -323,6 +324,7 @@ def _rank_row_scores(
         batch_size=batch_size,
         workers=workers,
         node_id=summary.cluster.driver_node,
+        num_gpus=num_gpus,
     )
     n = scored.scores.size
     if limit is not None:

@@ -103,8 +103,10 @@ def run(
     num_blocks : int or None
         Blocks for a ``datasets.Dataset`` (None: four per CPU).
     num_gpus : float
-        GPUs per embedding actor (``VECTORS_THEN_GLOBAL`` selectors such as
-        ``DiversitySelector``; 1 puts one model on each GPU).
+        GPUs per model actor (1 puts one model on each GPU): the embedding actors
+        (``VECTORS_THEN_GLOBAL`` selectors such as ``DiversitySelector``) and the
+        scoring actors of a selector that declares ``scores_on_device`` (IFD,
+        Superfiltering, perplexity, DEITA, reward); an LLM judge's actors get none.
     kmeans_sample : int
         Rows K-means is fitted on (a selector declaring ``kmeans_allocation``,
         such as ``DiversitySelector``); every row is then assigned to its

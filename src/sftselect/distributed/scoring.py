@@ -196,6 +196,16 @@ def _on_node(node_id: str) -> dict[str, Any]:
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
 
 
+def actor_gpus(selector: Any, num_gpus: float) -> dict[str, Any]:
+    """``{"num_gpus": num_gpus}`` for the scoring actors of a selector that declares
+    ``scores_on_device`` (its model runs where its actor is), else ``{}``."""
+    if not num_gpus or not getattr(selector, "scores_on_device", False):
+        return {}
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, (int, float)) or num_gpus < 0:
+        raise param_error("sftselect.distributed.run", "num_gpus", "a number >= 0", num_gpus)
+    return {"num_gpus": float(num_gpus)}
+
+
 def rank_by_score(
     selector: ScoreSelector,
     dataset: Dataset,
@@ -205,8 +215,13 @@ def rank_by_score(
     batch_size: int | None,
     workers: int | None,
     node_id: str,
+    num_gpus: float = 0.0,
 ) -> ScoreRun:
-    """Score every row on the cluster and rank the eligible rows, best first."""
+    """Score every row on the cluster and rank the eligible rows, best first.
+
+    ``num_gpus``: GPUs per scoring actor, for a selector that declares
+    ``scores_on_device`` (a model scorer: one model per GPU with 1); others get none.
+    """
     owner = type(selector).__name__
     check_choice(selector.ties, "ties", owner, TIE_RULES)
     if not isinstance(selector.largest, bool):
@@ -226,6 +241,7 @@ def rank_by_score(
 
     if in_actors:
         n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
+        gpus = actor_gpus(selector, num_gpus)
         scored = dataset.map_batches(
             ScoringActor,
             fn_constructor_args=(spec, lo, hi, limit),
@@ -233,10 +249,13 @@ def rank_by_score(
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=n_workers),
             num_cpus=RATING_ACTOR_CPUS,
+            **gpus,
             **_on_node(node_id),
         )
         in_flight = getattr(selector, "max_concurrency", None)
         each = "" if in_flight is None else f", at most {in_flight} requests in flight each"
+        if gpus:
+            each += f", {gpus['num_gpus']:g} GPU each"
         where = f"{n_workers} scoring actors on the driver's node (one shared cache file{each})"
     else:
         scored = dataset.map_batches(

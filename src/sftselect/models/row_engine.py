@@ -7,7 +7,8 @@ a reward (:class:`~sftselect.models.reward.RewardModel`). It
 
 * loads the model and tokenizer on first use (never in ``__init__``), from a
   folder, a hub name, a GGUF file (causal LMs) or as given;
-* tokenizes rows a window at a time (:data:`ROWS_PER_WINDOW`), sorts each
+* tokenizes rows a window at a time (:attr:`RowEngine.window_rows`, default
+  :data:`ROWS_PER_WINDOW`), sorts each
   window by token count and runs it in batches padded on the right by this
   class (whatever the tokenizer's ``padding_side``; right padding keeps every
   real token's positions and attention, so a padded row equals the row run
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from .batching import length_sorted_batches, right_padded
 from .fingerprint import files_fingerprint, tokenizer_fingerprint, weights_fingerprint
 from .loading import import_torch, load_tokenizer, pad_id
 
-__all__ = ["ROWS_PER_WINDOW", "RowEngine", "RowOutputs"]
+__all__ = ["ROWS_PER_WINDOW", "RowEngine", "RowOutputs", "add_counts", "row_windows"]
 
 #: Rows tokenized, sorted by length and run together: bounds the token lists held.
 ROWS_PER_WINDOW = 4096
@@ -93,6 +94,10 @@ class RowEngine:
     """
 
     kind = "row-engine"
+    #: Rows tokenized, length-sorted and batched together (set it on an instance to
+    #: change it): memory holds one window's token lists. The selectors built on an
+    #: engine (DEITA, reward) also read their rows from the data set this many at a time.
+    window_rows: int = ROWS_PER_WINDOW
 
     def __init__(
         self,
@@ -141,6 +146,7 @@ class RowEngine:
         """Validate the settings (called before any work)."""
         owner = type(self).__name__
         check_positive_int(self.batch_size, "batch_size", owner)
+        check_positive_int(self.window_rows, "window_rows", owner)
         if self.max_length is not None:
             check_positive_int(self.max_length, "max_length", owner)
         if self.dtype is not None and self.dtype not in ("float32", "float16", "bfloat16"):
@@ -316,8 +322,9 @@ class RowEngine:
         bar = _progress(self.show_progress, int(todo.size), self.kind)
         try:
             with torch.inference_mode():
-                for start in range(0, todo.size, ROWS_PER_WINDOW):
-                    window = todo[start : start + ROWS_PER_WINDOW]
+                step = int(self.window_rows)
+                for start in range(0, todo.size, step):
+                    window = todo[start : start + step]
                     enc = [self._encode(tok, tuple(rows[i])) for i in window.tolist()]
                     lengths = np.array([len(e["input_ids"]) for e in enc], dtype=np.int64)
                     out.empty[window[lengths == 0]] = True
@@ -352,6 +359,19 @@ class RowEngine:
         ref = _as_ref(self.model)
         name = ref if ref is not None else type(self.model).__name__
         return f"{type(self).__name__}({name!r})"
+
+
+def row_windows(n_rows: int, size: int) -> Iterator[range]:
+    """``range(start, stop)`` of consecutive windows of at most ``size`` rows."""
+    for start in range(0, n_rows, size):
+        yield range(start, min(start + size, n_rows))
+
+
+def add_counts(total: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    """``total`` with :meth:`RowOutputs.counts` of one more window added in place."""
+    for key, value in part.items():
+        total[key] = total.get(key, 0) + int(value)
+    return total
 
 
 def _read(cache: Any, keys: list[str], out: RowOutputs) -> None:

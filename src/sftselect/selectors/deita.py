@@ -35,6 +35,7 @@ from ..data.formats import aggregate_turns, arrow_column, resolve_format, respon
 from ..embedding.base import EXAMPLE_TEMPLATE
 from ..exceptions import SftSelectWarning
 from ..models.next_token import NextTokenLogits
+from ..models.row_engine import add_counts, row_windows
 from .dedup import RepresentationFilter
 from .score import Scored, ScoreSelector
 
@@ -137,6 +138,7 @@ class DeitaSelector(ScoreSelector):
     """
 
     score_in_actors = True
+    scores_on_device = True
 
     def __init__(
         self,
@@ -212,26 +214,23 @@ class DeitaSelector(ScoreSelector):
         out = engine.logits(prompts, list(ids))
         return expected_score(out.values), out.counts()
 
+    def _used(self) -> list[str]:
+        return [w for w in ("complexity", "quality") if self.by in ("combined", w)]
+
     def _score_with_rules(self, dataset: Dataset) -> Scored:
+        """The rows are read ``window_rows`` at a time (the smallest of the engines'):
+        only one window's texts and prompts are held, and the scores (one float per row)."""
         owner = type(self).__name__
         check_choice(self.by, "by", owner, SCORES)
         if len(dataset) == 0:
             return Scored(np.empty(0, dtype=np.float64))
-        instructions, responses, view = deita_turns(dataset, self.format, owner)
-        extra: dict[str, Any] = {"by": self.by, "turns": len(instructions)}
-        per_turn = np.ones(len(instructions), dtype=np.float64)
-        if self.by in ("combined", "complexity"):
-            prompts = [COMPLEXITY_TEMPLATE.format(instruction=t) for t in instructions]
-            values, extra["complexity"] = self._turn_scores("complexity", prompts)
-            per_turn *= values
-        if self.by in ("combined", "quality"):
-            prompts = [
-                QUALITY_TEMPLATE.format(instruction=t, output=r)
-                for t, r in zip(instructions, responses)
-            ]
-            values, extra["quality"] = self._turn_scores("quality", prompts)
-            per_turn *= values
-        scores = aggregate_turns(per_turn, view, "sum")
+        used = self._used()
+        size = min(int(self._engine(w).window_rows) for w in used)
+        scores = np.full(len(dataset), np.nan)
+        extra: dict[str, Any] = {"by": self.by, "turns": 0, **{w: {} for w in used}}
+        for rows in row_windows(len(dataset), size):
+            part = dataset.select(rows) if len(rows) < len(dataset) else dataset
+            scores[rows.start : rows.stop] = self._window_scores(part, owner, extra)
         bad = int(np.isnan(scores).sum())
         if bad:
             warnings.warn(
@@ -242,6 +241,26 @@ class DeitaSelector(ScoreSelector):
                 stacklevel=3,
             )
         return Scored(scores, extra=extra)
+
+    def _window_scores(self, dataset: Dataset, owner: str, extra: dict[str, Any]) -> np.ndarray:
+        """The scores of one window of rows; its turn and outcome counts added to ``extra``."""
+        instructions, responses, view = deita_turns(dataset, self.format, owner)
+        extra["turns"] += len(instructions)
+        per_turn = np.ones(len(instructions), dtype=np.float64)
+        if self.by in ("combined", "complexity"):
+            prompts = [COMPLEXITY_TEMPLATE.format(instruction=t) for t in instructions]
+            values, counts = self._turn_scores("complexity", prompts)
+            add_counts(extra["complexity"], counts)
+            per_turn *= values
+        if self.by in ("combined", "quality"):
+            prompts = [
+                QUALITY_TEMPLATE.format(instruction=t, output=r)
+                for t, r in zip(instructions, responses)
+            ]
+            values, counts = self._turn_scores("quality", prompts)
+            add_counts(extra["quality"], counts)
+            per_turn *= values
+        return aggregate_turns(per_turn, view, "sum")
 
     def _score(self, dataset: Dataset) -> np.ndarray:
         return self._score_with_rules(dataset).scores

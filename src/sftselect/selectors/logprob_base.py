@@ -67,6 +67,7 @@ class LogProbSelector(ScoreSelector):
     """
 
     score_in_actors = True
+    scores_on_device = True
 
     def _scorer(self) -> LogProbScorer:
         """The scorer: ``model`` itself when it is one (with its own settings; the

@@ -27,6 +27,7 @@ from ..core.validation import param_error
 from ..data.formats import arrow_column, resolve_format, response_view
 from ..exceptions import SftSelectWarning
 from ..models.reward import RewardModel
+from ..models.row_engine import add_counts, row_windows
 from .score import Scored, ScoreSelector
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class RewardSelector(ScoreSelector):
     """
 
     score_in_actors = True
+    scores_on_device = True
 
     def __init__(
         self,
@@ -150,15 +152,19 @@ class RewardSelector(ScoreSelector):
         engine = self._engine()
         if len(dataset) == 0:
             return Scored(np.empty(0, dtype=np.float64))
-        questions, answers, missing = reward_pairs(dataset, self.format, owner)
-        keep = np.ones(len(dataset), dtype=bool)
-        keep[missing] = False
-        rows = np.flatnonzero(keep)
-        out = engine.rewards([questions[i] for i in rows], [answers[i] for i in rows])
+        # the rows are read window_rows at a time: one window's texts are held, and the scores
         scores = np.full(len(dataset), np.nan)
-        scores[rows] = out.values[:, 0]
-        counts = out.counts()
-        counts["no_response"] = int(missing.size)
+        counts: dict[str, int] = {}
+        for window in row_windows(len(dataset), int(engine.window_rows)):
+            part = dataset.select(window) if len(window) < len(dataset) else dataset
+            questions, answers, missing = reward_pairs(part, self.format, owner)
+            keep = np.ones(len(part), dtype=bool)
+            keep[missing] = False
+            rows = np.flatnonzero(keep)
+            out = engine.rewards([questions[i] for i in rows], [answers[i] for i in rows])
+            scores[window.start + rows] = out.values[:, 0]
+            add_counts(counts, out.counts())
+            add_counts(counts, {"no_response": int(missing.size)})
         bad = int(np.isnan(scores).sum())
         if bad:
             warnings.warn(

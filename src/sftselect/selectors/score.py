@@ -78,6 +78,9 @@ class ScoreSelector(Selector):
     #: scores in a few long-lived workers (Ray actors) on the driver's node, fed
     #: small batches, instead of short tasks anywhere.
     score_in_actors: ClassVar[bool] = False
+    #: True when scoring runs a model on a device (an LM, a reward model): the
+    #: actors then take ``num_gpus`` GPUs each (``sftselect.distributed.run``).
+    scores_on_device: ClassVar[bool] = False
     _k_optional = True
 
     def __init__(
