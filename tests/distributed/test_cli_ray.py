@@ -227,17 +227,20 @@ def test_what_cannot_run_on_ray_is_refused_in_one_line(
     assert not out.exists()
 
 
-def test_num_gpus_needs_ray_and_an_embedding_actor(pool, tmp_path, capsys):
+def test_num_gpus_needs_ray_and_an_embedding_or_scoring_actor(pool, tmp_path, capsys):
     base = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "-k", "3", "--num-gpus", "1"]
     assert main([*base, "--selector", "kcenter", "--embed-column", "v"]) == 2
-    assert "--num-gpus reserves GPUs for Ray's embedding actors; it needs --engine ray" in (
+    assert "--num-gpus reserves GPUs for Ray's actors; it needs --engine ray" in (
+        capsys.readouterr().err
+    )
+    assert main([*base, "--selector", "ifd", "--model", "m"]) == 2
+    assert "--num-gpus reserves GPUs for Ray's actors; it needs --engine ray" in (
         capsys.readouterr().err
     )
     assert main([*base, "--selector", "length", "--engine", "ray"]) == 2
     err = capsys.readouterr().err
-    assert (
-        "--num-gpus applies to --selector diversity, kcenter, facility-location or targeted" in err
-    )
+    assert "--num-gpus applies to --selector diversity, kcenter, facility-location, " in err
+    assert ", ifd, superfiltering or perplexity; --selector length does not read it" in err
 
 
 def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkeypatch):
@@ -264,6 +267,36 @@ def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkey
         main([*argv, "--engine", "ray", "--num-gpus", "0.5", "--workers", "4"])
     assert seen["num_gpus"] == 0.5 and seen["workers"] == 4
     assert seen["selector"].embedder.device == "cuda"
+
+
+def test_num_gpus_reaches_the_scoring_actors_of_a_model_selector(
+    pool, model_dir, tmp_path, monkeypatch
+):
+    """--num-gpus G with --selector ifd: run(num_gpus=G), which gives each scoring actor G
+    GPUs (scores_on_device); --device cuda without it is refused in one line."""
+    import sftselect.distributed as sd
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(selector, dataset, **options):
+        seen.update(options, selector=selector)
+        raise Stop
+
+    monkeypatch.setenv("SFTSELECT_DEBUG", "1")
+    monkeypatch.setattr(sd, "connect", lambda address: False)
+    monkeypatch.setattr(sd, "read", lambda source, split: None)
+    monkeypatch.setattr(sd, "run", fake_run)
+    argv = ["select", str(pool), "-o", str(tmp_path / "o.jsonl"), "--selector", "ifd", "-k", "3"]
+    argv += ["--model", str(model_dir), "--engine", "ray"]
+    with pytest.raises(Stop):
+        main([*argv, "--num-gpus", "1", "--workers", "2"])
+    assert seen["num_gpus"] == 1.0 and seen["workers"] == 2
+    assert type(seen["selector"]).__name__ == "IFDSelector"
+    monkeypatch.delenv("SFTSELECT_DEBUG")
+    assert main([*argv, "--device", "cuda"]) == 2
 
 
 def test_vectors_in_a_column_on_ray(ray_local, tmp_path):

@@ -101,11 +101,11 @@ SELECTOR_OPTIONS: dict[str, frozenset[str]] = {
     "exact-dedup": DEDUP,
     "minhash": DEDUP | {"--threshold", "--ngram", "--num-perm", "--num-proc"},
     "semdedup": DEDUP | EMBEDDING | {"--eps", "--n-clusters", "--kmeans-backend"},
-    "deita": SCORER_MODEL | EMBEDDING | {"--quality-model", "--deita-by"},
-    "reward": SCORER_MODEL | {"--render"},
-    "ifd": LOGPROB | {"--ifd-limit", "--no-cherry-skips"},
-    "superfiltering": LOGPROB | {"--ifd-limit"},
-    "perplexity": LOGPROB | {"--keep", "--unconditioned", "--template"},
+    "deita": SCORER_MODEL | EMBEDDING | {"--quality-model", "--deita-by", "--num-gpus"},
+    "reward": SCORER_MODEL | {"--render", "--num-gpus"},
+    "ifd": LOGPROB | {"--ifd-limit", "--no-cherry-skips", "--num-gpus"},
+    "superfiltering": LOGPROB | {"--ifd-limit", "--num-gpus"},
+    "perplexity": LOGPROB | {"--keep", "--unconditioned", "--template", "--num-gpus"},
 }  # fmt: skip
 
 #: Every option some selector reads and another does not.

@@ -12,6 +12,7 @@ deduplication) beside them. Ray is imported only when ``--engine ray`` runs.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from ..core.provenance import provenance_path
 from ._common import CliError, info, rating_line, refuse_overwriting_inputs
 
-__all__ = ["ENGINES", "add_engine_options", "run_on_ray"]
+__all__ = ["ENGINES", "add_engine_options", "check_gpus", "run_on_ray"]
 
 ENGINES = ("local", "ray")
 
@@ -53,9 +54,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
         "--num-gpus",
         type=float,
         default=0.0,
-        help="--engine ray, --selector diversity, kcenter, facility-location, targeted: GPUs "
-        "each embedding actor reserves (default 0: the actors embed on CPUs, Ray hides the "
-        "GPUs from them; 1: one model on each GPU)",
+        help="--engine ray, --selector diversity, kcenter, facility-location, targeted, ifd, "
+        "superfiltering, perplexity, deita, reward: GPUs each embedding or scoring actor "
+        "reserves (default 0: the actors run on CPUs, Ray hides the GPUs from them; 1: one "
+        "model on each GPU)",
     )
     return g
 
@@ -90,7 +92,13 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     try:
         t0 = time.perf_counter()
         dataset = read(args.input, split=getattr(args, "split", "train"))
-        result = run(selector, dataset, workers=args.workers, show_progress=not args.quiet)
+        result = run(
+            selector,
+            dataset,
+            workers=args.workers,
+            num_gpus=getattr(args, "num_gpus", 0.0),
+            show_progress=not args.quiet,
+        )
         elapsed = time.perf_counter() - t0
         record = result.provenance()
         record["input"]["path"] = str(args.input)
@@ -118,3 +126,23 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     )
     info(result.summary.describe(), args.quiet)
     return 0
+
+
+def check_gpus(args: argparse.Namespace) -> None:
+    """``--num-gpus``: only with ``--engine ray``; a finite number >= 0; and given when
+    ``--device cuda`` asks for a GPU on Ray (Ray hides the GPUs from an actor that reserves
+    none: it would fail there)."""
+    gpus = getattr(args, "num_gpus", 0.0)
+    if gpus and args.engine != "ray":
+        raise CliError("--num-gpus reserves GPUs for Ray's actors; it needs --engine ray")
+    if args.engine != "ray":
+        return
+    if not (math.isfinite(gpus) and gpus >= 0):
+        raise CliError(f"--num-gpus must be a number >= 0; got {gpus}")
+    device = getattr(args, "device", None) or ""
+    if device.startswith("cuda") and gpus == 0:
+        raise CliError(
+            f"--device {device} with --engine ray needs --num-gpus (the GPUs each "
+            "actor reserves; Ray hides the GPUs from actors that reserve none): "
+            "add --num-gpus 1, or drop --device to run on the actors' CPUs"
+        )

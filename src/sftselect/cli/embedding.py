@@ -112,8 +112,6 @@ def check_embed_args(args: argparse.Namespace) -> None:
         raise CliError("--order score needs --score-column")
     if args.cluster_column is not None and args.selector != "diversity":
         raise CliError("--cluster-column needs --selector diversity")
-    if getattr(args, "num_gpus", 0.0) and args.engine != "ray":
-        raise CliError("--num-gpus reserves GPUs for Ray's embedding actors; it needs --engine ray")
     from .coverage import check_coverage_args
 
     check_coverage_args(args)

@@ -22,7 +22,6 @@ cluster for it (with ``--embed-cache`` that pass reads the cache).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,6 @@ def run_embedded_on_ray(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers <= 0:
         raise CliError(f"--workers must be a positive int; got {args.workers}")
-    _check_gpus(args)
     selector = described_selector(args)
     started = connect(args.address)
     try:
@@ -78,20 +76,6 @@ def run_embedded_on_ray(args: argparse.Namespace) -> int:
             ray.shutdown()
     info(result.summary.describe(), args.quiet)
     return 0
-
-
-def _check_gpus(args: argparse.Namespace) -> None:
-    """``--num-gpus``: a finite number >= 0, and given when ``--device cuda`` asks for a GPU
-    (Ray hides the GPUs from an actor that reserves none: it would fail there)."""
-    gpus = args.num_gpus
-    if not (math.isfinite(gpus) and gpus >= 0):
-        raise CliError(f"--num-gpus must be a number >= 0; got {gpus}")
-    if (args.device or "").startswith("cuda") and gpus == 0:
-        raise CliError(
-            f"--device {args.device} with --engine ray needs --num-gpus (the GPUs each "
-            "embedding actor reserves; Ray hides the GPUs from actors that reserve none): "
-            "add --num-gpus 1, or drop --device to embed on the actors' CPUs"
-        )
 
 
 def _plot_vectors(args: argparse.Namespace, selector: Any, result: Any) -> Any:
