@@ -152,21 +152,19 @@ def _alpaca_eval_offline(monkeypatch):
     return pytest.importorskip("alpaca_eval")
 
 
-class _LogprobJudge(LoopbackServer):
-    """The loopback server, answering with the top-5 logprobs AlpacaEval's weighted annotator parses."""
+def _logprob_judge(reply):
+    """The loopback server, answering with the top logprobs AlpacaEval's weighted annotator
+    parses: the judge's letter at probability 0.9, the other letter at 0.1 (scripted through
+    the public :class:`~sftselect.testing.ScriptedReply`)."""
+    from sftselect.testing import ScriptedReply
 
-    def _completion(self, record, text):
-        data = super()._completion(record, text)
+    def scripted(body):
+        text = reply(body)
         other = "M" if text == "m" else "m"
-        top = [
-            {"token": text, "logprob": math.log(0.9), "bytes": None},
-            {"token": other, "logprob": math.log(0.1), "bytes": None},
-        ]
-        content = [
-            {"token": text, "logprob": top[0]["logprob"], "bytes": None, "top_logprobs": top}
-        ]
-        data["choices"][0]["logprobs"] = {"content": content}
-        return data
+        top = {0: {text: math.log(0.9), other: math.log(0.1)}}
+        return ScriptedReply.from_tokens([(text, math.log(0.9))], top=top)
+
+    return LoopbackServer(reply=scripted)
 
 
 def _longer_output_judge(model_texts: set[str], model_probs: list[float]):
@@ -196,7 +194,7 @@ def test_alpaca_eval_runs_offline_against_a_loopback_judge(monkeypatch):
     model_texts = {r["output"].strip() for r in json.loads(model_path.read_text())}
     probs: list[float] = []
     before = _package_files(alpaca_eval)
-    with _LogprobJudge(reply=_longer_output_judge(model_texts, probs)) as server:
+    with _logprob_judge(_longer_output_judge(model_texts, probs)) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
         run = run_alpaca_eval(
@@ -236,7 +234,7 @@ def test_alpaca_eval_default_reference_judges_afresh_not_the_published_row(monke
     monkeypatch.setattr(alpaca_eval.constants, "datasets", stand_in)
     probs: list[float] = []
     judge = _longer_output_judge({r["output"].strip() for r in model}, probs)
-    with _LogprobJudge(reply=judge) as server:
+    with _logprob_judge(judge) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
         run = run_alpaca_eval(model, max_instances=3, length_controlled=False)
@@ -281,7 +279,7 @@ def test_alpaca_eval_length_controlled_fits_the_glm_and_writes_nothing_into_the_
         {r["output"].strip() for r in json.loads(model_path.read_text())}, probs
     )
     before = _package_files(alpaca_eval)
-    with _LogprobJudge(reply=judge) as server:
+    with _logprob_judge(judge) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-loopback")
         run = run_alpaca_eval(
