@@ -21,7 +21,6 @@ from ..exceptions import InvalidParameterError, MissingExtraError, ModelNotFound
 
 __all__ = [
     "ModelNotFoundError",
-    "clear_tokenizer_cache",
     "eos_ids",
     "import_torch",
     "load_model",
@@ -177,19 +176,3 @@ def pad_id(tokenizer: Any, owner: str) -> int:
     raise InvalidParameterError(
         f"The tokenizer given to {owner} has no pad, UNK or EOS token; set tokenizer.pad_token."
     )
-
-
-def clear_tokenizer_cache(tokenizer: Any) -> None:
-    """Empty a fast tokenizer's BPE word cache (a memo: the ids it gives never change).
-
-    ``tokenizers`` keeps up to 10,000 entries; a tokenizer that does not split words
-    first (LLaMA's ``Metaspace(split=False)``) stores each whole text, so the cache
-    grows by tens of MB as a long run sees new texts. The model scorers call this after
-    each window of rows, which keeps their memory bounded by the window. A tokenizer
-    without that cache (a slow one, another model type, ``tokenizers`` versions without
-    ``_clear_cache``) is left as it is.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    clear = getattr(getattr(backend, "model", None), "_clear_cache", None)
-    if callable(clear):
-        clear()

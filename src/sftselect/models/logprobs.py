@@ -47,7 +47,7 @@ from ..core.validation import check_positive_int, param_error
 from ..exceptions import InvalidParameterError
 from .batching import length_sorted_batches, right_padded
 from .fingerprint import files_fingerprint, tokenizer_fingerprint, weights_fingerprint
-from .loading import clear_tokenizer_cache, import_torch, load_model, load_tokenizer, pad_id
+from .loading import import_torch, load_model, load_tokenizer, pad_id
 from .logprob_cache import LogProbCache
 from .logprob_types import LogProbs, Span, _chunks, _encode, _entry, _progress, _store
 
@@ -346,8 +346,6 @@ class LogProbScorer:
         try:
             for chunk in _chunks(spans, self.chunk_rows):
                 res = self._score_chunk(chunk, cache, per_token, bar)
-                if self._loaded is not None:
-                    clear_tokenizer_cache(self._loaded[1])
                 sums.append(res.nll_sum)
                 counts.append(res.n_tokens)
                 budgets.append(res.n_budget)

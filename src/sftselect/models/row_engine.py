@@ -44,7 +44,7 @@ import numpy as np
 from ..core.validation import check_positive_int, param_error
 from .batching import length_sorted_batches, right_padded
 from .fingerprint import files_fingerprint, tokenizer_fingerprint, weights_fingerprint
-from .loading import clear_tokenizer_cache, import_torch, load_tokenizer, pad_id
+from .loading import import_torch, load_tokenizer, pad_id
 
 __all__ = ["ROWS_PER_WINDOW", "RowEngine", "RowOutputs", "add_counts", "row_windows"]
 
@@ -343,8 +343,6 @@ class RowEngine:
                                 [(keys[r], v) for r, v, good in zip(rows_done, values, ok) if good]
                             )
                         bar(len(batch))
-                    del enc
-                    clear_tokenizer_cache(tok)
         finally:
             bar(None)
 
