@@ -90,3 +90,41 @@ def test_only_selectors_that_run_a_model_take_gpus():
 
     with pytest.raises(InvalidParameterError, match="num_gpus"):
         actor_gpus(IFDSelector("m"), -1)
+
+
+def test_model_actors_stay_on_the_driver_node_only_with_a_cache_file(
+    ray_local, model_dir, tmp_path, monkeypatch
+):
+    """A model scorer without a cache file may use every node's GPUs (no node pin); with
+    ``cache_dir`` (on the selector or on its LogProbScorer) its actors share that file and
+    stay on the driver's node; an LLM judge always does."""
+    from ray.data import Dataset as RayDataset
+
+    from sftselect.distributed.scoring import pinned_to_driver
+    from sftselect.models.logprobs import LogProbScorer
+    from sftselect.selectors.quality import QualitySelector
+
+    real = RayDataset.map_batches
+    calls: list[dict] = []
+
+    def spy(self, fn, *args, **kwargs):
+        calls.append({"fn": getattr(fn, "__name__", repr(fn)), **kwargs})
+        return real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(RayDataset, "map_batches", spy)
+    pool = load_sample().select(range(8))
+    pins = ("label_selector", "scheduling_strategy")
+    free = IFDSelector(model_dir, k=3, show_progress=False)
+    cached = IFDSelector(model_dir, k=3, show_progress=False, cache_dir=tmp_path / "c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dist = sd.run(free, pool, num_blocks=2, workers=1)
+        sd.run(cached, pool, num_blocks=2, workers=1)
+    actors = [c for c in calls if c["fn"] == "ScoringActor"]
+    assert len(actors) == 2
+    assert not any(p in actors[0] for p in pins)
+    assert any(p in actors[1] for p in pins)
+    assert "on any node (no cache file)" in dist.summary.describe()
+    assert pinned_to_driver(IFDSelector(LogProbScorer(model_dir, cache_dir=tmp_path / "s")))
+    assert not pinned_to_driver(IFDSelector(LogProbScorer(model_dir)))
+    assert pinned_to_driver(QualitySelector(lambda request: "5"))

@@ -12,8 +12,11 @@ merges the candidates (:func:`.topk.merge_candidates`).
 This is the path of every selector that declares
 :attr:`~sftselect.core.base.EngineKind.ROW_SCORE` (a score of a row from that row
 alone): every :class:`~sftselect.selectors.score.ScoreSelector`, a subclass of
-your own included. One declaring ``score_in_actors`` (the LLM judge) is scored
-by a few actors on the driver's node instead of tasks.
+your own included. One declaring ``score_in_actors`` (the LLM judge, the model
+scorers) is scored by a few long-lived actors instead of tasks: on the driver's
+node when they share one cache file (the judge's reply cache; a model scorer's
+``cache_dir``), on any node otherwise (a model scorer without a cache: one model
+on each GPU of the cluster with ``num_gpus=1``).
 
 The driver keeps one float64 score and one eligibility flag per row (9 bytes
 a row), as the single-machine selector does, so the :class:`Selection` carries
@@ -196,6 +199,26 @@ def _on_node(node_id: str) -> dict[str, Any]:
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)}
 
 
+def writes_a_cache_file(selector: Any) -> bool:
+    """Whether the selector, or an engine among its parameters (a ``LogProbScorer``, a
+    DEITA or reward engine), was given a ``cache_dir``: its scoring actors then write one
+    SQLite file, and stay on the driver's node, where that file is."""
+    if getattr(selector, "cache_dir", None) is not None:
+        return True
+    params = selector.get_params(deep=False) if hasattr(selector, "get_params") else {}
+    return any(getattr(value, "cache_dir", None) is not None for value in params.values())
+
+
+def pinned_to_driver(selector: Any) -> bool:
+    """Whether the scoring actors must run on the driver's node: an LLM judge always (its
+    reply cache is one file, and it waits on HTTP, not on a device); a model scorer
+    (``scores_on_device``) only when it writes a cache file, so without one its actors,
+    one model on each GPU, spread over every node's GPUs."""
+    if not getattr(selector, "scores_on_device", False):
+        return True
+    return writes_a_cache_file(selector)
+
+
 def actor_gpus(selector: Any, num_gpus: float) -> dict[str, Any]:
     """``{"num_gpus": num_gpus}`` for the scoring actors of a selector that declares
     ``scores_on_device`` (its model runs where its actor is), else ``{}``."""
@@ -242,6 +265,7 @@ def rank_by_score(
     if in_actors:
         n_workers = 2 if workers is None else check_positive_int(workers, "workers", owner)
         gpus = actor_gpus(selector, num_gpus)
+        pinned = pinned_to_driver(selector)
         scored = dataset.map_batches(
             ScoringActor,
             fn_constructor_args=(spec, lo, hi, limit),
@@ -250,13 +274,16 @@ def rank_by_score(
             compute=ActorPoolStrategy(size=n_workers),
             num_cpus=RATING_ACTOR_CPUS,
             **gpus,
-            **_on_node(node_id),
+            **(_on_node(node_id) if pinned else {}),
         )
         in_flight = getattr(selector, "max_concurrency", None)
         each = "" if in_flight is None else f", at most {in_flight} requests in flight each"
         if gpus:
             each += f", {gpus['num_gpus']:g} GPU each"
-        where = f"{n_workers} scoring actors on the driver's node (one shared cache file{each})"
+        if pinned:
+            where = f"{n_workers} scoring actors on the driver's node (one shared cache file{each})"
+        else:
+            where = f"{n_workers} scoring actors on any node (no cache file{each})"
     else:
         scored = dataset.map_batches(
             _score_batch,
