@@ -36,6 +36,7 @@ __all__ = [
     "positive_int",
     "rating_line",
     "refuse_overwriting_inputs",
+    "stamp_record",
 ]
 
 EXIT_USAGE = 2
@@ -134,6 +135,23 @@ def refuse_overwriting_inputs(
                     f"{flag} {path} is also {other_what} ({other_flag}), which this run "
                     f"writes too; choose another {flag}"
                 )
+
+
+def stamp_record(
+    record: dict[str, Any], args: argparse.Namespace, output: Any, elapsed: float
+) -> dict[str, Any]:
+    """A provenance record with the command line's fields: the input's path (and SHA-256
+    when it is a file), the output path and the seconds the selection took."""
+    from pathlib import Path
+
+    from ..core.provenance import file_sha256
+
+    record["input"]["path"] = str(args.input)
+    if Path(args.input).exists():
+        record["input"]["sha256"] = file_sha256(args.input)
+    record["output"] = str(output)
+    record["seconds"] = round(elapsed, 3)
+    return record
 
 
 def info(message: str, quiet: bool) -> None:

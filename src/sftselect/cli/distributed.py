@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.provenance import provenance_path
-from ._common import CliError, info, rating_line, refuse_overwriting_inputs
+from ._common import CliError, info, rating_line, refuse_overwriting_inputs, stamp_record
 
 __all__ = ["ENGINES", "add_engine_options", "check_gpus", "run_on_ray"]
 
@@ -69,7 +69,6 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     and ``dry_run`` when the judge options are present) and those of
     :func:`add_engine_options`.
     """
-    from ..core.provenance import file_sha256
     from ..core.row_tables import row_table_path, write_row_tables
     from ..distributed import connect, read, run
     from .dedup import dedup_report
@@ -100,11 +99,7 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
             show_progress=not args.quiet,
         )
         elapsed = time.perf_counter() - t0
-        record = result.provenance()
-        record["input"]["path"] = str(args.input)
-        if Path(args.input).exists():
-            record["input"]["sha256"] = file_sha256(args.input)
-        record["seconds"] = round(elapsed, 3)
+        record = stamp_record(result.provenance(), args, output, elapsed)
         result.write(output, provenance=record)
         tables = write_row_tables(result.extra, output)
     finally:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import CliError, embedder_from_args, format_arg, info
+from ._common import CliError, embedder_from_args, format_arg, info, stamp_record
 
 __all__ = ["described_selector", "run_embedded_on_ray"]
 
@@ -108,7 +108,7 @@ def _plot_vectors(args: argparse.Namespace, selector: Any, result: Any) -> Any:
 def _write(args: argparse.Namespace, selector: Any, result: Any, elapsed: float, X: Any) -> None:
     from datasets import Dataset
 
-    from ..core.provenance import file_sha256, provenance_path, write_json_atomic
+    from ..core.provenance import provenance_path, write_json_atomic
     from ..core.row_tables import write_row_tables
     from ..data.io import save_data
     from .coverage import COVERAGE_SELECTORS, coverage_plot
@@ -124,11 +124,7 @@ def _write(args: argparse.Namespace, selector: Any, result: Any, elapsed: float,
             raise CliError(f"--cluster-column {args.cluster_column!r} is already a column")
         subset = subset.add_column(args.cluster_column, labels[indices].tolist())
     record = result.provenance()
-    record["input"]["path"] = str(args.input)
-    if Path(args.input).exists():
-        record["input"]["sha256"] = file_sha256(args.input)
-    record["output"] = str(output)
-    record["seconds"] = round(elapsed, 3)
+    stamp_record(record, args, output, elapsed)
     prov_path = provenance_path(output)
     save_data(subset, output)
     write_json_atomic(record, prov_path)

@@ -31,6 +31,7 @@ from ._common import (
     parse_k,
     rating_line,
     refuse_overwriting_inputs,
+    stamp_record,
 )
 from .applicability import refuse_inapplicable, track_defaults
 from .coverage import COVERAGE_SELECTORS, add_coverage_options, coverage_plot
@@ -360,7 +361,7 @@ def _refuse_overwriting(args: argparse.Namespace, output: Path, provenance: bool
 
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from ..core.provenance import file_sha256, write_json_atomic
+    from ..core.provenance import write_json_atomic
     from ..core.row_tables import write_row_tables
     from ..data.io import check_output_path, save_data
 
@@ -423,11 +424,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     record = selection.provenance()
     if params is not None:
         record["params"] = params
-    record["input"]["path"] = str(args.input)
-    if Path(args.input).exists():
-        record["input"]["sha256"] = file_sha256(args.input)
-    record["output"] = str(output)
-    record["seconds"] = round(elapsed, 3)
+    stamp_record(record, args, output, elapsed)
     prov_path = provenance_path(output)
     save_data(subset, output)
     write_json_atomic(record, prov_path)
