@@ -243,6 +243,18 @@ def test_num_gpus_needs_ray_and_an_embedding_or_scoring_actor(pool, tmp_path, ca
     assert ", ifd, superfiltering or perplexity; --selector length does not read it" in err
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--workers", "2"), ("--address", "auto")])
+def test_ray_options_without_engine_ray_are_refused(pool, tmp_path, capsys, flag, value):
+    """--workers and --address only mean something on Ray: given without --engine ray they
+    were ignored in silence; now one line, and nothing written."""
+    out = tmp_path / "o.jsonl"
+    argv = ["select", str(pool), "-o", str(out), "-k", "3", flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag} applies to --engine ray" in err[0], err
+    assert not out.exists()
+
+
 def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkeypatch):
     """--num-gpus G is the GPUs each embedding actor reserves (run(num_gpus=G)); checked
     here on a stand-in for run, since this machine has no GPU for Ray to hand out."""

@@ -20,7 +20,7 @@ from typing import Any
 from ..core.provenance import provenance_path
 from ._common import CliError, info, rating_line, refuse_overwriting_inputs, stamp_record
 
-__all__ = ["ENGINES", "add_engine_options", "check_gpus", "run_on_ray"]
+__all__ = ["ENGINES", "add_engine_options", "check_engine_options", "run_on_ray"]
 
 ENGINES = ("local", "ray")
 
@@ -123,14 +123,18 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
     return 0
 
 
-def check_gpus(args: argparse.Namespace) -> None:
-    """``--num-gpus``: only with ``--engine ray``; a finite number >= 0; and given when
+def check_engine_options(args: argparse.Namespace) -> None:
+    """``--num-gpus``, ``--workers`` and ``--address``: only with ``--engine ray``;
+    ``--num-gpus`` a finite number >= 0, and given when
     ``--device cuda`` asks for a GPU on Ray (Ray hides the GPUs from an actor that reserves
     none: it would fail there)."""
     gpus = getattr(args, "num_gpus", 0.0)
     if gpus and args.engine != "ray":
         raise CliError("--num-gpus reserves GPUs for Ray's actors; it needs --engine ray")
     if args.engine != "ray":
+        for flag, value in (("--workers", args.workers), ("--address", args.address)):
+            if value is not None:
+                raise CliError(f"{flag} applies to --engine ray; add --engine ray or drop {flag}")
         return
     if not (math.isfinite(gpus) and gpus >= 0):
         raise CliError(f"--num-gpus must be a number >= 0; got {gpus}")

@@ -44,7 +44,7 @@ from .dedup import (
     dedup_report,
     rename_deprecated_selector,
 )
-from .distributed import add_engine_options, check_gpus, run_on_ray
+from .distributed import add_engine_options, check_engine_options, run_on_ray
 from .embedding import (
     EMBED_SELECTORS,
     add_embed_options,
@@ -367,7 +367,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
     rename_deprecated_selector(args)
     refuse_inapplicable(args)
-    check_gpus(args)
+    check_engine_options(args)
     output = check_output_path(args.output)
     _refuse_overwriting(args, output, provenance=True)
     deduplicating = args.selector in DEDUP_SELECTORS or args.dedup is not None
