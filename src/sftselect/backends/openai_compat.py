@@ -1,8 +1,7 @@
 """A chat backend for any OpenAI-compatible ``/v1/chat/completions`` endpoint.
 
-One client serves OpenAI, vLLM's OpenAI server, llama.cpp's server, Azure
-OpenAI (with ``headers`` and ``params``) and any other server that speaks the
-chat-completions protocol:
+One client serves OpenAI, vLLM's OpenAI server, llama.cpp's server, Azure OpenAI (with
+``headers`` and ``params``) and any other server that speaks the chat-completions protocol:
 
 .. code-block:: python
 
@@ -12,26 +11,24 @@ chat-completions protocol:
 
 What it does on its own, so the runner above it need not:
 
-* bounds the requests in flight (``max_concurrency``), halving that bound when
-  the server answers 429 or leaves a request unanswered past ``timeout`` and
-  raising it again as replies come; when asked, meters requests and tokens per
-  minute on the client side, sleeping (never polling) until a request may go;
-* retries 429, 408, 409, 500, 502, 503, 504, timeouts, dropped connections and
-  malformed 200 bodies with capped exponential backoff and full jitter,
-  honouring ``Retry-After``, within a ``deadline`` per request; other statuses
-  are the server refusing the request, and fail at once, as do requests the
-  client cannot send (an illegal header);
-* reads the API key from the environment at each request (without the
-  whitespace around a pasted key) and keeps it, and the values of ``headers``
-  and ``params``, out of ``repr``, ``identity``, messages and logs;
+* bounds the requests in flight (``max_concurrency``), halving that bound when the server
+  answers 429 or leaves a request unanswered past ``timeout`` and raising it again as
+  replies come; when asked, meters requests and tokens per minute on the client side,
+  sleeping (never polling) until a request may go;
+* retries 429, 408, 409, 500, 502, 503, 504, timeouts, dropped connections and malformed
+  200 bodies with capped exponential backoff and full jitter, honouring ``Retry-After``,
+  within a ``deadline`` per request; other statuses are the server refusing the request,
+  and fail at once, as do requests the client cannot send (an illegal header);
+* reads the API key from the environment at each request (without the whitespace around
+  a pasted key) and keeps it, and the values of ``headers`` and ``params``, out of
+  ``repr``, ``identity``, messages and logs;
 * counts what it did in :attr:`OpenAICompatibleBackend.stats`;
-* asks for log-probabilities when a request sets ``top_logprobs``, and reads
-  them into :attr:`ChatReply.logprobs <sftselect.backends.base.ChatReply>`
-  (None when the server sends none, as ``transformers serve`` does).
+* asks for log-probabilities when a request sets ``top_logprobs`` and reads them into
+  ``ChatReply.logprobs`` (None where the server sends none, as ``transformers serve``).
 
-The HTTP client is created lazily for each running event loop, so one backend
-may serve successive ``asyncio.run(...)`` calls; a loop's client is closed when
-``asyncio.run`` shuts that loop down, or by :meth:`OpenAICompatibleBackend.aclose`.
+The HTTP client is created lazily for each running event loop, so one backend may serve
+successive ``asyncio.run(...)`` calls; a loop's client is closed when ``asyncio.run``
+shuts that loop down, or by :meth:`OpenAICompatibleBackend.aclose`.
 """
 
 from __future__ import annotations
