@@ -102,3 +102,34 @@ def test_a_cached_rerun_of_a_checkpoint_folder_loads_no_weights(folders, tmp_pat
     got = again.logits(prompts, ids)
     assert got.counts()["cached"] == len(prompts) and again._loaded is None
     np.testing.assert_array_equal(got.values, want)
+
+
+@pytest.mark.parametrize("selector", ["deita", "reward"])
+def test_dry_run_reads_windows_and_sums_them_as_one_window(
+    folders, tmp_path, capsys, monkeypatch, selector
+):
+    """--dry-run plans a window of rows at a time (3 here: windows of 3, 3 and 2 rows) and
+    prints the totals one window of all 8 rows gives: prompts, tokens, longest, cached."""
+    from sftselect.models import row_engine
+
+    root, data, _ = folders
+    model = str(root / ("reward" if selector == "reward" else "scorer"))
+    argv = ["select", str(data), "--selector", selector, "--model", model, "-k", "3"]
+    if selector == "deita":
+        argv += ["--quality-model", model]
+    argv += ["-o", str(tmp_path / "o.json"), "--dry-run", "-q"]
+    assert main(argv) == 0
+    whole = capsys.readouterr().out
+    seen = []
+    plan = row_engine.RowEngine.plan
+
+    def spy(self, rows):
+        seen.append(len(rows))
+        return plan(self, rows)
+
+    monkeypatch.setattr(row_engine.RowEngine, "window_rows", 3)
+    monkeypatch.setattr(row_engine.RowEngine, "plan", spy)
+    assert main(argv) == 0
+    assert capsys.readouterr().out == whole
+    assert "8 prompts" in whole
+    assert seen == ([3, 3, 2] if selector == "reward" else [3, 3, 3, 3, 2, 2])

@@ -535,3 +535,32 @@ def test_vectors_then_global_of_your_own_runs_on_an_actor_pool(ray_local):
     assert dist.ranked.tolist() == one.ranked.tolist()
     assert np.asarray(dist.extra["labels"]).tolist() == one.extra["labels"].tolist()
     assert "kmeans_sample_rows" not in dist.extra
+
+
+def test_supported_names_every_exported_selector_the_engine_spreads():
+    """``sd.SUPPORTED`` lists exactly the exported selectors that declare a kind other
+    than WHOLE_DATASET, plus the two that declare theirs by instance (SemDeDup,
+    RepresentationFilter: spread when their global step needs only vectors)."""
+    import inspect
+
+    import sftselect
+    from sftselect.core.base import EngineKind, Selector
+
+    by_instance = {"SemDeDup", "RepresentationFilter"}
+    spread = {
+        name
+        for name in sftselect.__all__
+        if inspect.isclass(obj := getattr(sftselect, name))
+        and issubclass(obj, Selector)
+        and not inspect.isabstract(obj)
+        and name != "ScoreSelector"  # the base of the scoring selectors, not one of them
+        and (obj.engine_kind is not EngineKind.WHOLE_DATASET or name in by_instance)
+    }
+    assert set(sd.SUPPORTED) == spread
+    assert len(sd.SUPPORTED) == len(set(sd.SUPPORTED))
+    spread_by_instance = {
+        "SemDeDup": sftselect.SemDeDup(HashingEmbedder(), keep="hard"),
+        "RepresentationFilter": sftselect.RepresentationFilter(HashingEmbedder()),
+    }
+    for name, selector in spread_by_instance.items():
+        assert selector.engine_kind is EngineKind.VECTORS_THEN_GLOBAL, name

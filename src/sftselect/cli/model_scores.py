@@ -154,31 +154,45 @@ def model_selector(args: argparse.Namespace, *, k: Any = None, for_score: bool =
 
 
 def model_dry_run(args: argparse.Namespace, dataset: Any) -> int:
-    """Print rows, prompt tokens and cached rows per model; load no weights."""
+    """Print rows, prompt tokens and cached rows per model; load no weights.
+
+    The rows are read ``window_rows`` at a time, as scoring reads them, so a dry run
+    holds one window's prompts, never the whole data set's."""
     from ..models.loading import load_tokenizer
     from ..models.next_token import token_ids_of
+    from ..models.row_engine import row_windows
     from ..selectors.deita import COMPLEXITY_TEMPLATE, QUALITY_TEMPLATE, SCORE_TOKENS, deita_turns
     from ..selectors.reward import reward_pairs
 
     engines = _engines(args)
     if args.selector == "reward":
-        q, a, _ = reward_pairs(dataset, format_arg(args), "sftselect")
-        plans = {"reward": engines["model"].plan(list(zip(q, a)))}
+        used = {"reward": engines["model"]}
     else:
-        ins, outs, _ = deita_turns(dataset, format_arg(args), "sftselect")
-        plans = {}
-        prompts = {
-            "complexity": [COMPLEXITY_TEMPLATE.format(instruction=t) for t in ins],
-            "quality": [
-                QUALITY_TEMPLATE.format(instruction=t, output=r) for t, r in zip(ins, outs)
-            ],
+        used = {
+            w: engines[w] for w in ("complexity", "quality") if args.deita_by in ("combined", w)
         }
-        for which in ("complexity", "quality"):
-            if args.deita_by in ("combined", which):
-                engine = engines[which]
-                tok = load_tokenizer(engine.model, engine.tokenizer, None, "sftselect")
-                ids = token_ids_of(tok, SCORE_TOKENS, "sftselect")
-                plans[which] = engine.plan_logits(prompts[which], ids)
+    ids = {}
+    for which, engine in used.items():
+        if which != "reward":
+            tok = load_tokenizer(engine.model, engine.tokenizer, None, "sftselect")
+            ids[which] = token_ids_of(tok, SCORE_TOKENS, "sftselect")
+    plans: dict[str, dict[str, int]] = {}
+    size = min(int(engine.window_rows) for engine in used.values())
+    for rows in row_windows(len(dataset), size):
+        part = dataset.select(rows)
+        if args.selector == "reward":
+            q, a, _ = reward_pairs(part, format_arg(args), "sftselect")
+            _add_plan(plans, "reward", used["reward"].plan(list(zip(q, a))))
+            continue
+        ins, outs, _ = deita_turns(part, format_arg(args), "sftselect")
+        for which, engine in used.items():
+            if which == "complexity":
+                prompts = [COMPLEXITY_TEMPLATE.format(instruction=t) for t in ins]
+            else:
+                prompts = [
+                    QUALITY_TEMPLATE.format(instruction=t, output=r) for t, r in zip(ins, outs)
+                ]
+            _add_plan(plans, which, engine.plan_logits(prompts, ids[which]))
     for name, plan in plans.items():
         print(
             f"{name}: {plan['rows']:,} prompts, {plan['tokens']:,} tokens "
@@ -186,6 +200,14 @@ def model_dry_run(args: argparse.Namespace, dataset: Any) -> int:
             f"{plan['rows'] - plan['cached']:,} to compute"
         )
     return 0
+
+
+def _add_plan(plans: dict[str, dict[str, int]], name: str, part: dict[str, int]) -> None:
+    """One window's plan added to ``plans[name]`` (counts summed, the longest kept)."""
+    total = plans.setdefault(name, {"rows": 0, "tokens": 0, "longest": 0, "cached": 0})
+    for key in ("rows", "tokens", "cached"):
+        total[key] += int(part[key])
+    total["longest"] = max(total["longest"], int(part["longest"]))
 
 
 def score_with_model(args: argparse.Namespace, dataset: Any) -> tuple[str, np.ndarray]:

@@ -38,12 +38,26 @@ __all__ = ["KINDS", "SUPPORTED", "EngineOptions", "RayPool", "engine_kind_of", "
 
 #: The library's selectors whose work Ray spreads over the cluster (by their declared
 #: kind; any selector declaring the same kind runs the same way, subclasses included).
+#: ``SemDeDup`` and ``RepresentationFilter`` declare their kind by instance: they are
+#: spread when their global step needs only vectors (``sd.KINDS``, docs/scaling.md) and
+#: gathered on the driver otherwise. A repository test keeps this list equal to the
+#: exported selectors that declare a kind other than ``WHOLE_DATASET``.
 SUPPORTED = (
     "LengthSelector",
     "ColumnScoreSelector",
     "QualitySelector",
+    "IFDSelector",
+    "SuperfilteringSelector",
+    "PerplexitySelector",
+    "DeitaSelector",
+    "RewardSelector",
     "RandomSelector",
     "DiversitySelector",
+    "KCenterSelector",
+    "FacilityLocationSelector",
+    "TargetedSelector",
+    "SemDeDup",
+    "RepresentationFilter",
     "ExactDedup",
     "MinHashDedup",
     "Chain",
