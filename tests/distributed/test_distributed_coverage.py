@@ -39,3 +39,19 @@ def test_targeted_on_ray_equals_one_process(ray_local, pool):
     dist = sd.run(sel, pool, num_blocks=3, workers=1)
     assert dist.ranked.tolist() == one.ranked.tolist()
     assert dist.extra["selected_per_task"] == one.extra["selected_per_task"]
+
+
+def test_a_bad_weight_on_ray_is_named_by_its_row_in_the_pool(ray_local, pool):
+    """Row 250 is in the third block; the actor's error names 250 (as one process does),
+    not the row's position in its block."""
+    from sftselect.exceptions import DataFormatError
+
+    weights = list(pool["quality"])
+    weights[250] = -1.0
+    bad = pool.remove_columns("quality").add_column("quality", weights)
+    sel = FacilityLocationSelector(HashingEmbedder(32), 25, weights="quality")
+    with pytest.raises(DataFormatError, match="^Row 250: ") as one:
+        sel.run(bad)
+    with pytest.raises(DataFormatError, match="^Row 250: ") as dist:
+        sd.run(sel, bad, num_blocks=3, workers=1)
+    assert str(dist.value) == str(one.value)

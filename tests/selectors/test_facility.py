@@ -254,7 +254,9 @@ def test_refine_above_the_dense_limit_is_refused():
 
 def test_bad_weight_names_the_row():
     ds = Dataset.from_dict({"vec": np.eye(3).tolist(), "w": [1.0, -2.0, 1.0]})
-    with pytest.raises(DataFormatError, match="row 1 of the weights column 'w'"):
+    with pytest.raises(
+        DataFormatError, match="Row 1: FacilityLocationSelector's weights column 'w'"
+    ):
         FacilityLocationSelector(PrecomputedEmbeddings("vec"), 2, weights="w").run(ds)
 
 

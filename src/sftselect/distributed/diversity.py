@@ -45,7 +45,7 @@ from ..core.row_tables import RowArray
 from ..core.validation import check_positive_int
 from ..embedding.clustering import canonical_labels, kmeans
 from ..selectors.diversity import interleave_clusters
-from .indexing import ROW_COLUMN, row_positions
+from .indexing import ROW_COLUMN, row_positions, rows_named_in_pool
 from .portable import PortableSelector
 from .scoring import check_positions
 
@@ -85,9 +85,10 @@ class EmbeddingActor:
     def vectors(self, table: pa.Table) -> np.ndarray:
         from datasets import Dataset
 
-        row_positions(table)
+        rows = row_positions(table)
         data = Dataset(table.drop_columns([ROW_COLUMN]))
-        return self.selector.embed(data)  # type: ignore[attr-defined]
+        with rows_named_in_pool(rows):
+            return self.selector.embed(data)  # type: ignore[attr-defined]
 
     def __call__(self, table: pa.Table) -> pa.Table:
         X = self.vectors(table)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +63,30 @@ def row_positions(table: pa.Table) -> np.ndarray:
             "with_row_index."
         )
     return table.column(ROW_COLUMN).to_numpy()
+
+
+_ROW_IN_MESSAGE = re.compile(r"^Row (\d+)\b")
+
+
+@contextmanager
+def rows_named_in_pool(rows: np.ndarray) -> Iterator[None]:
+    """Name a block's bad row by its position in the pool.
+
+    The library's data errors begin "Row N" with N the row's position in the data
+    set they were given; on a worker that is a block, so a
+    :class:`~sftselect.exceptions.DataFormatError` raised inside is raised again with
+    ``rows[N]`` (the block's positions in the pool) in place of N.
+    """
+    try:
+        yield
+    except DataFormatError as exc:
+        message = str(exc)
+        match = _ROW_IN_MESSAGE.match(message)
+        if match is None or int(match.group(1)) >= rows.size:
+            raise
+        raise DataFormatError(
+            f"Row {int(rows[int(match.group(1))])}" + message[match.end() :]
+        ) from None
 
 
 #: Rows per read task for Parquet (row groups are never split).

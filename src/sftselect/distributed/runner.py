@@ -70,6 +70,14 @@ def _unwrap(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _without_ray_retry_note(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An error's arguments without the retry note Ray Data appends to a failed
+    task's message ("\\nFailed to apply UDF transform after 1/1 attempts ...")."""
+    if args and isinstance(args[0], str):
+        return (args[0].split("\nFailed to ", 1)[0], *args[1:])
+    return args
+
+
 def run(
     selector: Selector,
     dataset: Any,
@@ -160,7 +168,7 @@ def run(
                 continue
             if inner is None or inner is exc:
                 raise
-            raise type(inner)(*inner.args) from None
+            raise type(inner)(*_without_ray_retry_note(inner.args)) from None
         break
     del ray
     return DistributedSelection(selection=selection, dataset=indexed, summary=summary)

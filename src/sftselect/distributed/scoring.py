@@ -26,7 +26,6 @@ every score and the provenance record's score summary is exact.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -39,7 +38,7 @@ from ..core.ranking import eligible_mask
 from ..core.validation import check_choice, check_positive_int, param_error
 from ..exceptions import DataFormatError
 from ..selectors.score import TIE_RULES, ScoreSelector
-from .indexing import ROW_COLUMN, row_positions
+from .indexing import ROW_COLUMN, row_positions, rows_named_in_pool
 from .portable import PortableSelector
 from .topk import block_candidates, merge_candidates
 
@@ -58,8 +57,6 @@ NODE_ID_LABEL = "ray.io/node-id"
 #: Rows per batch for cheap scores (lengths, a column) and for LLM-judge ratings.
 SCORE_BATCH_ROWS = 100_000
 RATING_BATCH_ROWS = 256
-
-_ROW_IN_MESSAGE = re.compile(r"^Row (\d+)\b")
 
 
 def is_row_local(selector: Any) -> bool:
@@ -99,14 +96,8 @@ def score_block(
 
     rows = row_positions(table)
     data = Dataset(table.drop_columns([ROW_COLUMN]))
-    try:
+    with rows_named_in_pool(rows):
         scored = selector.score_with_rules(data)
-    except DataFormatError as exc:  # name the row by its position in the pool
-        message = str(exc)
-        match = _ROW_IN_MESSAGE.match(message)
-        if match is not None and int(match.group(1)) < rows.size:
-            message = f"Row {int(rows[int(match.group(1))])}" + message[match.end() :]
-        raise DataFormatError(message) from None
     scores = np.asarray(scored.scores, dtype=np.float64)
     mask = eligible_mask(scores, lo, hi)
     extra: dict[str, Any] = dict(scored.extra)

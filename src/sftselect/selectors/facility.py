@@ -293,7 +293,7 @@ def _weights(values: Any, owner: str, column: str) -> np.ndarray:
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) or v < 0:
             raise DataFormatError(
-                f"{owner}: row {i} of the weights column {column!r} must be a finite number "
+                f"Row {i}: {owner}'s weights column {column!r} must hold a finite number "
                 f">= 0; got {v!r}."
             )
         out[i] = float(v)
