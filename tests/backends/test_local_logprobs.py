@@ -287,3 +287,45 @@ def test_sampling_returns_the_raw_distribution(tiny_model, tokenizer, monkeypatc
     texts = TokenTexts(tokenizer)
     check_against_one_forward(tiny_model, tokenizer, ids, spy.calls[0][2][0], reply, 4, texts)
     assert all(math.isfinite(v) for t in reply.logprobs for _, v in t.top_logprobs)
+
+
+def test_expected_score_from_a_sentencepiece_judge(tiny_model, tokenizer, monkeypatch):
+    """The tiny LLaMA steered to write 'Score: 4' (its logits biased, so the digit step
+    holds 4, 3 and 5 with close probabilities): the expected scorer finds the digit token
+    among the SentencePiece texts and gives the formula over the returned alternatives."""
+    from sftselect.scoring.expected import expected_rating
+    from sftselect.scoring.rating import parse_rating
+
+    script = tokenizer("Score: 4", add_special_tokens=False)["input_ids"]
+    digit = {d: tokenizer.convert_tokens_to_ids(d) for d in "345"}
+    original = tiny_model.forward
+    step = {"n": 0}
+
+    def forward(*args, **kwargs):
+        out = original(*args, **kwargs)
+        n = step["n"]
+        step["n"] += 1
+        if n < len(script):
+            top = out.logits[:, -1].max()
+            out.logits[:, -1, script[n]] = top + 30.0
+            if n == len(script) - 1:  # the digit: 4 first, then 3 and 5 close behind
+                out.logits[:, -1, digit["3"]] = top + 29.5
+                out.logits[:, -1, digit["5"]] = top + 29.0
+        return out
+
+    monkeypatch.setattr(tiny_model, "forward", forward)
+    backend = TransformersChatBackend(tiny_model, tokenizer=tokenizer, chat_template=TEMPLATE)
+    request = ChatRequest.user("Rate it.", max_tokens=len(script), top_logprobs=5)
+    reply = gather(backend, [request])[0]
+    assert reply.text == "Score: 4"
+    assert [t.token for t in reply.logprobs] == [" Sc", "ore", ":", " ", "4"]
+    rating = parse_rating(reply.text, (0, 5)).value
+    result = expected_rating(reply.logprobs, rating, (0, 5))
+    assert result.position == 4
+    probs = {t: math.exp(v) for t, v in reply.logprobs[4].top_logprobs if t in {"3", "4", "5"}}
+    assert set(probs) == {"3", "4", "5"}
+    mass = sum(probs.values())
+    assert result.mass == pytest.approx(mass, rel=1e-9) and mass > 0.99
+    hand = sum(int(t) * p for t, p in probs.items()) / mass
+    assert result.value == pytest.approx(hand, rel=1e-9)
+    assert 3.6 < result.value < 4.0  # 4 at e^0, 3 at e^-0.5, 5 at e^-1
