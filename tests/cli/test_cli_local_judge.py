@@ -45,10 +45,12 @@ def test_score_with_a_local_smollm2_judge_in_expected_mode(data, tmp_path, capsy
     try:
         assert main(args) == 0
         first = capsys.readouterr().err
-        assert main([*args, "-q"]) == 0
+        assert main(args) == 0
+        again = capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
     assert "3 requests sent, 0 cache hits" in first, first
+    assert "0 requests sent, 3 cache hits" in again, again
     from sftselect.backends import ReplyCache
 
     records = list(ReplyCache(cache).records())
