@@ -240,6 +240,9 @@ def test_token_texts_restore_sentencepiece_spaces(tokenizer):
         assert text == piece.replace("\u2581", " ")
     assert "".join(got) == " Score: 4 out of 5. Rating:4"
     assert texts(tokenizer.eos_token_id) == tokenizer.eos_token
+    # the byte-fallback piece of '4' reads as the piece '4' does (as vLLM decodes it): two
+    # alternatives with one text, whose probabilities the expected scorer adds
+    assert texts(tokenizer.convert_tokens_to_ids("<0x34>")) == "4" == texts(ids[-1])
 
 
 def test_smollm2_logprobs_equal_one_forward_pass(one_torch_thread, monkeypatch):
