@@ -117,16 +117,18 @@ def reply_logprobs(
             f"{steps} are needed"
         )
     ids = torch.tensor([row[:steps] for row in new_tokens], dtype=torch.long)
-    for t in range(steps):
+    ids = ids.to(logits[0].device)
+    for t in range(steps):  # one step at a time: a (batch, vocab) float32 copy at most
         lp = torch.log_softmax(logits[t].float(), dim=-1)
-        chosen_lp.append(lp.gather(1, ids[:, t : t + 1].to(lp.device)).squeeze(1).cpu())
+        chosen_lp.append(lp.gather(1, ids[:, t : t + 1]).squeeze(1))
         if top_n:
             vals, idx = torch.topk(lp, min(top_n, lp.shape[-1]), dim=-1)
-            top_lp.append(vals.cpu())
-            top_ids.append(idx.cpu())
-    chosen = torch.stack(chosen_lp, 1).tolist()  # (batch, steps)
-    alts = torch.stack(top_lp, 1).tolist() if top_n else None  # (batch, steps, n)
-    alt_ids = torch.stack(top_ids, 1).tolist() if top_n else None
+            top_lp.append(vals)
+            top_ids.append(idx)
+    # one copy to the host for all steps (batch, steps[, n])
+    chosen = torch.stack(chosen_lp, 1).cpu().tolist()
+    alts = torch.stack(top_lp, 1).cpu().tolist() if top_n else None
+    alt_ids = torch.stack(top_ids, 1).cpu().tolist() if top_n else None
     replies = []
     for row, count in enumerate(shown):
         tokens = []
