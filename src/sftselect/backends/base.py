@@ -231,7 +231,8 @@ class ChatReply:
     ``logprobs``: the reply's tokens with their log-probabilities when the
     request asked for them (``ChatRequest.top_logprobs``) and the backend
     returned them; None otherwise (not asked, or an endpoint that gives none:
-    ``transformers serve``, the local and callable backends).
+    ``transformers serve``, the callable backend). The local
+    ``TransformersChatBackend`` computes them from the model's logits.
     """
 
     text: str

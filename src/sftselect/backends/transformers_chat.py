@@ -25,7 +25,7 @@ no state is tied to an event loop and one backend serves successive
 ``asyncio.run`` calls). One worker thread takes up to ``max_batch_size`` queued
 requests, waiting at most ``batch_wait_ms`` for more after the first, groups
 them by decoding parameters (``max_tokens``, ``temperature``, ``top_p``,
-``stop``, ``extra``), renders each conversation with the tokenizer's chat
+``stop``, ``extra``, ``top_logprobs``), renders each conversation with the tokenizer's chat
 template (``add_generation_prompt=True``), left-pads the group (pad token: the
 tokenizer's, else EOS) and runs one ``model.generate`` per group under
 ``torch.inference_mode()``. Each reply is decoded from the *new token ids
@@ -46,7 +46,11 @@ before the first stop string, as OpenAI's API does.
 **Replies** carry ``input_tokens`` (prompt tokens, without padding),
 ``output_tokens`` (tokens generated, up to and including the EOS, or up to the
 token that completed a stop string; the EOS itself is not in the text), ``finish_reason`` (``"stop"`` for an EOS
-or a stop string, ``"length"`` when ``max_tokens`` ran out) and ``model``.
+or a stop string, ``"length"`` when ``max_tokens`` ran out) and ``model``. A request
+with ``top_logprobs`` (0 to 20) gets ``logprobs``: per shown token (not the EOS, not those
+wholly inside a stop string) its log-probability under the model's raw logits and its
+``top_logprobs`` likeliest alternatives, as :mod:`sftselect.backends._local_logprobs`
+says; requests without it are generated without logits.
 
 **Reproducibility.** Greedy decoding is deterministic on one machine for one
 batch composition; across batch compositions the padding changes the matrix

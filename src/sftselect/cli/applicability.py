@@ -58,6 +58,7 @@ JUDGE = frozenset(
         "--tpm", "--max-tokens", "--timeout", "--deadline", "--header", "--query", "--prompt",
         "--reask", "--on-parse-error", "--on-request-error", "--dry-run",
         "--usd-per-1m-input", "--usd-per-1m-output", "--judge-scoring", "--top-logprobs",
+        "--local-judge",
     }
 )  # fmt: skip
 #: Embedding the rows, and the picture of the embeddings.

@@ -3,8 +3,8 @@
 ``--judge-scoring expected`` gives each row G-Eval's expected score (the sum of
 score x probability over the scale's tokens at the rating the judge wrote)
 instead of the rating it wrote; the endpoint must return log-probabilities
-(OpenAI, vLLM, llama.cpp's server). One that does not stops the run after its
-first reply with one error line. ``--top-logprobs N`` is how many alternatives
+(OpenAI, vLLM, llama.cpp's server; ``--local-judge``'s in-process model does).
+One that does not stops the run after its first reply with one error line. ``--top-logprobs N`` is how many alternatives
 per token are asked for (0 to 20; default 20). ``score --keep-replies`` then
 also writes ``quality_mass``, the probability the judge put on the scale's
 tokens at that position.
@@ -31,7 +31,7 @@ def add_judge_scoring_options(g: argparse._ArgumentGroup) -> None:
         default="rating",
         help="rating: the score the judge wrote; expected: G-Eval's sum of score x "
         "probability over the scale's tokens (needs an endpoint that returns "
-        "log-probabilities) (default: rating)",
+        "log-probabilities, or --local-judge) (default: rating)",
     )
     g.add_argument(
         "--top-logprobs",

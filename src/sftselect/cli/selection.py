@@ -23,7 +23,6 @@ from ..data.sample import SAMPLES
 from ._common import (
     CliError,
     add_backend_options,
-    backend_from_args,
     check_price_flags,
     format_arg,
     info,
@@ -55,6 +54,7 @@ from .embedding import (
 )
 from .embedding_ray import described_selector, run_embedded_on_ray
 from .judge_scoring import add_judge_scoring_options, expected_columns, judge_scoring_kwargs
+from .local_judge import add_local_judge_option, judge_from_args
 from .logprob import (
     LOGPROB_SELECTORS,
     add_logprob_options,
@@ -217,6 +217,7 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prompt", default="alpagasus", choices=["alpagasus", "alpagasus_helpfulness"])
     g.add_argument("--reask", type=int, default=0, help="ask again when a reply has no score")
     add_judge_scoring_options(g)
+    add_local_judge_option(g)
     g.add_argument(
         "--on-parse-error",
         choices=["nan", "raise"],
@@ -310,7 +311,7 @@ def _quality_selector(
 ):
     from ..selectors.quality import QualitySelector
 
-    judge = backend_from_args(args, "--selector quality")
+    judge = judge_from_args(args, "--selector quality")
     check_price_flags(args)
     return QualitySelector(
         judge,

@@ -21,8 +21,11 @@ log-probabilities (OpenAI's ``logprobs.content``):
 2. **Which tokens count.** At that position, the sampled token and its
    ``top_logprobs`` alternatives whose text, without surrounding whitespace, is
    one of the scale's integers (``"0"`` .. ``"5"``): ``" 4"`` and ``"4"`` are
-   two tokens and both count for 4 (their probabilities add). Anything else
-   (``"The"``, ``"4.5"``, ``"five"``) is not on the scale.
+   two tokens and both count for 4 (their probabilities add), as do two
+   alternatives listed with the same text (two token ids that decode alike: a
+   SentencePiece byte-fallback ``<0x34>`` beside the piece ``4``); the sampled
+   token counts once, on its own only when no alternative has its text. Anything
+   else (``"The"``, ``"4.5"``, ``"five"``) is not on the scale.
 3. **Renormalised.** :math:`p(s_i)` is the probability of the tokens of score
    :math:`s_i` divided by the mass found on the scale's tokens, as G-Eval's
    sum over the scale assumes the mass is all there; that mass (before
@@ -120,10 +123,11 @@ def expected_rating(
             None, None, None, f"no reply token is the rating's digit {math.floor(rating)} alone"
         )
     token, logprob, top = logprobs[position]
-    candidates = dict(top)
-    candidates.setdefault(token, logprob)
+    candidates = list(top)
+    if all(text != token for text, _ in candidates):
+        candidates.append((token, logprob))
     by_score: dict[int, float] = {}
-    for text, lp in candidates.items():
+    for text, lp in candidates:
         score = digits.get(text.strip())
         if score is None:
             continue

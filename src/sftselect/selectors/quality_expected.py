@@ -11,8 +11,8 @@ holds what the selector does around that formula:
 * :func:`probe_logprobs`: before paying for the run, one reply is checked. The
   first cached reply of the run, if any, must carry log-probabilities;
   otherwise the first request not cached is sent alone and its reply must. An
-  endpoint that returns none (``transformers serve``, a local or callable
-  backend) stops the run there with one :class:`~sftselect.exceptions.JudgeLogprobsError`
+  endpoint that returns none (``transformers serve``, a callable backend;
+  the local ``TransformersChatBackend`` returns them) stops the run there with one :class:`~sftselect.exceptions.JudgeLogprobsError`
   line naming it, having paid for at most that one request;
 * :func:`expected_scores`: the scores, the probability mass covered per row,
   and the counts the provenance records. A later reply without

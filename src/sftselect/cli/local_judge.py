@@ -1,0 +1,75 @@
+"""``--local-judge`` of ``sftselect select|score --selector quality``: the judge run
+in-process by :class:`~sftselect.backends.transformers_chat.TransformersChatBackend`.
+
+``--local-judge PATH`` names a transformers model folder, a hub name or a
+``.gguf`` file; the model loads on the first request (device and dtype: the
+backend's defaults, CUDA in bfloat16 where there is one, else the CPU in
+float32). No server is involved, so the HTTP judge's options (``--model``,
+``--base-url``, ``--api-key-env``, ``--header``, ``--query``, ``--rpm``,
+``--tpm``, ``--timeout``, ``--deadline``) are refused with it rather than
+ignored. ``--judge-scoring expected`` works with it (the backend returns the
+tokens' log-probabilities); ``--cache``, ``--max-tokens``, ``--judge-identity``
+and ``--max-concurrency`` (requests queued at once; the backend generates 16 at
+most together) apply as for an HTTP judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ._common import CliError, backend_from_args
+
+__all__ = ["add_local_judge_option", "judge_from_args"]
+
+_HTTP_FLAGS = (
+    ("--model", "model"),
+    ("--base-url", "base_url"),
+    ("--api-key-env", "api_key_env"),
+    ("--header", "header"),
+    ("--query", "query"),
+    ("--rpm", "rpm"),
+    ("--tpm", "tpm"),
+    ("--timeout", "timeout"),
+    ("--deadline", "deadline"),
+)
+
+
+_DEFAULTS = "_http_judge_defaults"
+
+
+def add_local_judge_option(g: argparse._ArgumentGroup) -> None:
+    """Add ``--local-judge`` to the judge's option group (after the HTTP judge's options,
+    whose defaults it records to tell which were given)."""
+    g.set_defaults(**{_DEFAULTS: {dest: g.get_default(dest) for _, dest in _HTTP_FLAGS}})
+    g.add_argument(
+        "--local-judge",
+        default=None,
+        metavar="PATH",
+        help="run the judge in-process with transformers instead of an HTTP endpoint: a "
+        "model folder, a hub name or a .gguf file (replaces --model and --base-url)",
+    )
+
+
+def judge_from_args(args: argparse.Namespace, what: str) -> Any:
+    """The local backend when ``--local-judge`` is given (the HTTP options refused), else
+    the HTTP judge of :func:`~sftselect.cli._common.backend_from_args`."""
+    if args.local_judge is None:
+        return backend_from_args(args, what)
+    if not args.local_judge:
+        raise CliError("--local-judge needs a model folder, a hub name or a .gguf file")
+    for flag, dest in _HTTP_FLAGS:
+        if getattr(args, dest) != getattr(args, _DEFAULTS)[dest]:
+            raise CliError(
+                f"{flag} is an option of an HTTP judge; --local-judge runs the model in-process "
+                f"(drop {flag})"
+            )
+    for flag, value in (
+        ("--max-tokens", args.max_tokens),
+        ("--max-concurrency", args.max_concurrency),
+    ):
+        if value is not None and value <= 0:
+            raise CliError(f"{flag} must be a positive int; got {value}")
+    from ..backends.transformers_chat import TransformersChatBackend
+
+    return TransformersChatBackend(args.local_judge, identity=args.judge_identity)
