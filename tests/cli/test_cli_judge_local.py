@@ -132,14 +132,28 @@ def test_judge_with_a_local_tiny_llama_writes_the_result_and_a_rerun_sends_nothi
     assert again["judgments"] == doc["judgments"] and again["judge"] == doc["judge"]
 
 
-def test_judge_identity_names_the_local_judge_in_the_result_and_cache(
-    tiny_folder, answers, tmp_path, capsys, cpu_only
+def test_judge_identity_names_the_local_judge_and_the_model_is_freed_after_the_run(
+    tiny_folder, answers, tmp_path, capsys, cpu_only, monkeypatch
 ):
+    from sftselect.backends import transformers_chat
+
+    closed = []
+    close = transformers_chat.TransformersChatBackend.close
+
+    def counting_close(self):
+        closed.append(self._engine_obj is not None)  # a loaded model is being freed
+        close(self)
+
+    monkeypatch.setattr(transformers_chat.TransformersChatBackend, "close", counting_close)
     args = _args(answers, tmp_path, tiny_folder, "--max-tokens", "4", "-q")
     main([*args, "--judge-identity", "tiny-judge-v1"])
     capsys.readouterr()
+    assert closed == [True]
     doc = json.loads((tmp_path / "r.json").read_text())
     _check_result(doc, "tiny-judge-v1")
+    from sftselect.backends import ReplyCache
+
+    assert {r["backend"] for r in ReplyCache(tmp_path / "c.sqlite").records()} == {"tiny-judge-v1"}
 
 
 def test_dry_run_with_a_local_judge_counts_cached_requests_and_loads_nothing(
