@@ -156,6 +156,7 @@ def test_endpoint_without_logprobs_stops_after_one_request(rows, tmp_path, monke
         assert "\n" not in message and SECRET not in message
         assert backend.identity in message and "without log-probabilities" in message
         assert "top_logprobs=20" in message and "--judge-scoring rating" in message
+        assert "TransformersChatBackend" in message and "--local-judge PATH" in message
         with pytest.raises(JudgeLogprobsError):
             QualitySelector(backend, k=5, scoring="expected", cache=cache).rate(rows)
         assert server.request_count == 1

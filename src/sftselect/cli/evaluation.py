@@ -19,12 +19,11 @@ from pathlib import Path
 from ._common import (
     CliError,
     add_backend_options,
-    backend_from_args,
-    check_backend_flags,
     check_price_flags,
     info,
     refuse_overwriting_inputs,
 )
+from .local_judge import add_local_judge_option, check_judge_flags, judge_from_args
 
 __all__ = ["register"]
 
@@ -52,9 +51,10 @@ def _fraction(text: str) -> float:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    """The shared judge-backend options and the prices, named by their flags
-    (the library would name its Python parameters)."""
-    check_backend_flags(args)
+    """The shared judge-backend options (or ``--local-judge`` and the HTTP options it
+    refuses) and the prices, named by their flags (the library would name its Python
+    parameters)."""
+    check_judge_flags(args)
     check_price_flags(args)
 
 
@@ -63,7 +63,7 @@ def _dry_run(args: argparse.Namespace, pairs) -> int:
 
     estimate = estimate_judge_cost(
         pairs,
-        backend_from_args(args, "sftselect judge"),
+        judge_from_args(args, "sftselect judge"),
         protocol=args.protocol,
         cache=args.cache,
         max_tokens=args.max_tokens,
@@ -104,20 +104,24 @@ def _judge(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         return _dry_run(args, pairs)
-    backend = backend_from_args(args, "sftselect judge")
-    result = judge_pairs(
-        pairs,
-        backend,
-        protocol=args.protocol,
-        cache=args.cache,
-        max_concurrency=args.max_concurrency,
-        max_tokens=args.max_tokens,
-        n_bootstrap=args.n_bootstrap,
-        confidence=args.confidence,
-        random_state=args.seed,
-        on_request_error=args.on_request_error,
-        show_progress=not args.quiet,
-    )
+    backend = judge_from_args(args, "sftselect judge")
+    try:
+        result = judge_pairs(
+            pairs,
+            backend,
+            protocol=args.protocol,
+            cache=args.cache,
+            max_concurrency=args.max_concurrency,
+            max_tokens=args.max_tokens,
+            n_bootstrap=args.n_bootstrap,
+            confidence=args.confidence,
+            random_state=args.seed,
+            on_request_error=args.on_request_error,
+            show_progress=not args.quiet,
+        )
+    finally:
+        if args.local_judge is not None:
+            backend.close()  # the in-process model: free it (and its worker thread) now
     out = result.save(args.output)
     info(f"run: {result.report.summary()}", args.quiet)
     o = result.summary["overall"]
@@ -216,7 +220,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     j.add_argument("--usd-per-1m-input", type=float, default=None, help="price, for --dry-run")
     j.add_argument("--usd-per-1m-output", type=float, default=None, help="price, for --dry-run")
     j.add_argument("-q", "--quiet", action="store_true")
-    add_backend_options(j, "judge backend")
+    add_local_judge_option(add_backend_options(j, "judge backend"))
     j.set_defaults(handler=_judge)
 
     r = sub.add_parser("report", help="Markdown table and W/T/L figure of a judge result")

@@ -1,5 +1,6 @@
-"""``--local-judge`` of ``sftselect select|score --selector quality``: the judge run
-in-process by :class:`~sftselect.backends.transformers_chat.TransformersChatBackend`.
+"""``--local-judge`` of ``sftselect select|score --selector quality`` and of
+``sftselect judge``: the judge run in-process by
+:class:`~sftselect.backends.transformers_chat.TransformersChatBackend`.
 
 ``--local-judge PATH`` names a transformers model folder, a hub name or a
 ``.gguf`` file; the model loads on the first request (device and dtype: the
@@ -10,7 +11,11 @@ float32). No server is involved, so the HTTP judge's options (``--model``,
 ignored. ``--judge-scoring expected`` works with it (the backend returns the
 tokens' log-probabilities); ``--cache``, ``--max-tokens``, ``--judge-identity``
 and ``--max-concurrency`` (requests queued at once; the backend generates 16 at
-most together) apply as for an HTTP judge.
+most together) apply as for an HTTP judge, and so does ``--dry-run`` (it
+counts the requests not yet cached, loads no model and sends nothing). The
+judge's name (the cache key, and ``sftselect judge``'s result file) is the
+backend's ``identity``: ``transformers/<model>[;gguf=<file>];dtype=<dtype>``
+unless ``--judge-identity`` is given.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import CliError, backend_from_args
+from ._common import CliError, backend_from_args, check_backend_flags
 
-__all__ = ["add_local_judge_option", "judge_from_args"]
+__all__ = ["add_local_judge_option", "check_judge_flags", "judge_from_args"]
 
 _HTTP_FLAGS = (
     ("--model", "model"),
@@ -51,11 +56,13 @@ def add_local_judge_option(g: argparse._ArgumentGroup) -> None:
     )
 
 
-def judge_from_args(args: argparse.Namespace, what: str) -> Any:
-    """The local backend when ``--local-judge`` is given (the HTTP options refused), else
-    the HTTP judge of :func:`~sftselect.cli._common.backend_from_args`."""
+def check_judge_flags(args: argparse.Namespace) -> None:
+    """The judge's options, named by their flags, before anything is read or loaded:
+    with ``--local-judge``, no HTTP option and positive ``--max-tokens`` and
+    ``--max-concurrency``; without it, :func:`~sftselect.cli._common.check_backend_flags`."""
     if args.local_judge is None:
-        return backend_from_args(args, what)
+        check_backend_flags(args)
+        return
     if not args.local_judge:
         raise CliError("--local-judge needs a model folder, a hub name or a .gguf file")
     for flag, dest in _HTTP_FLAGS:
@@ -70,6 +77,14 @@ def judge_from_args(args: argparse.Namespace, what: str) -> Any:
     ):
         if value is not None and value <= 0:
             raise CliError(f"{flag} must be a positive int; got {value}")
+
+
+def judge_from_args(args: argparse.Namespace, what: str) -> Any:
+    """The local backend when ``--local-judge`` is given (the HTTP options refused), else
+    the HTTP judge of :func:`~sftselect.cli._common.backend_from_args`."""
+    if args.local_judge is None:
+        return backend_from_args(args, what)
+    check_judge_flags(args)
     from ..backends.transformers_chat import TransformersChatBackend
 
     return TransformersChatBackend(args.local_judge, identity=args.judge_identity)

@@ -93,8 +93,9 @@ def no_logprobs_error(owner: str, judge: Any, top_logprobs: int) -> JudgeLogprob
     return JudgeLogprobsError(
         f"{owner}(scoring='expected'): the judge {identity} returned a reply without "
         f"log-probabilities (asked for top_logprobs={top_logprobs}), so it cannot give an "
-        "expected score; use an endpoint that returns them (OpenAI, vLLM, llama.cpp's "
-        "server) or scoring='rating' (command line: --judge-scoring rating)."
+        "expected score; use a judge that returns them (an OpenAI, vLLM or llama.cpp server "
+        "endpoint, or the in-process TransformersChatBackend, command line: --local-judge "
+        "PATH) or scoring='rating' (command line: --judge-scoring rating)."
     )
 
 
