@@ -31,9 +31,11 @@ disturbs least; best/best is printed too); (1) runs once (it is the slow side). 
 of ``IFDSelector`` over ``--memory-rows`` rows (real records repeated, saved with
 ``save_to_disk`` and read memory-mapped) with the tiny random LLaMA of
 ``sftselect.testing``, a fresh child process per size: VmHWM and the peak of RssAnon
-(the process's own allocations), which should not grow with the rows; with the
-defaults, then with the tokenizer's BPE word cache off and glibc's mmap threshold
-fixed, which leaves the engine's own memory (``memory_child``).
+(the process's own allocations), which should not grow with the rows. The model and
+its tokenizer are saved to a folder and the scorer loads them from there, as a user's
+run does (so the tokenizer's word cache is off: ``models.loading.without_word_cache``);
+first with the defaults, then with glibc's mmap threshold fixed too, which leaves the
+engine's own memory (``memory_child``).
 ``--rows 0`` runs only the memory part. Exit status 0 whatever the timings.
 """
 
@@ -120,24 +122,22 @@ def timed(fn):
     return time.perf_counter() - t0, value
 
 
-def memory_child(folder: str, bpe_cache: bool = True) -> None:
+def memory_child(folder: str) -> None:
     """Run in a fresh process: IFD over the data set saved in ``folder`` with the tiny
     LLaMA; print peak memory.
 
     The parent wrote the data set (``save_to_disk``); it is read here memory-mapped (as
     ``load_dataset`` and ``load_from_disk`` give it), so its bytes are file pages, not
-    the process's own memory, and nothing of building it stays in this process.
+    the process's own memory, and nothing of building it stays in this process. The
+    tiny LLaMA and its tokenizer are saved to a folder that ``LogProbScorer`` loads, as
+    a user's run loads a model by path (the library turns off the tokenizer's word
+    cache, which would hold up to 10,000 whole texts for this LLaMA-style tokenizer).
     Printed: VmHWM (every resident page, the data set's file pages read during
-    scoring included) and the peak of RssAnon (the memory
-    the process allocated: what scoring holds), both from the moment before scoring.
-    ``bpe_cache=False`` sets the tokenizer's BPE word cache to 0 entries (tokenizers'
-    ``model._resize_cache(0)``): that cache, up to 10,000 entries by default, holds
-    whole texts for a tokenizer that does not split words first (the LLaMA-style
-    ``Metaspace(split=False)`` of the tiny LLaMA's tokenizer), which fills as new
-    texts are seen. The parent also runs it with ``MALLOC_MMAP_THRESHOLD_=65536``:
-    glibc's dynamic threshold otherwise moves up after a large free (the LM head's
-    logits), and later large blocks come from the heap, which keeps what is freed;
-    with both, what is left is the engine's own memory.
+    scoring included) and the peak of RssAnon (the memory the process allocated: what
+    scoring holds), both from the moment before scoring. The parent's second run sets
+    ``MALLOC_MMAP_THRESHOLD_=65536``: glibc's dynamic threshold otherwise moves up after
+    a large free (the LM head's logits), and later large blocks come from the heap,
+    which keeps what is freed; with it fixed, what is left is the engine's own memory.
     """
     import torch
 
@@ -150,24 +150,26 @@ def memory_child(folder: str, bpe_cache: bool = True) -> None:
     from sftselect.selectors.ifd import IFDSelector
     from sftselect.testing import sample_tokenizer, tiny_llama
 
-    tok = sample_tokenizer()
-    if not bpe_cache:
-        tok.backend_tokenizer.model._resize_cache(0)
-    scorer = LogProbScorer(tiny_llama(tok, context=128).eval(), tok, show_progress=False)
-    ds = load_from_disk(folder)
-    rows = len(ds)
-    data_bytes = int(ds.data.nbytes)
-    IFDSelector(scorer, k=None, max_length=128).score(ds.select(range(64)))  # warm
-    exact = reset_peak()  # VmHWM from here on, where the kernel allows it
-    start, start_anon = vm("VmRSS"), vm("RssAnon")
-    with (
-        warnings.catch_warnings(),
-        RssSampler() as sampler,
-        RssSampler(field="RssAnon") as anon,
-    ):
-        warnings.simplefilter("ignore")
-        scores = IFDSelector(scorer, k=None, max_length=128).score(ds)
-    peak = vm("VmHWM") if exact else sampler.peak
+    with tempfile.TemporaryDirectory() as model_dir:
+        tok = sample_tokenizer()
+        tiny_llama(tok, context=128).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+        del tok
+        scorer = LogProbScorer(model_dir, show_progress=False)
+        ds = load_from_disk(folder)
+        rows = len(ds)
+        data_bytes = int(ds.data.nbytes)
+        IFDSelector(scorer, k=None, max_length=128).score(ds.select(range(64)))  # warm
+        exact = reset_peak()  # VmHWM from here on, where the kernel allows it
+        start, start_anon = vm("VmRSS"), vm("RssAnon")
+        with (
+            warnings.catch_warnings(),
+            RssSampler() as sampler,
+            RssSampler(field="RssAnon") as anon,
+        ):
+            warnings.simplefilter("ignore")
+            scores = IFDSelector(scorer, k=None, max_length=128).score(ds)
+        peak = vm("VmHWM") if exact else sampler.peak
     record = {
         "rows": rows,
         "peak": peak,
@@ -189,10 +191,9 @@ def main() -> None:
     p.add_argument("--pool", default=str(DEFAULT_POOL))
     p.add_argument("--memory-rows", default="5000,50000", help="comma-separated; '' skips")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--no-bpe-cache", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_child is not None:
-        memory_child(args.memory_child, bpe_cache=not args.no_bpe_cache)
+        memory_child(args.memory_child)
         return
     if args.rows == 0:  # memory only
         memory_report(args)
@@ -295,10 +296,11 @@ def memory_report(args: argparse.Namespace) -> None:
     sizes = [int(x) for x in args.memory_rows.split(",") if x.strip()]
     for engine_alone in (False, True):
         print(
-            "the engine alone: the tokenizer's BPE word cache off, glibc's mmap threshold fixed "
-            "at 64 KiB (MALLOC_MMAP_THRESHOLD_=65536)"
+            "the engine alone: glibc's mmap threshold fixed at 64 KiB "
+            "(MALLOC_MMAP_THRESHOLD_=65536)"
             if engine_alone
-            else "defaults: the tokenizer's BPE word cache on, glibc's dynamic mmap threshold"
+            else "defaults: model and tokenizer loaded by the scorer from a folder, glibc's "
+            "dynamic mmap threshold"
         )
         memory_sizes(args, sizes, engine_alone)
 
@@ -316,8 +318,7 @@ def memory_sizes(args: argparse.Namespace, sizes: list[int], engine_alone: bool)
             Dataset.from_list(records).save_to_disk(folder)
             del records
             out = subprocess.run(
-                [sys.executable, __file__, "--memory-child", folder]
-                + (["--no-bpe-cache"] if engine_alone else []),
+                [sys.executable, __file__, "--memory-child", folder],
                 capture_output=True,
                 text=True,
                 check=True,
