@@ -16,13 +16,29 @@ parameter's constraints; otherwise the error reads "The 'k' parameter of
 LengthSelector must be a positive int or a float in (0, 1] or None. Got -3
 instead." (each constraint describes itself; several are joined with "or").
 
-The design follows scikit-learn's ``sklearn/utils/_param_validation.py``
-(``Interval``, ``Options``/``StrOptions``, ``_InstancesOf``, ``_Booleans``,
-``_RandomStates``, ``make_constraint``, ``generate_invalid_param_val``); the
-code is this library's own. Differences: a bool is never an int or a real; a
-real interval is finite unless told otherwise; each constraint makes its own
-invalid value (:meth:`Constraint.invalid_value`), used by the conformance check
-:func:`sftselect.testing.checks.check_parameter_constraints`.
+The design follows scikit-learn's ``sklearn/utils/_param_validation.py`` (read
+at commit ``c39c2bb697e887a0fe17df164789bd70c536f551``: ``Interval``,
+``Options``/``StrOptions``, ``_InstancesOf``, ``HasMethods``, ``_Booleans``,
+``_RandomStates``, ``make_constraint``, ``validate_parameter_constraints``,
+``generate_invalid_param_val``); the code is this library's own. Differences:
+
+* several constraints are joined "a or b or c" (scikit-learn: "a, b or c"), the
+  wording this library's messages already had;
+* a bool is never an int or a real (scikit-learn's ``_InstancesOf(int)`` takes
+  ``True``); a real interval is finite unless ``finite=False`` (scikit-learn's
+  unbounded ``Interval(Real, 0, None)`` takes infinity); ``Options`` compares
+  type and value without a declared type;
+* every parameter must be declared (scikit-learn skips undeclared ones so that
+  third-party estimators need not declare theirs); the conformance check
+  enforces it;
+* ``Satisfies`` states a rule by a predicate (a length-unit name, a keep policy),
+  ``SequenceOf`` names the bad item (``selectors[1]``), ``MappingOf`` checks
+  each value; each constraint makes its own invalid value
+  (:meth:`Constraint.invalid_value`), used by
+  :func:`sftselect.testing.checks.check_parameter_constraints`;
+* validation runs in :meth:`~sftselect.core.base.Selector.check_k` (the start of
+  every public entry point and of the engines), as scikit-learn's runs at the
+  start of ``fit``; there is no global switch to skip it.
 
 This module is in the core layer: it imports nothing heavy.
 """
