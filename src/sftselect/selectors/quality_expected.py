@@ -6,8 +6,8 @@ rating over the scale's tokens at the position of the rating it wrote
 (:func:`sftselect.scoring.expected.expected_rating` gives the rule). This module
 holds what the selector does around that formula:
 
-* :func:`check_expected`: the parameters (``top_logprobs`` from 0 to 20, a
-  scale of single digits);
+* :func:`check_expected`: the rule a declaration cannot state (a scale of
+  single digits; ``top_logprobs``, from 0 to 20, is declared on the selector);
 * :func:`probe_logprobs`: before paying for the run, one reply is checked. The
   first cached reply of the run, if any, must carry log-probabilities;
   otherwise the first request not cached is sent alone and its reply must. An

@@ -1,8 +1,8 @@
 """What each parameter of :class:`~sftselect.selectors.quality.QualitySelector` may hold.
 
 Its ``_parameter_constraints`` (see :mod:`sftselect.core.constraints`), kept apart so the
-selector's module stays small. Rules that need the data or the prompt (the scale's digits
-with ``scoring="expected"``, a prompt name among the presets) are checked where used.
+selector's module stays small. The rule that needs the prompt (the scale's digits with
+``scoring="expected"``) is checked where used.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from ..backends.base import MAX_TOP_LOGPROBS
 from ..core.constraints import K_CONSTRAINTS, HasMethods, InstanceOf, Interval, Options, Satisfies
 from ..data.formats import FORMAT_CONSTRAINTS
-from ..prompts import RatingPrompt
+from ..prompts import RatingPrompt, load_presets
 from .quality_expected import SCORINGS
 from .score import BOUND, TIE_RULES
 
@@ -38,7 +38,10 @@ QUALITY_CONSTRAINTS: dict[str, list[Any]] = {
     "k": [*K_CONSTRAINTS, None],
     "min_score": BOUND,
     "max_score": BOUND,
-    "prompt": [InstanceOf(str, "a prompt name"), InstanceOf(RatingPrompt, "a RatingPrompt")],
+    "prompt": [
+        Options(*sorted(load_presets("rating"))),
+        InstanceOf(RatingPrompt, "a RatingPrompt"),
+    ],
     "format": FORMAT_CONSTRAINTS,
     "turns": [Options("last", "first")],
     "cache": [Satisfies(_is_cache, "a ReplyCache, a MemoryCache, a path or None")],
