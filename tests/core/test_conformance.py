@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from sftselect import KTooLargeWarning, RankResult, Selector
+from sftselect.core.constraints import K_CONSTRAINTS
+from sftselect.testing import check_parameter_constraints
 from sftselect.testing import check_selector as public_check_selector
 from tests.helpers.conformance import CASES, check_selector, run_quietly
 from tests.helpers.strategies import alpaca_datasets, ks, seeds
@@ -56,6 +59,13 @@ def test_public_check_selector_passes(case):
     public_check_selector(case.make(3, 0))
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_parameter_constraints_are_declared_and_enforced(case, small_alpaca):
+    """Every parameter declared; an invalid value of each refused by select_indices, naming
+    it, before any ranking, leaving the data and the parameters as they were."""
+    check_parameter_constraints(case.make(3, 0), small_alpaca)
+
+
 def exported_selector_classes() -> set[type]:
     """Every concrete Selector class a user can import from a public module of sftselect."""
     import importlib
@@ -91,6 +101,12 @@ def test_every_exported_selector_is_in_the_suite():
 
 class _Broken(Selector):
     """A selector with one configurable defect, to show each check can fail."""
+
+    _parameter_constraints: ClassVar[dict] = {
+        "k": K_CONSTRAINTS,
+        "defect": [str],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, k=3, *, defect="none", random_state=None):
         self.k = k

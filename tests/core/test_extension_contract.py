@@ -7,6 +7,7 @@ import ast
 import inspect
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 import sftselect
 from sftselect import KTooLargeWarning, RankResult, ScoreSelector, Selector
 from sftselect.core.base import EngineKind
+from sftselect.core.constraints import K_CONSTRAINTS
 from sftselect.core.validation import resolve_k
 from sftselect.testing import check_selector
 from tests.core.test_conformance import exported_selector_classes
@@ -70,6 +72,8 @@ def test_the_fallback_kind_is_whole_dataset():
     assert Selector.engine_kind is EngineKind.WHOLE_DATASET
 
     class Plain(Selector):
+        _parameter_constraints: ClassVar[dict] = {"k": K_CONSTRAINTS}
+
         def __init__(self, k=2):
             self.k = k
 
@@ -169,6 +173,10 @@ def test_check_selector_catches_a_wrong_input_columns():
     class Stratified(Selector):
         engine_kind = EngineKind.SEEDED_DRAW
         _uses_random_state = True
+        _parameter_constraints: ClassVar[dict] = {
+            "k": K_CONSTRAINTS,
+            "random_state": ["random_state"],
+        }
 
         def __init__(self, k=3, *, random_state=None):
             self.k, self.random_state = k, random_state

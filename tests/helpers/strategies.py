@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import hypothesis.strategies as st
+import numpy as np
 from datasets import Dataset
 
 WORDS = [
@@ -134,3 +135,57 @@ def case_whitespace_edits(draw: Any, text: str) -> str:
     cased = [w.upper() if draw(st.booleans()) else w for w in words]
     lead = draw(st.sampled_from(["", " ", "\n"]))
     return lead + "".join(w + s for w, s in zip(cased, seps))
+
+
+# -- parameter constraints (sftselect.core.constraints) ------------------------------------
+_bounds = st.one_of(st.none(), st.integers(-5, 5))
+
+
+@st.composite
+def intervals(draw: Any) -> Any:
+    """An Interval of ints or reals with small (possibly open-ended) bounds."""
+    import numbers
+
+    from sftselect.core.constraints import Interval
+
+    left, right = draw(_bounds), draw(_bounds)
+    if left is not None and right is not None and left > right:
+        left, right = right, left
+    type_ = draw(st.sampled_from([numbers.Integral, numbers.Real]))
+    closed = draw(st.sampled_from(["left", "right", "both", "neither"]))
+    return Interval(type_, left, right, closed=closed)
+
+
+def constraints() -> Any:
+    """One declared constraint, in any of the forms a selector may declare."""
+    from sftselect.core.constraints import InstanceOf, Options
+
+    return st.one_of(
+        intervals(),
+        st.lists(
+            st.sampled_from(["last", "first", "sum", "x"]), min_size=1, max_size=3, unique=True
+        ).map(lambda o: Options(*o)),
+        st.sampled_from(
+            [None, "boolean", "random_state", "callable", str, InstanceOf(str, "a str")]
+        ),
+    )
+
+
+constraint_lists = st.lists(constraints(), min_size=1, max_size=3)
+
+#: Values inside and outside the constraints above: the interval bounds and their
+#: neighbours, bools, NaN and infinities, strings, None, generators, callables, objects.
+param_values = st.one_of(
+    st.integers(-7, 7),
+    st.sampled_from([-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 4.999, 5.0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["last", "first", "sum", "x", "", "LAST"]),
+    st.builds(lambda s: np.random.default_rng(s), st.integers(0, 3)),
+    st.just(len),
+    st.just(object()),
+    st.just(np.int64(3)),
+    st.just(np.float64(0.5)),
+    st.just(np.bool_(True)),
+)

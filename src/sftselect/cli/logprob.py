@@ -123,8 +123,6 @@ def logprob_selector(args: argparse.Namespace, *, scoring: bool = False) -> Any:
         keep = args.keep or "lowest"
         if keep not in ("lowest", "highest"):
             raise CliError(f"--keep {keep} is a dedup rule; perplexity takes lowest or highest")
-        if scoring:
-            bounds = {"max_score": float("inf")}
         return PerplexitySelector(
             model,
             k,
@@ -138,9 +136,8 @@ def logprob_selector(args: argparse.Namespace, *, scoring: bool = False) -> Any:
     cls = IFDSelector if name == "ifd" else SuperfilteringSelector
     if model is None:
         model = "gpt2"
+    # scoring (score, --dry-run) calls score() or dry_run(), which need no k or bound
     extra: dict[str, Any] = {"ifd_limit": None if scoring else args.ifd_limit}
-    if scoring:
-        extra["max_score"] = float("inf")
     if name == "ifd":
         extra["cherry_skips"] = not args.no_cherry_skips
     if args.context_length is not None:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..exceptions import InvalidParameterError, KTooLargeWarning
+from .constraints import validate_params
 from .kinds import EngineKind
 from .results import RankResult, Selection
 from .validation import check_dataset, check_k, check_random_state, resolve_k
@@ -108,13 +109,20 @@ class Selector(abc.ABC):
     validates them when used, as scikit-learn does. Data goes to the methods:
     :meth:`rank_indices`, :meth:`select_indices`, :meth:`select`, :meth:`run`.
 
-    **Writing a selector.** Define ``__init__`` and implement one hook,
+    **Writing a selector.** Define ``__init__`` (store each parameter as given,
+    under its own name) and implement one hook,
     ``_rank(dataset, rng, limit) -> RankResult``: the eligible row positions of
     ``dataset``, most preferred first (at least ``limit`` of them; every
     eligible row when ``limit`` is None), and how many rows are eligible.
-    Validate your parameters there and draw only from ``rng``. The base class
-    derives the rest. Declare, as class attributes:
+    Draw only from ``rng``. The base class derives the rest. Declare, as class
+    attributes:
 
+    * ``_parameter_constraints`` -- what each ``__init__`` parameter may hold, one
+      entry per parameter, scikit-learn style (:mod:`sftselect.core.constraints`);
+      :meth:`check_k` validates them all before any work. A subclass extends its
+      parent's: ``{**Parent._parameter_constraints, "x": [...]}``. Check in
+      ``_rank`` only what a declaration cannot say (rules across parameters, or
+      against the data);
     * ``engine_kind`` -- an :class:`EngineKind`, what an engine must do to run
       the selector elsewhere than in one process (default ``WHOLE_DATASET``,
       which any selector satisfies and which does not scale);
@@ -132,7 +140,8 @@ class Selector(abc.ABC):
     engines (:mod:`sftselect.distributed`) call these public methods, and no
     private one, so they work on any selector that follows the contract:
 
-    * :meth:`check_k` -- ``k`` (and what else needs no data) validated;
+    * :meth:`check_k` -- every parameter validated against its declared
+      constraints, and ``k`` resolved;
     * :meth:`resolve_seed` -- the generator to pass to :meth:`rank`, and the
       seed record;
     * :meth:`rank` -- the ranking of some rows, given a generator and a limit
@@ -160,10 +169,12 @@ class Selector(abc.ABC):
     >>> from datasets import Dataset
     >>> from sftselect import RankResult, Selector
     >>> from sftselect.core.base import EngineKind
+    >>> from sftselect.core.constraints import K_CONSTRAINTS
     >>> class RandomQuestions(Selector):
     ...     # k rows drawn at random among those whose instruction ends with "?"
     ...     engine_kind = EngineKind.SEEDED_DRAW  # positions, a generator, one column
     ...     _uses_random_state = True  # the provenance records the seed
+    ...     _parameter_constraints = {"k": K_CONSTRAINTS, "random_state": ["random_state"]}
     ...
     ...     def __init__(self, k=10, *, random_state=None):
     ...         self.k = k  # stored as given; checked when used
@@ -185,6 +196,10 @@ class Selector(abc.ABC):
     [0, 3]
     >>> RandomQuestions(random_state=0).rank_indices(pool).tolist()  # every question
     [3, 0, 2]
+    >>> RandomQuestions(k=-3).select_indices(pool)
+    Traceback (most recent call last):
+    ...
+    sftselect.exceptions.InvalidParameterError: The 'k' parameter of RandomQuestions must be a positive int or a float in (0, 1]. Got -3 instead.
     >>> either = RandomQuestions(k=2, random_state=0) | RandomQuestions(k=2, random_state=1)
     >>> either.select_indices(pool).tolist()  # composes like any selector
     [0, 2, 3]
@@ -210,6 +225,9 @@ class Selector(abc.ABC):
     engine_kind: ClassVar[EngineKind] = EngineKind.WHOLE_DATASET
     _k_optional: ClassVar[bool] = False
     _uses_random_state: ClassVar[bool] = False
+    #: What each parameter may hold (see :mod:`sftselect.core.constraints`): one entry
+    #: per ``__init__`` parameter, checked by :meth:`check_k` before any work.
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
 
     # -- parameters ---------------------------------------------------------
     @classmethod
@@ -308,13 +326,24 @@ class Selector(abc.ABC):
 
     # -- the extension contract: what composites and engines call ---------------
     def check_k(self) -> int | float | None:
-        """``k`` validated (None only where the selector allows it), before any data.
+        """Every parameter validated against ``_parameter_constraints``, and ``k``
+        resolved (None only where the selector allows it), before any data.
 
-        Called by :meth:`run` and by engines before they start work; a subclass
-        may extend it to check other parameters that need no data (a
-        :class:`~sftselect.selectors.score.ScoreSelector` checks its bounds).
+        The single place parameters are checked: :meth:`run`, :meth:`full_ranking`
+        (so :meth:`select_indices`, :meth:`select`, :meth:`rank_indices`) and the
+        engines call it before they start work. A subclass may extend it with
+        rules a declaration cannot state (a
+        :class:`~sftselect.selectors.score.ScoreSelector` needs ``k`` or a bound).
         """
+        self._validate_params()
         return check_k(self.k, type(self).__name__, allow_none=self._k_optional)  # type: ignore[attr-defined]
+
+    def _validate_params(self) -> None:
+        """Every parameter against ``_parameter_constraints`` (the first bad one raises
+        :class:`~sftselect.exceptions.InvalidParameterError`)."""
+        validate_params(
+            type(self).__name__, self._parameter_constraints, self.get_params(deep=False)
+        )
 
     def resolve_seed(self) -> tuple[np.random.Generator, Any]:
         """``random_state`` resolved to a Generator, and a record of the seed used.

@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..exceptions import InvalidParameterError, KTooLargeWarning
+from ..exceptions import KTooLargeWarning
 from .base import EngineKind, RankResult, Selector
+from .constraints import K_CONSTRAINTS, InstanceOf, MappingOf, SequenceOf
 from .pool import LocalPool, Pool
 from .validation import check_columns, check_k, param_error, resolve_k
 
@@ -51,14 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Chain", "Intersection", "PerSource", "Union"]
 
 
-def _check_operands(selectors: tuple[Any, ...], owner: str, minimum: int) -> None:
-    if len(selectors) < minimum:
-        raise InvalidParameterError(
-            f"{owner} needs at least {minimum} selectors; got {len(selectors)}."
-        )
-    for i, s in enumerate(selectors):
-        if not isinstance(s, Selector):
-            raise param_error(owner, f"selectors[{i}]", "a Selector", s)
+_SELECTOR = InstanceOf(Selector, "a Selector")
 
 
 #: Array-valued details longer than this are left out of an operand's record
@@ -109,11 +103,15 @@ class _Composite(Selector):
         return params
 
     def _store_param(self, name: str, value: Any) -> None:
-        setattr(self, name, tuple(value) if name == "selectors" else value)
+        operands = name == "selectors" and isinstance(value, (list, tuple))
+        setattr(self, name, tuple(value) if operands else value)
 
     def _construct(self, params: dict[str, Any]) -> Selector:
         selectors = params.pop("selectors")
-        return type(self)(*selectors, **params)
+        if isinstance(selectors, (list, tuple)):
+            return type(self)(*selectors, **params)
+        # not a sequence: stored as given, as any parameter is; check_k refuses it
+        return type(self)(**params).set_params(selectors=selectors)
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         return self.rank_pool(LocalPool(dataset), rng, limit)
@@ -151,6 +149,10 @@ class Chain(_Composite):
     [2, 3]
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "selectors": [SequenceOf(_SELECTOR, min_length=1, noun="selectors")],
+    }
+
     def __init__(self, *selectors: Selector) -> None:
         self.selectors = selectors
         self.k = None
@@ -160,7 +162,6 @@ class Chain(_Composite):
         return []
 
     def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
-        _check_operands(self.selectors, "Chain", 1)
         positions = np.arange(len(pool), dtype=np.int64)
         ranked = positions
         stages = []
@@ -175,6 +176,11 @@ class Chain(_Composite):
 
 
 class _SetCombinator(_Composite):
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "selectors": [SequenceOf(_SELECTOR, min_length=2, noun="selectors")],
+        "k": [*K_CONSTRAINTS, None],
+    }
+
     def __init__(self, *selectors: Selector, k: int | float | None = None) -> None:
         self.selectors = selectors
         self.k = k
@@ -182,7 +188,6 @@ class _SetCombinator(_Composite):
     def _orders(self, pool: Pool) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Each operand's ranking (its selection with ``k=None``, its full ranking
         otherwise) and the record of its run."""
-        _check_operands(self.selectors, type(self).__name__, 2)
         orders, records = [], []
         for s in self.selectors:
             if self.k is None:
@@ -270,6 +275,12 @@ class PerSource(_Composite):
     [1, 2, 3]
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "column": [str],
+        "quotas": [MappingOf(K_CONSTRAINTS, "a non-empty mapping of source value to k")],
+        "base": [_SELECTOR],
+    }
+
     def __init__(self, column: str, quotas: Mapping[Any, int | float], base: Selector) -> None:
         self.column = column
         self.quotas = quotas
@@ -299,11 +310,6 @@ class PerSource(_Composite):
 
     def rank_pool(self, pool: Pool, rng: np.random.Generator, limit: int | None) -> RankResult:
         owner = "PerSource"
-        if not isinstance(self.quotas, Mapping) or not self.quotas:
-            raise param_error(
-                owner, "quotas", "a non-empty mapping of source value to k", self.quotas
-            )
-        _check_operands((self.base,), owner, 1)
         check_columns(pool.column_names, [self.column], owner)
         quotas = {src: check_k(q, f"{owner} (quota of {src!r})") for src, q in self.quotas.items()}
         codes, values = pool.codes(self.column)

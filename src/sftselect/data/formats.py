@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.constraints import Constraint, Satisfies
 from ..core.validation import check_choice, check_dataset, param_error
 from ..exceptions import DataFormatError, MissingColumnError
 
@@ -43,6 +44,7 @@ __all__ = [
     "ASSISTANT_ROLES",
     "DOLLY",
     "FORMATS",
+    "FORMAT_CONSTRAINTS",
     "OPENAI",
     "SHAREGPT",
     "TURN_POLICIES",
@@ -103,6 +105,18 @@ DOLLY = Format("dolly", response="response", instruction="instruction", input="c
 SHAREGPT = Format("sharegpt", messages="conversations", role_key="from", content_key="value")
 OPENAI = Format("openai", messages="messages", role_key="role", content_key="content")
 FORMATS: dict[str, Format] = {f.name: f for f in (ALPACA, DOLLY, SHAREGPT, OPENAI)}
+
+
+def _is_format(value: object) -> bool:
+    return (
+        value is None or isinstance(value, Format) or (isinstance(value, str) and value in FORMATS)
+    )
+
+
+#: The declared constraint of a selector's ``format`` parameter (a name, a Format or None).
+FORMAT_CONSTRAINTS: list[Constraint] = [
+    Satisfies(_is_format, f"one of {sorted(FORMATS)}, a Format or None", invalid="no-such-format")
+]
 
 
 def detect_format(column_names: list[str]) -> Format:

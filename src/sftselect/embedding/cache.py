@@ -13,6 +13,7 @@ temporary name and renamed, so a crash never leaves a half-written entry.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.atomic import atomic_file
+from ..core.constraints import Satisfies
 from .base import as_matrix, example_texts
 
 if TYPE_CHECKING:
@@ -28,7 +30,32 @@ if TYPE_CHECKING:
 
     from ..data.formats import Format
 
-__all__ = ["EmbeddingCache", "embed_dataset", "texts_sha256"]
+__all__ = ["EMBEDDER_CONSTRAINTS", "EmbeddingCache", "embed_dataset", "is_embedder", "texts_sha256"]
+
+EMBEDDER_HELP = (
+    "an Embedder (an 'identity' str and an 'embed(texts)' method), a "
+    "sentence_transformers.SentenceTransformer or PrecomputedEmbeddings"
+)
+
+
+def is_embedder(obj: Any) -> bool:
+    """Whether ``obj`` has the form :func:`embed_dataset` takes, told without computing
+    anything: an ``embed_dataset`` method, or an ``embed`` method and an ``identity`` that
+    is a str or a property (an ``HFEmbedder`` fingerprints its weights to give it: that
+    is done, and its value checked, when the rows are embedded)."""
+    from .sentence import as_embedder
+
+    embedder = as_embedder(obj)
+    if callable(inspect.getattr_static(embedder, "embed_dataset", None)):
+        return True
+    if not callable(inspect.getattr_static(embedder, "embed", None)):
+        return False
+    identity = inspect.getattr_static(embedder, "identity", None)
+    return isinstance(identity, (str, property))
+
+
+#: The declared constraint of a selector's ``embedder`` parameter.
+EMBEDDER_CONSTRAINTS: list[Any] = [Satisfies(is_embedder, EMBEDDER_HELP)]
 
 
 def texts_sha256(texts: list[str]) -> str:
@@ -117,13 +144,7 @@ def embed_dataset(
     if not hasattr(embedder, "embed") or not isinstance(getattr(embedder, "identity", None), str):
         from ..core.validation import param_error
 
-        raise param_error(
-            owner,
-            "embedder",
-            "an Embedder (an 'identity' str and an 'embed(texts)' method), a "
-            "sentence_transformers.SentenceTransformer or PrecomputedEmbeddings",
-            embedder,
-        )
+        raise param_error(owner, "embedder", EMBEDDER_HELP, embedder)
     texts = example_texts(dataset, text, format, owner=owner)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)

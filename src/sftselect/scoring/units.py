@@ -30,17 +30,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core.constraints import Satisfies
 from ..exceptions import InvalidParameterError, MissingExtraError
 from ._processes import map_in_processes
 from ._word_bytes import WORD_RE, count_words, plain_strings
 
 __all__ = [
+    "UNIT_CONSTRAINTS",
     "Characters",
     "HFTokens",
     "LengthUnit",
     "NltkWords",
     "TiktokenTokens",
     "Words",
+    "is_unit",
     "resolve_unit",
 ]
 
@@ -326,3 +329,16 @@ def resolve_unit(unit: Any, owner: str = "LengthSelector") -> LengthUnit:
 def measure_strings(unit: LengthUnit, texts: Sequence[str], *, num_proc: int = 1) -> np.ndarray:
     """Measure plain Python strings with ``unit`` (a convenience for callers)."""
     return unit.measure(pa.array(list(texts), type=pa.string()), num_proc=num_proc)
+
+
+def is_unit(unit: Any) -> bool:
+    """Whether :func:`resolve_unit` accepts ``unit`` (it loads nothing to tell)."""
+    try:
+        resolve_unit(unit)
+    except InvalidParameterError:
+        return False
+    return True
+
+
+#: The declared constraint of a selector's ``unit`` parameter.
+UNIT_CONSTRAINTS: list[Any] = [Satisfies(is_unit, f"one of {UNIT_HELP}", invalid="bytes")]

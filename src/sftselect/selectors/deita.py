@@ -25,19 +25,26 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 
-from ..core.validation import check_choice, param_error
-from ..data.formats import aggregate_turns, arrow_column, resolve_format, response_view
+from ..core.constraints import K_CONSTRAINTS, InstanceOf, Options, Satisfies
+from ..data.formats import (
+    FORMAT_CONSTRAINTS,
+    aggregate_turns,
+    arrow_column,
+    resolve_format,
+    response_view,
+)
 from ..embedding.base import EXAMPLE_TEMPLATE
 from ..exceptions import SftSelectWarning
 from ..models.next_token import NextTokenLogits
 from ..models.row_engine import add_counts, row_windows
 from .dedup import RepresentationFilter
-from .score import Scored, ScoreSelector
+from .logprob_base import CACHE_DIR, DEVICE, DTYPE, PATH, POSITIVE_INT
+from .score import BOUND, TIE_RULES, Scored, ScoreSelector
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -116,6 +123,13 @@ def deita_turns(dataset: Dataset, fmt: str | Format | None, owner: str):
     return instructions, responses, view
 
 
+_ENGINE: list[Any] = [PATH, InstanceOf(NextTokenLogits, "a NextTokenLogits")]
+
+
+def _six_ids(ids: Any) -> bool:
+    return isinstance(ids, (list, tuple)) and len(ids) == len(SCORE_TOKENS)
+
+
 class DeitaSelector(ScoreSelector):
     """Select by DEITA's complexity, quality, or combined (complexity x quality) score.
 
@@ -139,6 +153,26 @@ class DeitaSelector(ScoreSelector):
 
     score_in_actors = True
     scores_on_device = True
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "complexity": _ENGINE,
+        "quality": _ENGINE,
+        "k": [*K_CONSTRAINTS, None],
+        "by": [Options(*SCORES)],
+        "token_ids": [None, Satisfies(_six_ids, "6 token ids", invalid=[0])],
+        "batch_size": [POSITIVE_INT],
+        "max_length": [POSITIVE_INT, None],
+        "device": DEVICE,
+        "dtype": DTYPE,
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT_CONSTRAINTS,
+        "min_score": BOUND,
+        "max_score": BOUND,
+        "largest": ["boolean"],
+        "ties": [Options(*TIE_RULES)],
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -185,32 +219,27 @@ class DeitaSelector(ScoreSelector):
         given = getattr(self, which)
         if isinstance(given, NextTokenLogits):
             return given
-        if isinstance(given, (str, os.PathLike)):
-            settings = dict(
-                batch_size=self.batch_size,
-                max_length=self.max_length,
-                device=self.device,
-                dtype=self.dtype,
-                cache_dir=self.cache_dir,
-                show_progress=self.show_progress,
-            )
-            # one engine (one load of the weights) per model and settings, reused across runs
-            built = self.__dict__.setdefault("_built_engines", {})
-            key = (which, os.fspath(given), repr(sorted(settings.items())))
-            if key not in built:
-                built[key] = NextTokenLogits(given, **settings)
-            return built[key]
-        raise param_error(
-            type(self).__name__, which, "a model path, a hub name or a NextTokenLogits", given
+        # a path or a hub name: the declared constraints allow nothing else
+        settings = dict(
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            device=self.device,
+            dtype=self.dtype,
+            cache_dir=self.cache_dir,
+            show_progress=self.show_progress,
         )
+        # one engine (one load of the weights) per model and settings, reused across runs
+        built = self.__dict__.setdefault("_built_engines", {})
+        key = (which, os.fspath(given), repr(sorted(settings.items())))
+        if key not in built:
+            built[key] = NextTokenLogits(given, **settings)
+        return built[key]
 
     def _turn_scores(self, which: str, prompts: list[str]) -> tuple[np.ndarray, dict[str, int]]:
         engine = self._engine(which)
         ids = self.token_ids
         if ids is None:
             ids = engine.vocabulary_ids(SCORE_TOKENS)
-        elif not (isinstance(ids, (list, tuple)) and len(ids) == len(SCORE_TOKENS)):
-            raise param_error(type(self).__name__, "token_ids", "None or 6 token ids", ids)
         out = engine.logits(prompts, list(ids))
         return expected_score(out.values), out.counts()
 
@@ -221,7 +250,6 @@ class DeitaSelector(ScoreSelector):
         """The rows are read ``window_rows`` at a time (the smallest of the engines'):
         only one window's texts and prompts are held, and the scores (one float per row)."""
         owner = type(self).__name__
-        check_choice(self.by, "by", owner, SCORES)
         if len(dataset) == 0:
             return Scored(np.empty(0, dtype=np.float64))
         used = self._used()

@@ -68,12 +68,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
+from ..core.constraints import K_CONSTRAINTS, Interval, Options
 from ..core.ranking import ALLOCATIONS, interleave_groups
 from ..core.row_tables import RowArray
-from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS
 from ..embedding.clustering import BACKENDS, kmeans
-from .embedded import embed_rows, refuse_in_memory_vectors
+from .embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -143,6 +142,20 @@ class DiversitySelector(Selector):
     #: engine then runs :meth:`rank_vectors` on every row's vector).
     kmeans_allocation: ClassVar[bool] = True
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": K_CONSTRAINTS,
+        "text": TEXT,
+        "n_clusters": [Interval(numbers.Integral, 1, None), Options("k", description='"k"')],
+        "allocation": [Options(*ALLOCATIONS)],
+        "within": [Options(*WITHIN)],
+        "normalize": ["boolean"],
+        "kmeans_backend": [Options(*BACKENDS)],
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -174,17 +187,8 @@ class DiversitySelector(Selector):
         self.show_progress = show_progress
 
     def check_params(self) -> None:
-        """Check the parameters that need no data (``k`` aside: see :meth:`check_k`)."""
-        owner = type(self).__name__
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
-        check_choice(self.allocation, "allocation", owner, ALLOCATIONS)
-        check_choice(self.within, "within", owner, WITHIN)
-        check_choice(self.kmeans_backend, "kmeans_backend", owner, BACKENDS)
-        nc = self.n_clusters
-        if nc != "k" and (isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0):
-            raise param_error(owner, "n_clusters", 'a positive int or "k"', nc)
-        if not isinstance(self.normalize, bool):
-            raise param_error(owner, "normalize", "a bool", self.normalize)
+        """Check the parameters against ``_parameter_constraints`` (no data needed)."""
+        self._validate_params()
 
     def clusters_for(self, n: int) -> int:
         """The clusters asked of K-means for ``n`` rows: ``n_clusters``, or ``k`` resolved."""

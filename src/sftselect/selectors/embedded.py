@@ -9,18 +9,27 @@ dataset into their vectors and :func:`refuse_in_memory_vectors` is their
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.constraints import InstanceOf, Options
 from ..core.validation import param_error
-from ..embedding.base import PrecomputedEmbeddings
-from ..embedding.cache import embed_dataset
+from ..data.formats import FORMAT_CONSTRAINTS
+from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings
+from ..embedding.cache import EMBEDDER_CONSTRAINTS, embed_dataset
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["embed_rows", "refuse_in_memory_vectors"]
+__all__ = ["CACHE_DIR", "EMBEDDER", "FORMAT", "TEXT", "embed_rows", "refuse_in_memory_vectors"]
+
+#: The declared constraints of the parameters these selectors share.
+EMBEDDER: list[Any] = EMBEDDER_CONSTRAINTS
+TEXT: list[Any] = [Options(*TEXT_FIELDS)]
+CACHE_DIR: list[Any] = [InstanceOf((str, os.PathLike), "a str or path"), None]
+FORMAT: list[Any] = FORMAT_CONSTRAINTS
 
 
 def embed_rows(selector: Any, dataset: Dataset) -> np.ndarray:

@@ -48,21 +48,15 @@ from __future__ import annotations
 
 import numbers
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import (
-    check_choice,
-    check_columns,
-    check_positive_int,
-    param_error,
-    resolve_k,
-)
-from ..embedding.base import TEXT_FIELDS
+from ..core.constraints import K_CONSTRAINTS, InstanceOf, Interval, Options
+from ..core.validation import check_columns, param_error, resolve_k
 from ..exceptions import DataFormatError
-from .embedded import embed_rows, refuse_in_memory_vectors
+from .embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
 from .facility_graph import KERNELS, DenseSimilarities, KnnSimilarities, prepare
 from .facility_greedy import OPTIMIZERS, facility_value, greedy_order, sample_size, swap_refine
 
@@ -113,6 +107,26 @@ class FacilityLocationSelector(Selector):
 
     engine_kind = EngineKind.VECTORS_THEN_GLOBAL
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": K_CONSTRAINTS,
+        "kernel": [Options(*KERNELS), "callable"],
+        "weights": [InstanceOf(str, "a column name"), None],
+        "optimizer": [Options(*OPTIMIZERS)],
+        "epsilon": [
+            Interval(numbers.Real, 0, 1, closed="neither", description="a number in (0, 1)")
+        ],
+        "refine": [Options(*REFINES)],
+        "max_swap_passes": [Interval(numbers.Integral, 1, None)],
+        "graph": [Options(*GRAPHS)],
+        "n_neighbors": [Interval(numbers.Integral, 1, None)],
+        "max_dense_rows": [Interval(numbers.Integral, 1, None)],
+        "text": TEXT,
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -154,20 +168,7 @@ class FacilityLocationSelector(Selector):
     def check_params(self) -> None:
         """Check the parameters that need no data (``k`` aside: see :meth:`check_k`)."""
         owner = type(self).__name__
-        if not callable(self.kernel):
-            check_choice(self.kernel, "kernel", owner, KERNELS)
-        if self.weights is not None and not isinstance(self.weights, str):
-            raise param_error(owner, "weights", "a column name or None", self.weights)
-        check_choice(self.optimizer, "optimizer", owner, OPTIMIZERS)
-        eps = self.epsilon
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0.0 < float(eps) < 1.0:
-            raise param_error(owner, "epsilon", "a number in (0, 1)", eps)
-        check_choice(self.refine, "refine", owner, REFINES)
-        check_positive_int(self.max_swap_passes, "max_swap_passes", owner)
-        check_choice(self.graph, "graph", owner, GRAPHS)
-        check_positive_int(self.n_neighbors, "n_neighbors", owner)
-        check_positive_int(self.max_dense_rows, "max_dense_rows", owner)
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
+        self._validate_params()
         if self.refine == "swap" and self.graph == "knn":
             raise param_error(
                 owner, "refine", "None with graph='knn' (swaps need the dense matrix)", "swap"

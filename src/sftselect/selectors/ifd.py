@@ -20,15 +20,27 @@ Truncation, skip rules and every difference from the scripts are on the docs pag
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.base import Selector
-from ..core.validation import check_optional_real, check_positive_int, param_error
+from ..core.constraints import K_CONSTRAINTS, Options
+from ..data.formats import FORMAT_CONSTRAINTS
 from ..models.logprobs import Span
-from .logprob_base import LogProbSelector, Row, count_and_warn, iter_rows
-from .score import Scored
+from .logprob_base import (
+    CACHE_DIR,
+    DEVICE,
+    DTYPE,
+    LOGPROB_MODEL,
+    POSITIVE_INT,
+    TOKENIZER,
+    LogProbSelector,
+    Row,
+    count_and_warn,
+    iter_rows,
+)
+from .score import BOUND, TIE_RULES, Scored
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -107,6 +119,24 @@ class IFDSelector(LogProbSelector):
 
     _prompts = CHERRY_PROMPTS
     _default_max_length = 512
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "model": LOGPROB_MODEL,
+        "k": [*K_CONSTRAINTS, None],
+        "tokenizer": TOKENIZER,
+        "format": FORMAT_CONSTRAINTS,
+        "max_length": [POSITIVE_INT],
+        "ifd_limit": BOUND,
+        "cherry_skips": ["boolean"],
+        "min_score": BOUND,
+        "max_score": BOUND,
+        "ties": [Options(*TIE_RULES)],
+        "batch_size": [POSITIVE_INT],
+        "dtype": DTYPE,
+        "device": DEVICE,
+        "cache_dir": CACHE_DIR,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -153,7 +183,6 @@ class IFDSelector(LogProbSelector):
         if self.k is None and self.ifd_limit is not None:
             k = Selector.check_k(self)
             self.bounds()
-            check_optional_real(self.ifd_limit, "ifd_limit", type(self).__name__)
             return k
         return super().check_k()
 
@@ -168,8 +197,8 @@ class IFDSelector(LogProbSelector):
         return Span(text, CHERRY_ANSWER_PREFIX, length, budget_of=prompt, budget_extra=4)
 
     def spans_of(self, dataset: Dataset) -> dict[str, Callable[[], Iterator[Span]]]:
-        owner = type(self).__name__
-        length = check_positive_int(self.max_length, "max_length", owner)
+        self._validate_params()
+        length = int(self.max_length)
         fmt = self._format(dataset)
         chunk = self._scorer().chunk_rows
 
@@ -192,17 +221,15 @@ class IFDSelector(LogProbSelector):
         return (length - prompt_len <= 0) | (prompt_len + alone.n_tokens > length)
 
     def _check_rules(self) -> tuple[float | None, bool]:
-        owner = type(self).__name__
-        limit = check_optional_real(self.ifd_limit, "ifd_limit", owner)
-        skips = getattr(self, "cherry_skips", False)
-        if not isinstance(skips, bool):
-            raise param_error(owner, "cherry_skips", "a bool", skips)
-        return limit, skips
+        """``ifd_limit`` as a float (None: no limit) and whether Cherry's skips apply
+        (their types are declared and checked by :meth:`check_k`)."""
+        limit = None if self.ifd_limit is None else float(self.ifd_limit)
+        return limit, bool(getattr(self, "cherry_skips", False))
 
     def _score_with_rules(self, dataset: Dataset) -> Scored:
         owner = type(self).__name__
         limit, skips = self._check_rules()
-        length = check_positive_int(self.max_length, "max_length", owner)
+        length = int(self.max_length)
         passes = self._run_passes(dataset)
         cond, alone = passes["conditioned"], passes["alone"]
         ifd = self._ratio(cond.mean_nll(), alone.mean_nll())
@@ -253,6 +280,11 @@ class SuperfilteringSelector(IFDSelector):
     """
 
     _prompts = SUPERFILTERING_PROMPTS
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        name: constraints
+        for name, constraints in IFDSelector._parameter_constraints.items()
+        if name != "cherry_skips"
+    }
 
     def __init__(
         self,

@@ -21,15 +21,14 @@ is at distance 0 from a pick, is cheaper (see
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import check_choice
-from ..embedding.base import TEXT_FIELDS
+from ..core.constraints import K_CONSTRAINTS, Options
 from .coverage import METRICS, kcenter_order
-from .embedded import embed_rows, refuse_in_memory_vectors
+from .embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -61,6 +60,16 @@ class KCenterSelector(Selector):
     #: every row's vector in one process (:meth:`embed`, :meth:`rank_vectors`).
     engine_kind = EngineKind.VECTORS_THEN_GLOBAL
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": K_CONSTRAINTS,
+        "metric": [Options(*METRICS)],
+        "text": TEXT,
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -84,10 +93,8 @@ class KCenterSelector(Selector):
         self.show_progress = show_progress
 
     def check_params(self) -> None:
-        """Check the parameters that need no data (``k`` aside: see :meth:`check_k`)."""
-        owner = type(self).__name__
-        check_choice(self.metric, "metric", owner, METRICS)
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
+        """Check the parameters against ``_parameter_constraints`` (no data needed)."""
+        self._validate_params()
 
     def check_portable(self) -> None:
         """Refuse ``PrecomputedEmbeddings`` holding an in-memory array: rebuilt in a

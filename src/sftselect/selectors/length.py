@@ -8,13 +8,15 @@ exactly that by default; see ``docs/faithfulness.md`` for what was measured.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import numbers
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow.compute as pc
 
-from ..core.validation import check_choice, check_positive_int, param_error
+from ..core.constraints import K_CONSTRAINTS, Interval, Options
 from ..data.formats import (
+    FORMAT_CONSTRAINTS,
     TURN_POLICIES,
     Format,
     TextView,
@@ -22,8 +24,8 @@ from ..data.formats import (
     resolve_format,
     response_view,
 )
-from ..scoring.units import resolve_unit
-from .score import Scored, ScoreSelector
+from ..scoring.units import UNIT_CONSTRAINTS, resolve_unit
+from .score import BOUND, TIE_RULES, Scored, ScoreSelector
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -122,6 +124,23 @@ class LengthSelector(ScoreSelector):
     """
 
     _bound_names = ("min_length", "max_length")
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "k": [*K_CONSTRAINTS, None],
+        "unit": UNIT_CONSTRAINTS,
+        "format": FORMAT_CONSTRAINTS,
+        "turns": [Options(*TURN_POLICIES)],
+        "min_length": BOUND,
+        "max_length": BOUND,
+        "drop_empty": ["boolean"],
+        "drop_echo": ["boolean"],
+        "largest": ["boolean"],
+        "ties": [Options(*TIE_RULES)],
+        "on_invalid": [Options("raise", "nan")],
+        "num_proc": [Interval(numbers.Integral, 1, None)],
+        "batch_size": [Interval(numbers.Integral, 1, None)],
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -160,7 +179,6 @@ class LengthSelector(ScoreSelector):
 
     def _view(self, dataset: Dataset) -> TextView:
         owner = type(self).__name__
-        check_choice(self.turns, "turns", owner, TURN_POLICIES)
         fmt = resolve_format(dataset, self.format, owner)
         return response_view(
             dataset, fmt, turns=self.turns, on_invalid=self.on_invalid, owner=owner
@@ -169,10 +187,10 @@ class LengthSelector(ScoreSelector):
     def _measure(self, dataset: Dataset) -> tuple[np.ndarray, TextView]:
         owner = type(self).__name__
         unit = resolve_unit(self.unit, owner)
-        num_proc = check_positive_int(self.num_proc, "num_proc", owner)
-        batch_size = check_positive_int(self.batch_size, "batch_size", owner)
         view = self._view(dataset)
-        lengths = _measure(unit, view.texts, num_proc, batch_size, bool(self.show_progress))
+        lengths = _measure(
+            unit, view.texts, int(self.num_proc), int(self.batch_size), bool(self.show_progress)
+        )
         scores = aggregate_turns(lengths, view, self.turns)
         if scores.shape != (len(dataset),):
             raise RuntimeError(
@@ -184,10 +202,6 @@ class LengthSelector(ScoreSelector):
         return self._measure(dataset)[0]
 
     def _score_with_rules(self, dataset: Dataset) -> Scored:
-        owner = type(self).__name__
-        for name in ("drop_empty", "drop_echo"):
-            if not isinstance(getattr(self, name), bool):
-                raise param_error(owner, name, "a bool", getattr(self, name))
         scores, view = self._measure(dataset)
         if not (self.drop_empty or self.drop_echo):
             return Scored(scores)

@@ -12,6 +12,7 @@ format's instruction, input and response columns (a null counts as an empty text
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,16 +20,47 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.validation import check_positive_int, param_error
+from ..core.constraints import InstanceOf, Interval, Options, Satisfies
 from ..data.formats import Format, resolve_format
 from ..exceptions import DataFormatError, SftSelectWarning
+from ..models.loading import DTYPES
 from ..models.logprobs import LogProbScorer, Span
 from .score import ScoreSelector
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["LogProbSelector", "Row", "iter_rows"]
+__all__ = [
+    "CACHE_DIR",
+    "DEVICE",
+    "DTYPE",
+    "LOGPROB_MODEL",
+    "POSITIVE_INT",
+    "TOKENIZER",
+    "LogProbSelector",
+    "Row",
+    "iter_rows",
+]
+
+
+def is_loaded_model(model: Any) -> bool:
+    """Whether ``model`` looks like a loaded transformers model (``forward`` and ``config``),
+    told without importing torch."""
+    return callable(getattr(model, "forward", None)) and hasattr(model, "config")
+
+
+#: Declared constraints of the parameters the model scorers share.
+PATH = InstanceOf((str, os.PathLike), "a path or a hub name")
+LOGPROB_MODEL: list[Any] = [
+    PATH,
+    InstanceOf(LogProbScorer, "a LogProbScorer"),
+    Satisfies(is_loaded_model, "a transformers model"),
+]
+TOKENIZER: list[Any] = [None, PATH, Satisfies(callable, "a tokenizer")]
+POSITIVE_INT = Interval(numbers.Integral, 1, None)
+DTYPE: list[Any] = [Options(*DTYPES), None]
+DEVICE: list[Any] = [InstanceOf(str, "a device name such as 'cuda:0'"), None]
+CACHE_DIR: list[Any] = [InstanceOf((str, os.PathLike), "a str or path"), None]
 
 
 @dataclass(frozen=True)
@@ -73,14 +105,10 @@ class LogProbSelector(ScoreSelector):
         """The scorer: ``model`` itself when it is one (with its own settings; the
         selector's ``cache_dir``, when given, replaces the scorer's), else one built from
         the parameters (kept on the selector, so the model loads once per selector)."""
-        owner = type(self).__name__
         if isinstance(self.model, LogProbScorer):
             if self.cache_dir is None:
                 return self.model
             return self.model.with_cache(self.cache_dir)
-        if not isinstance(self.show_progress, bool):
-            raise param_error(owner, "show_progress", "a bool", self.show_progress)
-        check_positive_int(self.batch_size, "batch_size", owner)
         config = (
             id(self.model),
             id(self.tokenizer),
@@ -138,6 +166,7 @@ class LogProbSelector(ScoreSelector):
         """
         from ..models.loading import load_tokenizer
 
+        self._validate_params()
         scorer = self._scorer()
         tok = load_tokenizer(scorer.model, scorer.tokenizer, scorer.gguf_file, type(self).__name__)
         report: dict[str, Any] = {"rows": len(dataset), "passes": {}}

@@ -13,16 +13,26 @@ score depends on that row alone, so the selector runs on Ray as it is.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..core.validation import check_choice, check_positive_int, param_error
-from ..exceptions import InvalidParameterError
+from ..core.constraints import K_CONSTRAINTS, Options
+from ..data.formats import FORMAT_CONSTRAINTS
 from ..models.logprobs import Span
 from .ifd import CHERRY_PROMPTS, SUPERFILTERING_PROMPTS, render_prompt
-from .logprob_base import LogProbSelector, count_and_warn, iter_rows
-from .score import Scored
+from .logprob_base import (
+    CACHE_DIR,
+    DEVICE,
+    DTYPE,
+    LOGPROB_MODEL,
+    POSITIVE_INT,
+    TOKENIZER,
+    LogProbSelector,
+    count_and_warn,
+    iter_rows,
+)
+from .score import BOUND, TIE_RULES, Scored
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -54,6 +64,26 @@ class PerplexitySelector(LogProbSelector):
     tokenizer, format, ties, batch_size, dtype, device, cache_dir, random_state, show_progress
         As :class:`~sftselect.selectors.ifd.IFDSelector`'s.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "model": LOGPROB_MODEL,
+        "k": [*K_CONSTRAINTS, None],
+        "keep": [Options(*KEEP)],
+        "conditioned": ["boolean"],
+        "template": [Options(*TEMPLATES)],
+        "tokenizer": TOKENIZER,
+        "format": FORMAT_CONSTRAINTS,
+        "max_length": [POSITIVE_INT, None],
+        "min_score": BOUND,
+        "max_score": BOUND,
+        "ties": [Options(*TIE_RULES)],
+        "batch_size": [POSITIVE_INT],
+        "dtype": DTYPE,
+        "device": DEVICE,
+        "cache_dir": CACHE_DIR,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -96,18 +126,12 @@ class PerplexitySelector(LogProbSelector):
 
     @property
     def largest(self) -> bool:  # type: ignore[override]
-        """``keep="highest"``; an invalid ``keep`` raises here, before any scoring."""
-        check_choice(self.keep, "keep", type(self).__name__, KEEP)
+        """``keep="highest"`` (``keep`` is declared and checked by :meth:`check_k`)."""
         return self.keep == "highest"
 
     def spans_of(self, dataset: Dataset) -> dict[str, Callable[[], Iterator[Span]]]:
-        owner = type(self).__name__
-        check_choice(self.template, "template", owner, tuple(TEMPLATES))
-        if not isinstance(self.conditioned, bool):
-            raise param_error(owner, "conditioned", "a bool", self.conditioned)
-        length = self.max_length
-        if length is not None:
-            length = check_positive_int(length, "max_length", owner)
+        self._validate_params()
+        length = None if self.max_length is None else int(self.max_length)
         fmt = self._format(dataset)
         chunk = self._scorer().chunk_rows
         prompts = TEMPLATES[self.template]
@@ -122,12 +146,6 @@ class PerplexitySelector(LogProbSelector):
 
     def _score_with_rules(self, dataset: Dataset) -> Scored:
         owner = type(self).__name__
-        if not isinstance(self.keep, str):
-            raise InvalidParameterError(
-                f"The 'keep' parameter of {owner} must be one of {list(KEEP)}. "
-                f"Got {self.keep!r} instead."
-            )
-        self.largest  # noqa: B018 -- validates keep
         answer = self._run_passes(dataset)["answer"]
         with np.errstate(over="ignore"):
             ppl = np.exp(answer.mean_nll())

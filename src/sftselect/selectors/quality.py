@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -33,24 +33,19 @@ from ..backends.cache import MemoryCache, ReplyCache, as_reply_store
 from ..backends.estimate import CostEstimate, estimate_requests
 from ..backends.plans import cached_result, plan_digest, remember_plan
 from ..backends.runner import failure_message, run_requests
-from ..core.validation import (
-    check_choice,
-    check_non_negative_int,
-    check_positive_int,
-    param_error,
-)
+from ..core.validation import param_error
 from ..data.formats import Format, resolve_format, response_view
 from ..exceptions import JudgeFailureWarning, JudgeParseError, JudgeRequestError
 from ..prompts import RatingPrompt, rating_prompt
 from ..scoring.rating import parse_rating
 from .quality_expected import (
     EXPECTED_MAX_TOKENS,
-    SCORINGS,
     apply_expected,
     check_expected,
     run_probed,
     warn_expected_failures,
 )
+from .quality_params import QUALITY_CONSTRAINTS
 from .ratings import Ratings, merge_reports
 from .score import Scored, ScoreSelector
 
@@ -123,6 +118,7 @@ class QualitySelector(ScoreSelector):
     #: Each engine worker builds the judge (its HTTP clients) once and shares the
     #: reply-cache file: Ray rates in a few actors on the driver's node.
     score_in_actors = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = QUALITY_CONSTRAINTS
 
     def __init__(
         self,
@@ -188,9 +184,8 @@ class QualitySelector(ScoreSelector):
         )
         top_p = preset["top_p"] if preset else None
         owner = type(self).__name__
-        check_positive_int(max_tokens, "max_tokens", owner)
         decoding = {"max_tokens": max_tokens, "temperature": float(temperature), "top_p": top_p}
-        if check_choice(self.scoring, "scoring", owner, SCORINGS) == "expected":
+        if self.scoring == "expected":
             decoding["top_logprobs"] = check_expected(owner, self.top_logprobs, prompt.scale)
             if self.max_tokens is None:  # every token's alternatives travel and are cached
                 decoding["max_tokens"] = min(max_tokens, EXPECTED_MAX_TOKENS)
@@ -199,7 +194,6 @@ class QualitySelector(ScoreSelector):
     def _fields(self, dataset: Dataset) -> tuple[list[str], list[str], list[str], np.ndarray]:
         """Instruction, input and response per row, and the rows with no response."""
         owner = type(self).__name__
-        check_choice(self.turns, "turns", owner, ("last", "first"))
         fmt = resolve_format(dataset, self.format, owner)
         view = response_view(dataset, fmt, turns=self.turns, on_invalid="nan", owner=owner)
         n = len(dataset)
@@ -221,7 +215,10 @@ class QualitySelector(ScoreSelector):
     def _inputs(
         self, dataset: Dataset
     ) -> tuple[RatingPrompt, dict[str, Any], np.ndarray, dict[str, list[str]]]:
-        """The prompt, decoding, rows that have a response to rate, and the fields."""
+        """The prompt, decoding, rows that have a response to rate, and the fields (the
+        parameters validated first: :meth:`rate`, :meth:`requests` and :meth:`estimate`
+        start here)."""
+        self._validate_params()
         prompt = self._prompt()
         decoding = self._decoding(prompt)
         instructions, inputs, responses, missing = self._fields(dataset)
@@ -328,10 +325,7 @@ class QualitySelector(ScoreSelector):
     def rate(self, dataset: Dataset) -> Ratings:
         """Rate every row: scores (NaN where none), raw replies, reasons and a report."""
         owner = type(self).__name__
-        check_choice(self.on_parse_error, "on_parse_error", owner, ("nan", "raise"))
-        check_choice(self.on_request_error, "on_request_error", owner, ("raise", "nan"))
-        reask = check_non_negative_int(self.reask, "reask", owner)
-        concurrency = check_positive_int(self.max_concurrency, "max_concurrency", owner)
+        reask, concurrency = int(self.reask), int(self.max_concurrency)
         prompt, decoding, rows, fields = self._inputs(dataset)
         store = self._store()
         digest = self._digest(prompt, decoding, rows, fields)

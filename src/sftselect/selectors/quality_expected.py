@@ -6,8 +6,8 @@ rating over the scale's tokens at the position of the rating it wrote
 (:func:`sftselect.scoring.expected.expected_rating` gives the rule). This module
 holds what the selector does around that formula:
 
-* :func:`check_expected`: the parameters (``top_logprobs`` from 0 to 20, a
-  scale of single digits);
+* :func:`check_expected`: the rule a declaration cannot state (a scale of
+  single digits; ``top_logprobs``, from 0 to 20, is declared on the selector);
 * :func:`probe_logprobs`: before paying for the run, one reply is checked. The
   first cached reply of the run, if any, must carry log-probabilities;
   otherwise the first request not cached is sent alone and its reply must. An
@@ -31,10 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import MAX_TOP_LOGPROBS, ChatReply, ChatRequest, request_keys
+from ..backends.base import ChatReply, ChatRequest, request_keys
 from ..backends.cache import stored_keys
 from ..backends.runner import RunResult, run_requests
-from ..core.validation import param_error
 from ..exceptions import InvalidParameterError, JudgeFailureWarning, JudgeLogprobsError
 from ..scoring.expected import expected_rating, scale_digits
 from ..scoring.rating import ParsedRating
@@ -71,15 +70,8 @@ MASS_BINS = (0.5, 0.9, 0.99)
 
 
 def check_expected(owner: str, top_logprobs: Any, scale: tuple[float, float]) -> int:
-    """``top_logprobs`` checked (an int from 0 to 20), and the scale (single digits)."""
-    if (
-        isinstance(top_logprobs, bool)
-        or not isinstance(top_logprobs, (int, np.integer))
-        or not 0 <= top_logprobs <= MAX_TOP_LOGPROBS
-    ):
-        raise param_error(
-            owner, "top_logprobs", f"an int from 0 to {MAX_TOP_LOGPROBS}", top_logprobs
-        )
+    """The scale checked (single digits) and ``top_logprobs`` as an int (its range, 0 to
+    20, is declared on :class:`~sftselect.selectors.quality.QualitySelector`)."""
     try:
         scale_digits(scale)
     except ValueError as exc:

@@ -15,13 +15,14 @@ leftover rows) are broken by seeded draws. Null values form a stratum of their o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
+from ..core.constraints import K_CONSTRAINTS, Options
 from ..core.ranking import ALLOCATIONS, interleave_groups, stratum_codes
-from ..core.validation import check_choice, check_columns
+from ..core.validation import check_columns
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -72,6 +73,12 @@ class RandomSelector(Selector):
 
     engine_kind = EngineKind.SEEDED_DRAW
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "k": K_CONSTRAINTS,
+        "random_state": ["random_state"],
+        "stratify": [str, None],
+        "allocation": [Options(*ALLOCATIONS)],
+    }
 
     def __init__(
         self,
@@ -92,7 +99,6 @@ class RandomSelector(Selector):
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
         owner = type(self).__name__
-        check_choice(self.allocation, "allocation", owner, ALLOCATIONS)
         n = len(dataset)
         if self.stratify is None:
             return RankResult(order=rng.permutation(n).astype(np.int64), n_eligible=n)

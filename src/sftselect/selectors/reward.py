@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..core.validation import param_error
-from ..data.formats import arrow_column, resolve_format, response_view
+from ..core.constraints import K_CONSTRAINTS, InstanceOf, Options
+from ..data.formats import FORMAT_CONSTRAINTS, arrow_column, resolve_format, response_view
 from ..exceptions import SftSelectWarning
-from ..models.reward import RewardModel
+from ..models.reward import RENDERS, RewardModel
 from ..models.row_engine import add_counts, row_windows
-from .score import Scored, ScoreSelector
+from .logprob_base import CACHE_DIR, DEVICE, DTYPE, PATH, POSITIVE_INT
+from .score import BOUND, TIE_RULES, Scored, ScoreSelector
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -87,6 +88,24 @@ class RewardSelector(ScoreSelector):
     score_in_actors = True
     scores_on_device = True
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "model": [PATH, InstanceOf(RewardModel, "a RewardModel")],
+        "k": [*K_CONSTRAINTS, None],
+        "render": [Options(*RENDERS)],
+        "batch_size": [POSITIVE_INT],
+        "max_length": [POSITIVE_INT, None],
+        "device": DEVICE,
+        "dtype": DTYPE,
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT_CONSTRAINTS,
+        "min_score": BOUND,
+        "max_score": BOUND,
+        "largest": ["boolean"],
+        "ties": [Options(*TIE_RULES)],
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
+
     def __init__(
         self,
         model: Any = DEFAULT_REWARD_MODEL,
@@ -127,25 +146,22 @@ class RewardSelector(ScoreSelector):
     def _engine(self) -> RewardModel:
         if isinstance(self.model, RewardModel):
             return self.model
-        if isinstance(self.model, (str, os.PathLike)):
-            settings = dict(
-                render=self.render,
-                batch_size=self.batch_size,
-                max_length=self.max_length,
-                device=self.device,
-                dtype=self.dtype,
-                cache_dir=self.cache_dir,
-                show_progress=self.show_progress,
-            )
-            # one engine (one load of the weights) per model and settings, reused across runs
-            built = self.__dict__.setdefault("_built_engines", {})
-            key = (os.fspath(self.model), repr(sorted(settings.items())))
-            if key not in built:
-                built[key] = RewardModel(self.model, **settings)
-            return built[key]
-        raise param_error(
-            type(self).__name__, "model", "a model path, a hub name or a RewardModel", self.model
+        # a path or a hub name: the declared constraints allow nothing else
+        settings = dict(
+            render=self.render,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+            device=self.device,
+            dtype=self.dtype,
+            cache_dir=self.cache_dir,
+            show_progress=self.show_progress,
         )
+        # one engine (one load of the weights) per model and settings, reused across runs
+        built = self.__dict__.setdefault("_built_engines", {})
+        key = (os.fspath(self.model), repr(sorted(settings.items())))
+        if key not in built:
+            built[key] = RewardModel(self.model, **settings)
+        return built[key]
 
     def _score_with_rules(self, dataset: Dataset) -> Scored:
         owner = type(self).__name__

@@ -18,6 +18,7 @@ of a row depends on other rows must declare ``WHOLE_DATASET`` instead.
 from __future__ import annotations
 
 import abc
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,8 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
+from ..core.constraints import K_CONSTRAINTS, Interval, Options
 from ..core.ranking import eligible_mask, top_order
-from ..core.validation import check_choice, check_columns, check_optional_real, param_error
+from ..core.validation import check_columns
 from ..exceptions import InvalidParameterError
 
 if TYPE_CHECKING:
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["ColumnScoreSelector", "ScoreSelector", "Scored"]
 
 TIE_RULES = ("stable", "random")
+#: The constraint of a score bound (``min_score``, ``max_score``...): a finite number or None.
+BOUND: list[Any] = [Interval(numbers.Real, None, None), None]
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,14 @@ class ScoreSelector(Selector):
     #: actors then take ``num_gpus`` GPUs each (``sftselect.distributed.run``).
     scores_on_device: ClassVar[bool] = False
     _k_optional = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "k": [*K_CONSTRAINTS, None],
+        "min_score": BOUND,
+        "max_score": BOUND,
+        "largest": ["boolean"],
+        "ties": [Options(*TIE_RULES)],
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -125,8 +137,9 @@ class ScoreSelector(Selector):
 
         What :meth:`rank` applies the rule to; an engine calls it on each block
         of rows (each row's score depends on that row alone) and applies the
-        same rule to the blocks' results.
+        same rule to the blocks' results. The parameters are validated first.
         """
+        self._validate_params()
         return self._score_with_rules(dataset)
 
     def score(self, dataset: Dataset) -> np.ndarray:
@@ -134,6 +147,7 @@ class ScoreSelector(Selector):
         from ..data.formats import check_dataset
 
         check_dataset(dataset, type(self).__name__)
+        self._validate_params()
         return self._checked_scores(dataset)
 
     def _checked_scores(self, dataset: Dataset) -> np.ndarray:
@@ -146,11 +160,13 @@ class ScoreSelector(Selector):
         return scores
 
     def bounds(self) -> tuple[float | None, float | None]:
-        """The lower and upper score bounds, validated (None: no bound)."""
+        """The lower and upper score bounds as floats (None: no bound), the lower not
+        above the upper (their types are checked by :meth:`check_k`)."""
         owner = type(self).__name__
         lo_name, hi_name = self._bound_names
-        lo = check_optional_real(getattr(self, lo_name), lo_name, owner)
-        hi = check_optional_real(getattr(self, hi_name), hi_name, owner)
+        lo, hi = (
+            None if v is None else float(v) for v in (getattr(self, n) for n in (lo_name, hi_name))
+        )
         if lo is not None and hi is not None and lo > hi:
             raise InvalidParameterError(
                 f"The {lo_name!r} parameter of {owner} ({lo}) must not exceed {hi_name!r} ({hi})."
@@ -170,10 +186,6 @@ class ScoreSelector(Selector):
         return k
 
     def _rank(self, dataset: Dataset, rng: np.random.Generator, limit: int | None) -> RankResult:
-        owner = type(self).__name__
-        check_choice(self.ties, "ties", owner, TIE_RULES)
-        if not isinstance(self.largest, bool):
-            raise param_error(owner, "largest", "a bool", self.largest)
         lo, hi = self.bounds()
         scored = self._score_with_rules(dataset)  # what score_with_rules gives
         scores, extra_mask = scored.scores, scored.eligible
@@ -194,6 +206,11 @@ class ColumnScoreSelector(ScoreSelector):
     ``ColumnScoreSelector("score", min_score=4.5)`` keeps the rows rated 4.5 or
     more. Nulls are unscorable (NaN) and never selected.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **ScoreSelector._parameter_constraints,
+        "column": [str],
+    }
 
     def __init__(
         self,

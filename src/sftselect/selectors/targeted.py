@@ -34,15 +34,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.base import EngineKind, RankResult, Selector
-from ..core.validation import check_choice, param_error
-from ..embedding.base import TEXT_FIELDS, PrecomputedEmbeddings, as_matrix, example_texts
+from ..core.constraints import K_CONSTRAINTS, Satisfies
+from ..core.validation import param_error
+from ..embedding.base import PrecomputedEmbeddings, as_matrix, example_texts
 from .coverage import unit_rows
-from .embedded import embed_rows, refuse_in_memory_vectors
+from .embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -85,6 +86,30 @@ def round_robin(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order.astype(np.int64), taker[order]
 
 
+TARGETS_HELP = "a Dataset, a non-empty list of Datasets, or a dict of name -> Dataset"
+
+
+def _named_tasks(targets: Any) -> dict[str, Dataset] | None:
+    """The targets as ``{task name: Dataset}``, or None when they are not of that form."""
+    from datasets import Dataset
+
+    if isinstance(targets, Dataset):
+        named = {"task_0": targets}
+    elif isinstance(targets, Mapping):
+        named = {str(name): ds for name, ds in targets.items()}
+    elif isinstance(targets, (list, tuple)):
+        named = {f"task_{i}": ds for i, ds in enumerate(targets)}
+    else:
+        return None
+    if not named or not all(isinstance(ds, Dataset) for ds in named.values()):
+        return None
+    return named
+
+
+def _is_targets(targets: Any) -> bool:
+    return _named_tasks(targets) is not None
+
+
 class TargetedSelector(Selector):
     """``k`` pool rows closest to the target tasks' examples, round-robin over tasks (RDS+).
 
@@ -110,6 +135,19 @@ class TargetedSelector(Selector):
     """
 
     engine_kind = EngineKind.VECTORS_THEN_GLOBAL
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": K_CONSTRAINTS,
+        "targets": [Satisfies(_is_targets, TARGETS_HELP)],
+        "text": TEXT,
+        "target_text": TEXT,
+        "format": FORMAT,
+        "target_format": FORMAT,
+        "target_embedder": [*EMBEDDER, None],
+        "cache_dir": CACHE_DIR,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -140,21 +178,10 @@ class TargetedSelector(Selector):
 
     def tasks(self) -> dict[str, Dataset]:
         """The targets as ``{task name: Dataset}`` (names ``task_0``, ... for a list)."""
-        from datasets import Dataset
-
         owner = type(self).__name__
-        expected = "a Dataset, a non-empty list of Datasets, or a dict of name -> Dataset"
-        targets = self.targets
-        if isinstance(targets, Dataset):
-            named = {"task_0": targets}
-        elif isinstance(targets, Mapping):
-            named = {str(name): ds for name, ds in targets.items()}
-        elif isinstance(targets, (list, tuple)):
-            named = {f"task_{i}": ds for i, ds in enumerate(targets)}
-        else:
-            raise param_error(owner, "targets", expected, targets)
-        if not named or not all(isinstance(ds, Dataset) for ds in named.values()):
-            raise param_error(owner, "targets", expected, targets)
+        named = _named_tasks(self.targets)
+        if named is None:
+            raise param_error(owner, "targets", TARGETS_HELP, self.targets)
         for name, ds in named.items():
             if len(ds) == 0:
                 raise param_error(
@@ -163,9 +190,9 @@ class TargetedSelector(Selector):
         return named
 
     def check_params(self) -> None:
+        """Check the parameters: their declared constraints, then the rules across them."""
         owner = type(self).__name__
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
-        check_choice(self.target_text, "target_text", owner, TEXT_FIELDS)
+        self._validate_params()
         tasks = self.tasks()
         source = self.embedder if self.target_embedder is None else self.target_embedder
         if isinstance(source, PrecomputedEmbeddings) and len(tasks) > 1:

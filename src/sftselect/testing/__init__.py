@@ -20,7 +20,7 @@ helpers import them when called.
 
 from __future__ import annotations
 
-from .checks import check_selector, default_datasets, selector_checks
+from .checks import check_parameter_constraints, check_selector, default_datasets, selector_checks
 from .logprobs import ScriptedReply
 from .models import sample_tokenizer, tiny_llama
 from .server import Fault, LoopbackServer, ReceivedRequest, default_reply, hashed_faults, prompt_key
@@ -30,6 +30,7 @@ __all__ = [
     "LoopbackServer",
     "ReceivedRequest",
     "ScriptedReply",
+    "check_parameter_constraints",
     "check_selector",
     "default_datasets",
     "default_reply",

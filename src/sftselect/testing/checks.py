@@ -21,6 +21,11 @@ no rows) or on the ones you pass:
 
 * parameters: ``get_params(deep=False)`` holds exactly ``__init__``'s
   parameters, stored as given; ``clone()`` and ``set_params`` round-trip;
+* declared constraints (:func:`check_parameter_constraints`):
+  ``_parameter_constraints`` names exactly those parameters, the defaults
+  satisfy it, and an invalid value of each parameter (made from its
+  constraints) raises :class:`~sftselect.exceptions.InvalidParameterError`
+  naming it before any work, leaving data and parameters unchanged;
 * the selection: unique int64 positions in ascending order, inside the data;
   ``ranked`` holds the same rows; exactly ``min(k, eligible)`` rows when the
   selector has a ``k``; ``select(ds)`` is ``ds.select(indices)``;
@@ -53,13 +58,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.base import EngineKind, Selector
+from ..core.constraints import constraint_errors, invalid_values
 from ..core.validation import resolve_k
-from ..exceptions import KTooLargeWarning
+from ..exceptions import InvalidParameterError, KTooLargeWarning
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-__all__ = ["check_selector", "default_datasets", "selector_checks"]
+__all__ = ["check_parameter_constraints", "check_selector", "default_datasets", "selector_checks"]
 
 KS: tuple[int | float, ...] = (1, 3, 0.5)
 SEEDS: tuple[int, ...] = (0, 1)
@@ -132,6 +138,73 @@ def check_parameters(selector: Selector) -> None:
         raise _fail(name, selector, "clone() changed describe_params()")
     if copy.set_params(**copy.get_params(deep=False)) is not copy or repr(copy) != repr(selector):
         raise _fail(name, selector, "set_params(**get_params()) changed the selector")
+
+
+def _no_ranking(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the ranking started")
+
+
+def check_parameter_constraints(selector: Selector, dataset: Dataset) -> None:
+    """``_parameter_constraints`` declares exactly the parameters; the defaults and the
+    selector's values satisfy them; an invalid value of each parameter, made from its
+    constraints, makes ``select_indices`` raise ``InvalidParameterError`` ("The '<name>'
+    parameter of <Class> must be ...") before the ranking starts (so before any model is
+    loaded or file written), leaving the dataset and the parameters as they were."""
+    name = "check_parameter_constraints"
+    owner = type(selector).__name__
+    declared = getattr(type(selector), "_parameter_constraints", {})
+    params = selector.get_params(deep=False)
+    if set(declared) != set(params):
+        raise _fail(
+            name,
+            selector,
+            f"_parameter_constraints declares {sorted(declared)}; the parameters are "
+            f"{sorted(params)} (undeclared: {sorted(set(params) - set(declared))}, "
+            f"not a parameter: {sorted(set(declared) - set(params))})",
+        )
+    signature = inspect.signature(type(selector).__init__).parameters
+    # a None default that the constraints refuse stands for "required" (TargetedSelector's
+    # targets): only the other defaults must satisfy their constraints
+    defaults = {
+        p: v.default
+        for p, v in signature.items()
+        if v.default is not v.empty
+        and not (
+            v.default is None
+            and p in declared
+            and constraint_errors("", {p: declared[p]}, {p: None})
+        )
+    }
+    for where, values in (("default", defaults), ("value", params)):
+        errors = constraint_errors(owner, declared, values)
+        if errors:
+            raise _fail(name, selector, f"a {where} breaks its constraint: {errors[0]}")
+    fingerprint = dataset._fingerprint
+    for param, constraints in declared.items():
+        bad_values = invalid_values(constraints)
+        if not bad_values:
+            raise _fail(name, selector, f"no invalid value of {param!r} can be made")
+        for bad in bad_values:
+            made = selector.clone(**{param: bad})
+            before = made.get_params(deep=False)
+            made._rank = _no_ranking  # type: ignore[method-assign]
+            try:
+                made.select_indices(dataset)
+            except InvalidParameterError as exc:
+                message = str(exc)
+            except Exception as exc:  # reported: the check names what came instead
+                message = str(exc) if isinstance(exc, AssertionError) else repr(exc)
+            else:
+                message = "no error"
+            if not message.startswith(
+                (f"The {param!r} parameter of {owner} must be", f"The '{param}[")
+            ):
+                raise _fail(name, selector, f"{param}={bad!r} gave {message!r}")
+            after = made.get_params(deep=False)
+            if any(after[p] is not v for p, v in before.items()):
+                raise _fail(name, selector, f"{param}={bad!r} changed the parameters")
+            if dataset._fingerprint != fingerprint:
+                raise _fail(name, selector, f"{param}={bad!r} changed the dataset")
 
 
 def check_selection(selector: Selector, dataset: Dataset, k: int | float, seed: int) -> None:
@@ -343,6 +416,7 @@ def selector_checks(
         return check
 
     yield named(check_parameters, "check_parameters")
+    yield named(check_parameter_constraints, "check_parameter_constraints", data[0])
     ks = KS if _has_k(selector) else (selector.k,)
     for i, dataset in enumerate(data):
         for k in ks:

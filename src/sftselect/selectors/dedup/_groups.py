@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...core.base import EngineKind, RankResult, Selector
+from ...core.constraints import Satisfies
 from ...core.row_tables import RowTable
 from ...core.validation import param_error
 
@@ -41,8 +42,8 @@ __all__ = [
     "KEEP_RULES",
     "UnionFind",
     "VectorsOrWhole",
-    "check_keep",
     "dedup_result",
+    "keep_constraints",
     "keep_priority",
     "keep_ranker",
     "priority_of",
@@ -51,12 +52,16 @@ __all__ = [
 KEEP_RULES = ("first", "longest", "random")
 
 
-def check_keep(keep: Any, owner: str, extra_rules: tuple[str, ...] = ()) -> None:
-    """Refuse a keep policy that is neither a rule name, a column name nor a Selector."""
-    if isinstance(keep, Selector) or (isinstance(keep, str) and keep):
-        return
+def _is_keep(keep: Any) -> bool:
+    return isinstance(keep, Selector) or (isinstance(keep, str) and bool(keep))
+
+
+def keep_constraints(extra_rules: tuple[str, ...] = ()) -> list[Any]:
+    """The declared constraint of ``keep``: a rule name, a column name or a Selector
+    (whether a column exists is checked against the data, by :func:`keep_ranker`)."""
     rules = [*KEEP_RULES, *extra_rules]
-    raise param_error(owner, "keep", f"one of {rules}, a column name or a Selector", keep)
+    description = f"one of {rules}, a column name or a Selector"
+    return [Satisfies(_is_keep, description, invalid="")]
 
 
 def keep_ranker(keep: Any, column_names: list[str], fmt: Any, owner: str) -> Selector | None:

@@ -22,16 +22,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ...core.constraints import Satisfies
 from ...core.validation import param_error
 from ...data.formats import arrow_column, resolve_format, response_view
-from ...exceptions import DataFormatError
+from ...exceptions import DataFormatError, InvalidParameterError
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
     from ...data.formats import Format
 
-__all__ = ["FIELDS", "check_fields", "field_texts", "normalise"]
+__all__ = ["FIELDS", "FIELDS_CONSTRAINTS", "check_fields", "field_texts", "normalise"]
 
 #: The field names every format understands (any string column is accepted too).
 FIELDS = ("instruction", "input", "response", "conversation")
@@ -55,6 +56,20 @@ def check_fields(fields: Any, owner: str) -> tuple[str, ...] | None:
             owner, "fields", "None or distinct non-empty field or column names", fields
         )
     return tuple(fields)
+
+
+def _is_fields(fields: Any) -> bool:
+    try:
+        check_fields(fields, "")
+    except InvalidParameterError:
+        return False
+    return True
+
+
+#: The declared constraint of ``fields`` (which names exist is checked against the data).
+FIELDS_CONSTRAINTS: list[Any] = [
+    Satisfies(_is_fields, "None or distinct non-empty field or column names", invalid=[])
+]
 
 
 def _strings(arr: pa.Array, what: str) -> pa.Array:

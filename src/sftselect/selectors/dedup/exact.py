@@ -15,16 +15,17 @@ place by their xxh3-64 hash and are compared there the same way). Of each group 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.base import EngineKind, RankResult, Selector
-from ...core.validation import param_error
-from ._groups import check_keep, dedup_result, group_representatives, priority_of
-from ._texts import check_fields, field_texts, normalise
+from ...core.constraints import K_CONSTRAINTS
+from ...data.formats import FORMAT_CONSTRAINTS
+from ._groups import dedup_result, group_representatives, keep_constraints, priority_of
+from ._texts import FIELDS_CONSTRAINTS, check_fields, field_texts, normalise
 from .grouping import DuplicateCandidates, candidates_in_one_process
 
 if TYPE_CHECKING:
@@ -80,6 +81,16 @@ class ExactDedup(Selector):
     engine_kind = EngineKind.DUPLICATE_GROUPS
     _k_optional = True
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "k": [*K_CONSTRAINTS, None],
+        "fields": FIELDS_CONSTRAINTS,
+        "nfkc": ["boolean"],
+        "casefold": ["boolean"],
+        "collapse_whitespace": ["boolean"],
+        "keep": keep_constraints(),
+        "format": FORMAT_CONSTRAINTS,
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -103,12 +114,9 @@ class ExactDedup(Selector):
         self.random_state = random_state
 
     def _check_params(self) -> tuple[str, ...] | None:
-        owner = type(self).__name__
-        for name in ("nfkc", "casefold", "collapse_whitespace"):
-            if not isinstance(getattr(self, name), bool):
-                raise param_error(owner, name, "a bool", getattr(self, name))
-        check_keep(self.keep, owner)
-        return check_fields(self.fields, owner)
+        """The parameters against ``_parameter_constraints``; ``fields`` as a tuple."""
+        self._validate_params()
+        return check_fields(self.fields, type(self).__name__)
 
     def text_keys(self, dataset: Dataset) -> Any:
         """The normalised, joined text of every row (an Arrow string array)."""

@@ -37,15 +37,17 @@ from __future__ import annotations
 import itertools
 import numbers
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.base import EngineKind, RankResult, Selector
-from ...core.validation import check_positive_int, param_error
-from ._groups import UnionFind, check_keep, dedup_result, group_representatives, priority_of
+from ...core.constraints import K_CONSTRAINTS, Interval, Satisfies
+from ...core.validation import param_error
+from ...data.formats import FORMAT_CONSTRAINTS
+from ._groups import UnionFind, dedup_result, group_representatives, keep_constraints, priority_of
 from ._minhash import (
     band_keys,
     lsh_params,
@@ -54,7 +56,7 @@ from ._minhash import (
     signature_hashes,
     signatures,
 )
-from ._texts import check_fields, field_texts
+from ._texts import FIELDS_CONSTRAINTS, check_fields, field_texts
 from .grouping import DuplicateCandidates, candidates_in_one_process
 
 if TYPE_CHECKING:
@@ -65,6 +67,19 @@ if TYPE_CHECKING:
 __all__ = ["MinHashDedup"]
 
 _EMPTY = np.uint32(0xFFFFFFFF)
+
+
+_POSITIVE_INT = Interval(numbers.Integral, 1, None)
+
+
+def _two_weights(w: Any) -> bool:
+    return (
+        isinstance(w, (tuple, list))
+        and len(w) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)
+        and min(w) >= 0
+        and sum(w) > 0
+    )
 
 
 class MinHashDedup(Selector):
@@ -123,6 +138,23 @@ class MinHashDedup(Selector):
     engine_kind = EngineKind.DUPLICATE_GROUPS
     _k_optional = True
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "k": [*K_CONSTRAINTS, None],
+        "fields": FIELDS_CONSTRAINTS,
+        "threshold": [Interval(numbers.Real, 0, 1, closed="right")],
+        "ngram": [_POSITIVE_INT],
+        "num_perm": [_POSITIVE_INT],
+        "bands": [_POSITIVE_INT, None],
+        "weights": [Satisfies(_two_weights, "two non-negative floats, not both 0", invalid=(0, 0))],
+        "verify": ["boolean"],
+        "keep": keep_constraints(),
+        "hash_seed": [Interval(numbers.Integral, 0, None)],
+        "num_proc": [_POSITIVE_INT],
+        "batch_size": [_POSITIVE_INT],
+        "format": FORMAT_CONSTRAINTS,
+        "random_state": ["random_state"],
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -162,31 +194,11 @@ class MinHashDedup(Selector):
     def check_params(self) -> tuple[int, int]:
         """Check the parameters that need no data; return ``(bands, rows)``."""
         owner = type(self).__name__
-        t = self.threshold
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0 < t <= 1:
-            raise param_error(owner, "threshold", "a float in (0, 1]", t)
-        for name in ("ngram", "num_perm", "num_proc", "batch_size"):
-            check_positive_int(getattr(self, name), name, owner)
-        for name in ("verify", "show_progress"):
-            if not isinstance(getattr(self, name), bool):
-                raise param_error(owner, name, "a bool", getattr(self, name))
-        seed = self.hash_seed
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-            raise param_error(owner, "hash_seed", "a non-negative int", seed)
-        check_keep(self.keep, owner)
-        check_fields(self.fields, owner)
-        w = self.weights
-        if (
-            not isinstance(w, (tuple, list))
-            or len(w) != 2
-            or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in w)
-            or min(w) < 0
-            or sum(w) <= 0
-        ):
-            raise param_error(owner, "weights", "two non-negative floats, not both 0", w)
+        self._validate_params()
+        t, w = self.threshold, self.weights
         if self.bands is None:
             return lsh_params(float(t), int(self.num_perm), (float(w[0]), float(w[1])))
-        bands = check_positive_int(self.bands, "bands", owner)
+        bands = int(self.bands)
         if bands > self.num_perm:
             raise param_error(owner, "bands", f"an int in [1, num_perm={self.num_perm}]", bands)
         return bands, int(self.num_perm) // bands

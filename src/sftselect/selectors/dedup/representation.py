@@ -29,18 +29,16 @@ so ``max_similarity=1.0`` does not reliably drop exact duplicates (use 0.9999).
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ...core.base import RankResult, Selector
-from ...core.validation import check_choice, param_error
-from ...embedding.base import TEXT_FIELDS
+from ...core.constraints import K_CONSTRAINTS, InstanceOf, Interval
 from ..coverage import similarity_filter_order
-from ..embedded import embed_rows, refuse_in_memory_vectors
+from ..embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
 from ._groups import VectorsOrWhole
 
 if TYPE_CHECKING:
@@ -80,6 +78,20 @@ class RepresentationFilter(Selector):
     #: column or a selector over the rows; see :class:`._groups.VectorsOrWhole`).
     engine_kind = VectorsOrWhole()
     _k_optional = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": [*K_CONSTRAINTS, None],
+        "max_similarity": [Interval(numbers.Real, -1, 1, closed="right")],
+        "order": [
+            None,
+            InstanceOf(str, "a column name"),
+            InstanceOf(Selector, "a Selector giving the walk order"),
+        ],
+        "text": TEXT,
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT,
+        "show_progress": ["boolean"],
+    }
 
     def __init__(
         self,
@@ -103,24 +115,9 @@ class RepresentationFilter(Selector):
         self.show_progress = show_progress
 
     def _check_params(self) -> float:
-        owner = type(self).__name__
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
-        ms = self.max_similarity
-        if (
-            isinstance(ms, bool)
-            or not isinstance(ms, numbers.Real)
-            or math.isnan(ms)
-            or not -1.0 < ms <= 1.0
-        ):
-            raise param_error(owner, "max_similarity", "a float in (-1, 1]", ms)
-        if self.order is not None and not isinstance(self.order, (str, Selector)):
-            raise param_error(
-                owner,
-                "order",
-                "None, a column name or a Selector giving the walk order",
-                self.order,
-            )
-        return float(ms)
+        """The parameters against ``_parameter_constraints``; ``max_similarity`` as a float."""
+        self._validate_params()
+        return float(self.max_similarity)
 
     def _walk(self, dataset: Dataset) -> np.ndarray:
         if self.order is None:

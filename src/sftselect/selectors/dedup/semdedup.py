@@ -34,19 +34,17 @@ and ``similarity`` is the cosine similarity to that kept row.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ...core.base import RankResult, Selector
-from ...core.validation import check_choice, param_error
-from ...embedding.base import TEXT_FIELDS
+from ...core.constraints import K_CONSTRAINTS, Interval, Options
 from ...embedding.clustering import BACKENDS, kmeans
-from ..embedded import embed_rows, refuse_in_memory_vectors
-from ._groups import VectorsOrWhole, check_keep, dedup_result, keep_priority
+from ..embedded import CACHE_DIR, EMBEDDER, FORMAT, TEXT, embed_rows, refuse_in_memory_vectors
+from ._groups import VectorsOrWhole, dedup_result, keep_constraints, keep_priority
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -114,6 +112,18 @@ class SemDeDup(Selector):
     engine_kind = VectorsOrWhole()
     _k_optional = True
     _uses_random_state = True
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "embedder": EMBEDDER,
+        "k": [*K_CONSTRAINTS, None],
+        "eps": [Interval(numbers.Real, 0, 1, closed="right")],
+        "n_clusters": [Interval(numbers.Integral, 1, None)],
+        "keep": keep_constraints(WHICH_TO_KEEP),
+        "text": TEXT,
+        "kmeans_backend": [Options(*BACKENDS)],
+        "cache_dir": CACHE_DIR,
+        "format": FORMAT,
+        "random_state": ["random_state"],
+    }
 
     def __init__(
         self,
@@ -141,22 +151,8 @@ class SemDeDup(Selector):
         self.random_state = random_state
 
     def check_params(self) -> None:
-        """Check the parameters that need no data (``k`` aside)."""
-        owner = type(self).__name__
-        eps = self.eps
-        if (
-            isinstance(eps, bool)
-            or not isinstance(eps, numbers.Real)
-            or math.isnan(eps)
-            or not 0 < eps <= 1
-        ):
-            raise param_error(owner, "eps", "a float in (0, 1]", eps)
-        nc = self.n_clusters
-        if isinstance(nc, bool) or not isinstance(nc, numbers.Integral) or nc <= 0:
-            raise param_error(owner, "n_clusters", "a positive int", nc)
-        check_keep(self.keep, owner, WHICH_TO_KEEP)
-        check_choice(self.text, "text", owner, TEXT_FIELDS)
-        check_choice(self.kmeans_backend, "kmeans_backend", owner, BACKENDS)
+        """Check the parameters against ``_parameter_constraints`` (no data needed)."""
+        self._validate_params()
 
     def vectors_suffice(self) -> bool:
         """Whether the global step reads only the vectors: the keep rule is ``hard``,
