@@ -332,3 +332,38 @@ def test_expected_score_from_a_sentencepiece_judge(tiny_model, tokenizer, monkey
     hand = sum(int(t) * p for t, p in probs.items()) / mass
     assert result.value == pytest.approx(hand, rel=1e-9)
     assert 3.6 < result.value < 4.0  # 4 at e^0, 3 at e^-0.5, 5 at e^-1
+
+
+@pytest.mark.parametrize(
+    ("extra", "top", "match"),
+    [
+        ({"num_beams": 2}, 1, "top_logprobs cannot be asked with beam search"),
+        ({"num_return_sequences": 2, "do_sample": True}, None, "num_return_sequences must be 1"),
+        ({"num_return_sequences": 2, "num_beams": 2}, 0, "num_return_sequences must be 1"),
+    ],
+)
+def test_beams_with_logprobs_and_several_sequences_are_refused(
+    tiny_model, tokenizer, extra, top, match
+):
+    """With beams generate's logits are per beam and step (a batch's row 1 read request 0's
+    second beam): refused, as are several returned sequences (an IndexError before)."""
+    backend = TransformersChatBackend(tiny_model, tokenizer=tokenizer, chat_template=TEMPLATE)
+    request = ChatRequest.user("Hi", max_tokens=3, top_logprobs=top, extra=extra)
+    with pytest.raises(BackendError, match=match):
+        gather(backend, [request])
+    plain = ChatRequest.user("Hi", max_tokens=3, extra={"num_beams": 2})
+    assert gather(backend, [plain])[0].logprobs is None  # beams without log-probs still run
+
+
+def test_shown_count_is_not_fooled_by_a_character_split_over_tokens(tokenizer):
+    """A prefix that ends inside a multi-byte character decodes it as U+FFFD; counting that
+    as text ended the listed tokens early, in the middle of the first emoji."""
+    from sftselect.backends._local_logprobs import shown_token_count
+
+    text = "ab \U0001f600\U0001f600 STOP more"
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    cut = tokenizer.decode(ids, skip_special_tokens=True).index(" STOP")
+    count = shown_token_count(tokenizer, ids, cut)
+    shown = tokenizer.decode(ids[:count], skip_special_tokens=True)
+    assert shown.startswith("ab \U0001f600\U0001f600") and "STOP" not in shown
+    assert len(tokenizer.decode(ids[: count - 1], skip_special_tokens=True).rstrip("\ufffd")) < cut

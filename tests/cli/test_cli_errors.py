@@ -79,6 +79,24 @@ def test_an_option_the_selector_does_not_read_is_refused(
     assert list(tmp_path.iterdir()) == [data]
 
 
+@pytest.mark.parametrize(
+    ("extra", "flag"),
+    [
+        (["--selector", "length", "--local-judge", "judge.gguf"], "--local-judge"),
+        (["--selector", "length", "--model", "m"], "--model"),
+        (["--selector", "quality", "--unit", "chars"], "--unit"),
+        (["--selector", "ifd", "--model", "m", "--deita-by", "quality"], "--deita-by"),
+    ],
+)
+def test_score_refuses_an_option_its_scorer_does_not_read(data, tmp_path, capsys, extra, flag):
+    """`score` checks the options as `select` does: one line, nothing written (it ignored
+    them in silence)."""
+    out = tmp_path / "out.json"
+    assert main(["score", str(data), "-o", str(out), *extra]) == 2
+    one_error_line(capsys, f"{flag} applies to --selector", "does not read it")
+    assert list(tmp_path.iterdir()) == [data]
+
+
 def test_options_the_selector_reads_are_accepted(data, tmp_path):
     """The same options with a selector that reads them run as before."""
     out = tmp_path / "out.json"

@@ -255,6 +255,18 @@ def test_ray_options_without_engine_ray_are_refused(pool, tmp_path, capsys, flag
     assert not out.exists()
 
 
+def test_a_local_judge_on_ray_is_refused(pool, tmp_path, capsys):
+    """--local-judge with --engine ray loaded a model per actor on the actors' CPUs (Ray
+    hides the GPUs from actors that reserve none, and --num-gpus is not for the judge):
+    one line before anything is read or loaded, nothing written."""
+    out = tmp_path / "o.jsonl"
+    argv = ["select", str(pool), "-o", str(out), "-k", "3", "--selector", "quality"]
+    assert main([*argv, "--local-judge", str(tmp_path / "judge.gguf"), "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--local-judge runs the judge in this process" in err[0], err
+    assert not out.exists()
+
+
 def test_num_gpus_reaches_the_embedding_actors(pool, model_dir, tmp_path, monkeypatch):
     """--num-gpus G is the GPUs each embedding actor reserves (run(num_gpus=G)); checked
     here on a stand-in for run, since this machine has no GPU for Ray to hand out."""

@@ -212,6 +212,18 @@ class Engine:
             raise BackendError(
                 f"top_logprobs must be None or an int from 0 to {MAX_TOP_LOGPROBS}; got {top_n!r}."
             )
+        extra = dict(req.extra)
+        if extra.get("num_return_sequences", 1) != 1:
+            raise BackendError(
+                "num_return_sequences must be 1 (a chat request gets one reply); got "
+                f"{extra['num_return_sequences']!r}."
+            )
+        if top_n is not None and extra.get("num_beams", 1) != 1:
+            raise BackendError(
+                "top_logprobs cannot be asked with beam search (num_beams="
+                f"{extra['num_beams']!r}): generate's logits are then per beam and step, "
+                "not those of the returned reply."
+            )
         text = self.tokenizer.apply_chat_template(
             req.message_dicts(),
             add_generation_prompt=True,

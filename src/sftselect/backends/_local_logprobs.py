@@ -68,7 +68,8 @@ def shown_token_count(tokenizer: Any, tokens: list[int], cut: int) -> int:
     is shown, one wholly inside the stop string is not."""
     count = 0
     while count < len(tokens):
-        start = len(tokenizer.decode(tokens[:count], skip_special_tokens=True))
+        # a prefix that ends inside a character decodes it as U+FFFD: not yet text
+        start = len(tokenizer.decode(tokens[:count], skip_special_tokens=True).rstrip("\ufffd"))
         if start >= cut:
             break
         count += 1
@@ -111,6 +112,11 @@ def reply_logprobs(
         return [() for _ in shown]
     chosen_lp, top_lp, top_ids = [], [], []
     width = min(len(row) for row in new_tokens)
+    if logits[0].shape[0] != len(new_tokens):
+        raise ValueError(
+            f"generate returned logits for {logits[0].shape[0]} sequences and "
+            f"{len(new_tokens)} replies (beam search or several returned sequences)"
+        )
     if len(logits) < steps or width < steps:
         raise ValueError(
             f"generate returned {len(logits)} steps of logits for {width} new tokens; "

@@ -125,6 +125,7 @@ def run_on_ray(args: argparse.Namespace, selector: Any) -> int:
 
 def check_engine_options(args: argparse.Namespace) -> None:
     """``--num-gpus``, ``--workers`` and ``--address``: only with ``--engine ray``;
+    ``--local-judge`` not with it;
     ``--num-gpus`` a finite number >= 0, and given when
     ``--device cuda`` asks for a GPU on Ray (Ray hides the GPUs from an actor that reserves
     none: it would fail there)."""
@@ -138,6 +139,12 @@ def check_engine_options(args: argparse.Namespace) -> None:
         return
     if not (math.isfinite(gpus) and gpus >= 0):
         raise CliError(f"--num-gpus must be a number >= 0; got {gpus}")
+    if getattr(args, "local_judge", None) is not None:
+        raise CliError(
+            "--local-judge runs the judge in this process; with --engine ray each actor "
+            "would load its own copy of the model on a CPU (Ray hides the GPUs): drop "
+            "--engine ray, or serve the model and give its endpoint with --base-url"
+        )
     device = getattr(args, "device", None) or ""
     if device.startswith("cuda") and gpus == 0:
         raise CliError(

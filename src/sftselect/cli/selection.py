@@ -209,6 +209,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_judge_options(sc)
     add_model_score_options(sc)
     add_logprob_options(sc)
+    track_defaults(sc)  # as for select: an option the scorer does not read is refused
     sc.set_defaults(handler=_cmd_score)
 
 
@@ -451,6 +452,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from ..data.io import check_output_path, save_data
 
+    refuse_inapplicable(args)
     output = check_output_path(args.output)
     _refuse_overwriting(args, output, provenance=False)
     ratings = None
