@@ -3,6 +3,7 @@ aggregation transcribed, and properties that hold for any distribution."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
@@ -66,11 +67,132 @@ def test_decimal_rating_is_read_at_its_integer_digit():
     assert r.value == pytest.approx(0.8 * 4 + 0.2 * 3)
 
 
-def test_first_token_that_is_the_digit_alone_is_used():
-    """Digits inside other tokens are not the rating; the first lone '4' is."""
+def test_the_position_is_where_the_rating_was_read_not_an_earlier_number():
+    """The reviewer's case: 'lists 3 colours' comes before 'Score: 3'. The rating is read in
+    prose at the second 3 (token 11); its distribution (3 and 4 at 0.5) gives 3.5. The first
+    lone '3' (token 4: how many colours, 3/2/4 at .7/.2/.1) would have given 2.9."""
+    tokens = [("The", 0.0, ()), (" answer", 0.0, ()), (" lists", 0.0, ()), (" ", 0.0, ()),
+              ("3", LOG(0.7), (("3", LOG(0.7)), ("2", LOG(0.2)), ("4", LOG(0.1)))),
+              (" colours", 0.0, ()), (" correctly", 0.0, ()), (".", 0.0, ()), (" Score", 0.0, ()),
+              (":", 0.0, ()), (" ", 0.0, ()),
+              ("3", LOG(0.5), (("3", LOG(0.5)), ("4", LOG(0.5))))]  # fmt: skip
+    text = "".join(t[0] for t in tokens)
+    assert text == "The answer lists 3 colours correctly. Score: 3"
+    assert parse_rating(text).reason == "in prose"
+    r = expected_rating(tokens, 3.0, SCALE)
+    assert (r.position, r.mass) == (11, pytest.approx(1.0))
+    assert r.value == pytest.approx(3.5, abs=1e-12)
+    assert rating_position([t[0] for t in tokens], 3.0) == 11
+
+
+def test_a_rating_digit_merged_into_another_token_is_not_replaced_by_a_later_one():
+    """'Rating 4.' is the score read (first line); its '4' is inside the token ' 4.', so
+    there is no position, even though a later line has a lone '4' token."""
     tokens = reply(["Rating", " 4.", "\n", "4", " of", " 5"], {3: {"4": 0.9, "5": 0.1}})
-    assert rating_position([t[0] for t in tokens], 4.0) == 3
-    assert expected_rating(tokens, 4.0, SCALE).value == pytest.approx(4.1)
+    assert rating_position([t[0] for t in tokens], 4.0) is None
+    r = expected_rating(tokens, 4.0, SCALE)
+    assert (r.value, r.position, r.reason) == (
+        None,
+        None,
+        "no reply token is the rating's digit 4 alone",
+    )
+
+
+def test_tokens_that_do_not_read_as_the_rating_give_no_position():
+    """The caller's rating (parsed from the reply text) must be what the tokens say."""
+    r = expected_rating(reply(["Score", ":", " 3"]), 4.0, SCALE)
+    assert (r.value, r.position) == (None, None)
+    assert r.reason.startswith("the reply's tokens do not read as its rating 4 (they read 3.0")
+
+
+def test_emphasis_around_the_score_keeps_the_position():
+    """'**Score:** 4' is parsed without its '**'; the position maps back through them."""
+    tokens = reply(["**", "Score", ":**", " ", "4"], {4: {"4": 0.5, "5": 0.5}})
+    r = expected_rating(tokens, 4.0, SCALE)
+    assert (r.position, r.value) == (4, pytest.approx(4.5))
+
+
+def test_sampled_token_with_a_same_text_alternative_of_another_id_counts():
+    """The sampled '4' (p .2) is not among the alternatives; another id that also decodes to
+    '4' (p .5, say the piece beside the byte-fallback) is. Both count: (4*.7 + 3*.3) = 3.7,
+    mass 1.0 (leaving the sampled one out gave 3.625 and mass 0.8)."""
+    r = expected_rating([("4", LOG(0.2), (("4", LOG(0.5)), ("3", LOG(0.3))))], 4.0, SCALE)
+    assert r.value == pytest.approx(3.7, abs=1e-12)
+    assert r.mass == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sampled_token_listed_among_the_alternatives_counts_once():
+    """Same text and the same log-probability: it is the sampled token's own entry."""
+    r = expected_rating([("4", LOG(0.6), (("4", LOG(0.6)), ("3", LOG(0.3))))], 4.0, SCALE)
+    assert r.mass == pytest.approx(0.9, abs=1e-12)
+    assert r.value == pytest.approx((4 * 0.6 + 3 * 0.3) / 0.9, abs=1e-12)
+
+
+# Sentences with numbers that are not ratings, and ways to state the rating {r}: the
+# texts below hold several numbers, often the rating's own digit earlier than the rating.
+_PROSE = [
+    "The answer lists {d} colours correctly.",
+    "It gives {d} examples and {e} steps.",
+    "There are {d} errors in it.",
+    "Only {d} of the {e} items are right.",
+]
+_VERDICT = ["Score: {r}", "I would rate it {r}.", "I give it a {r} out of 5.", "**Score:** {r}"]
+_FIRST = ["Score: {r}", "{r}", "**Rating: {r}**", "Score: {r}/5"]
+
+
+@st.composite
+def _stated(draw):
+    """(text, rating, offset of the rating's first character) with numbers around it."""
+    digits = st.integers(0, 5)
+    r = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 2.5, 4.5]))
+    shown = f"{r:g}"
+    prose = [draw(st.sampled_from(_PROSE)).format(d=draw(digits), e=draw(digits))
+             for _ in range(draw(st.integers(1, 3)))]  # fmt: skip
+    if draw(st.booleans()):  # the rating in prose, after the other numbers
+        before = " ".join(prose) + " "
+        form = draw(st.sampled_from(_VERDICT))
+        text = before + form.format(r=shown)
+        at = len(before) + form.index("{r}")
+    else:  # the rating on the first line, the other numbers after it
+        form = draw(st.sampled_from(_FIRST))
+        text = form.format(r=shown) + "\n" + " ".join(prose)
+        at = form.index("{r}")
+    return text, float(r), at
+
+
+@settings(max_examples=300, deadline=None)
+@given(_stated(), st.sets(st.integers(1, 200)), st.booleans(), st.booleans())
+def test_the_position_found_is_always_the_parsed_ratings(stated, cuts, isolate, spaced):
+    """Any tokenisation of a text with several numbers: the position is the token that
+    holds the parsed rating's integer digit alone, wherever that digit appears elsewhere.
+    With every digit made a token of its own (``isolate``; with the space before it when
+    ``spaced``), that position always exists, and earlier lone digits equal to it are not it."""
+    text, rating, at = stated
+    assert parse_rating(text).value == rating
+    cuts = {c for c in cuts if c < len(text)}
+    if isolate:
+        for i, ch in enumerate(text):
+            if ch.isdigit():
+                cuts |= {i + 1, i - 1 if spaced and i and text[i - 1] == " " else i}
+    bounds = sorted(cuts | {0, len(text)})
+    pieces = [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+    assert "".join(pieces) == text
+    tokens = [(p, -0.01 * (i + 1), ()) for i, p in enumerate(pieces)]
+    starts = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
+    holder = max(i for i, s in enumerate(starts) if s <= at)
+    lone = pieces[holder].strip() == str(math.floor(rating)) and (
+        starts[holder] + len(pieces[holder]) - len(pieces[holder].lstrip()) == at
+    )
+    r = expected_rating(tokens, rating, SCALE)
+    if isolate:
+        assert lone
+    if lone:
+        assert r.position == holder
+        assert r.mass == pytest.approx(math.exp(-0.01 * (holder + 1)), rel=1e-12)
+        assert r.value == math.floor(rating)
+    else:
+        assert (r.position, r.value) == (None, None)
+        assert r.reason == f"no reply token is the rating's digit {math.floor(rating)} alone"
 
 
 @pytest.mark.parametrize(

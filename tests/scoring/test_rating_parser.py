@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sftselect.scoring.rating import parse_rating
+from sftselect.scoring.rating import locate_rating, parse_rating
 from tests.helpers.paths import FIXTURES
 
 _CORPUS = [
@@ -141,3 +142,54 @@ def test_any_mix_of_parts_gives_a_value_on_the_scale_or_a_reason(reply, scale):
     parsed = parse_rating(reply, scale)
     assert parsed.value is None or scale[0] <= parsed.value <= scale[1]
     assert parsed.reason
+
+
+# --- where the score was read (locate_rating) -------------------------------------------
+_EMPHASIS = re.compile(r"[*_`#>]+|\[\[|\]\]")
+
+
+@pytest.mark.parametrize("row", _CORPUS, ids=[f"line{i + 1}" for i in range(len(_CORPUS))])
+def test_located_score_is_the_parsed_number_in_the_reply_itself(row):
+    """On every corpus reply, locate_rating gives parse_rating's result unchanged, and the
+    span (into the reply as given, emphasis and all) holds the number read as the value."""
+    parsed, span = locate_rating(row["reply"])
+    assert parsed == parse_rating(row["reply"])
+    assert (span is None) == (parsed.value is None)
+    if span is not None:
+        start, end = span
+        assert float(_EMPHASIS.sub("", row["reply"][start:end])) == parsed.value
+        assert row["reply"][start].isdigit() or row["reply"][start] in "+-"
+
+
+def test_located_score_is_the_first_line_or_first_verdict_not_an_earlier_count():
+    reply = "The answer lists 3 colours correctly. Score: 3"
+    assert locate_rating(reply) == (parse_rating(reply), (45, 46))
+    reply = "**Score:** 4\n\nIt has 4 steps. I would rate it 4."
+    assert locate_rating(reply)[1] == (11, 12)
+    reply = "It names 2 of 3 cases, a scale of 0 to 5. I give it a 2.5 out of 5."
+    parsed, (start, end) = locate_rating(reply)
+    assert (parsed.value, reply[start:end]) == (2.5, "2.5")
+    assert locate_rating("Rate it from 0 to 5.") == (parse_rating("Rate it from 0 to 5."), None)
+    assert locate_rating(None)[1] is None
+
+
+@given(
+    _grid,
+    st.sampled_from(["Score: {}", "Rating: {}/5", "{}", "It lists 3 items. I would rate it {}."]),
+    _no_digits,
+    st.lists(st.tuples(st.integers(0, 60), st.sampled_from(["**", "__", "`", "[[", "]]"]))),
+)
+def test_emphasis_anywhere_keeps_value_and_maps_the_span_back(value, form, rest, marks):
+    """Emphasis inserted anywhere (inside the number too) changes neither the value nor
+    which number the span covers: the span, its emphasis removed, is the number written."""
+    plain = form.format(f"{value:g}") + "\n" + rest
+    reply = plain
+    for at, mark in sorted(marks, reverse=True):
+        reply = reply[:at] + mark + reply[at:]
+    parsed, span = locate_rating(reply)
+    assert parsed == parse_rating(reply)
+    if parse_rating(plain).value is None:  # emphasis marks in ``rest`` may read differently
+        return
+    if parsed.value is not None:
+        start, end = span
+        assert _EMPHASIS.sub("", reply[start:end]) == f"{value:g}"

@@ -40,7 +40,7 @@ from sftselect.backends import ReplyCache
 from sftselect.backends.openai_compat import OpenAICompatibleBackend
 from sftselect.exceptions import SftSelectWarning
 from sftselect.prompts import RatingPrompt
-from sftselect.scoring.rating import parse_rating
+from sftselect.scoring.rating import locate_rating, parse_rating
 from sftselect.selectors.quality import QualitySelector
 from tests.helpers.paths import smollm2_gguf
 
@@ -130,20 +130,30 @@ def posts(log: Path) -> int:
 
 
 def by_hand(tokens: list, rating: float) -> tuple[float, float] | None:
-    """The documented rule, written out again: the first token that is the rating's digit
-    alone; the scale's digit tokens among it and its alternatives, renormalised."""
-    digit = str(math.floor(rating))
+    """The documented rule, written out again: the token that holds the rating's digit alone
+    where the parser read the rating in the tokens' text; the scale's digit tokens among it
+    and its alternatives (the sampled one unless listed with its own log-probability),
+    renormalised."""
+    text = "".join(t for t, _, _ in tokens)
+    parsed, span = locate_rating(text, PROMPT.scale)
+    if span is None or parsed.value != rating:
+        return None
+    at = span[0] + (text[span[0]] in "+-")  # the first digit of the rating
+    scale = {str(d) for d in range(6)}
+    end = 0
     for token, logprob, top in tokens:
-        if token.strip() != digit:
+        start, end = end, end + len(token)
+        if end <= at:
             continue
-        candidates = {alt: lp for alt, lp in top}
-        candidates.setdefault(token, logprob)
-        weights = {}
-        for alt, lp in candidates.items():
-            if alt.strip() in {"0", "1", "2", "3", "4", "5"}:
-                weights[alt] = math.exp(lp)
-        mass = sum(weights.values())
-        return sum(int(t.strip()) * w for t, w in weights.items()) / mass, mass
+        lead = len(token) - len(token.lstrip())
+        if token.strip() != str(math.floor(rating)) or start + lead != at:
+            return None  # the token that covers the rating is not its digit alone
+        candidates = [tuple(alt) for alt in top]
+        if (token, logprob) not in candidates:
+            candidates.append((token, logprob))
+        weights = [(int(t.strip()), math.exp(lp)) for t, lp in candidates if t.strip() in scale]
+        mass = sum(w for _, w in weights)
+        return sum(d * w for d, w in weights) / mass, mass
     return None
 
 

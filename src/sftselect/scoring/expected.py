@@ -11,21 +11,29 @@ the scale's tokens instead of the one token the judge wrote:
 over the scale's scores :math:`s_i`. Here, from one reply with its token
 log-probabilities (OpenAI's ``logprobs.content``):
 
-1. **Which token position.** The reply is first parsed as usual
-   (:func:`~sftselect.scoring.rating.parse_rating`); the position is the first
-   reply token that is the parsed rating's integer part written alone (``"4"``
-   for ``Score: 4.5``, whose tokens are ``Score``, ``:``, ``" 4"``, ``.``,
-   ``5``). A reply that does not parse has no position (its row is a parse
-   failure, as in the default scoring); nor has one whose digit is never a token
-   of its own (a tokenizer that merged ``4.`` into one token).
+1. **Which token position.** The reply's tokens, joined, are parsed as usual
+   (:func:`~sftselect.scoring.rating.locate_rating`, which also gives where
+   the score was read: the first line's score, else the first verdict); the
+   position is the token that covers the first character of that number's
+   integer part and is that integer part written alone (surrounding whitespace
+   aside): ``" 4"`` for ``Score: 4.5`` tokenised ``Score``, ``:``, ``" 4"``,
+   ``.``, ``5``. Another number earlier in the reply (``It lists 3 colours.
+   Score: 3``) is never taken for the rating. A reply that does not parse has
+   no position (its row is a parse failure, as in the default scoring); nor
+   has one whose joined tokens do not parse to the caller's rating, nor one
+   whose rating digit is not a token of its own (a tokenizer that merged
+   ``4.`` into one token).
 2. **Which tokens count.** At that position, the sampled token and its
    ``top_logprobs`` alternatives whose text, without surrounding whitespace, is
    one of the scale's integers (``"0"`` .. ``"5"``): ``" 4"`` and ``"4"`` are
    two tokens and both count for 4 (their probabilities add), as do two
    alternatives listed with the same text (two token ids that decode alike: a
    SentencePiece byte-fallback ``<0x34>`` beside the piece ``4``); the sampled
-   token counts once, on its own only when no alternative has its text. Anything
-   else (``"The"``, ``"4.5"``, ``"five"``) is not on the scale.
+   token counts once: it is left out only when an alternative has both its
+   text and its log-probability (that alternative is the sampled token itself;
+   a same-text alternative with another log-probability is another token id,
+   and both count). Anything else (``"The"``, ``"4.5"``, ``"five"``) is not on
+   the scale.
 3. **Renormalised.** :math:`p(s_i)` is the probability of the tokens of score
    :math:`s_i` divided by the mass found on the scale's tokens, as G-Eval's
    sum over the scale assumes the mass is all there; that mass (before
@@ -47,6 +55,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from .rating import locate_rating
 
 __all__ = [
     "ExpectedRating",
@@ -87,14 +97,36 @@ def scale_digits(scale: tuple[float, float]) -> dict[str, int]:
     return {str(i): i for i in range(lo, hi + 1)}
 
 
-def rating_position(tokens: Sequence[str], rating: float) -> int | None:
-    """The index of the first token that is ``rating``'s integer part alone (surrounding
-    whitespace aside), or None."""
+def rating_position(
+    tokens: Sequence[str], rating: float, scale: tuple[float, float] = (0.0, 5.0)
+) -> int | None:
+    """The index of the token that writes ``rating``'s integer part where the
+    joined ``tokens`` state the rating (see the module docstring), or None."""
+    return _position(tokens, rating, scale)[0]
+
+
+def _position(
+    tokens: Sequence[str], rating: float, scale: tuple[float, float]
+) -> tuple[int | None, str]:
+    """The rating's token position, or None and why."""
+    text = "".join(tokens)
+    parsed, span = locate_rating(text, scale)
+    if span is None or parsed.value != rating:
+        return None, (
+            f"the reply's tokens do not read as its rating {rating:g} "
+            f"(they read {parsed.value!r}: {parsed.reason})"
+        )
     digit = str(math.floor(rating))
+    at = span[0] + (text[span[0]] in "+-")  # the integer part's first character
+    end = 0
     for i, token in enumerate(tokens):
-        if token.strip() == digit:
-            return i
-    return None
+        start, end = end, end + len(token)
+        if start <= at < end:
+            lead = len(token) - len(token.lstrip())
+            if token.strip() == digit and start + lead == at:
+                return i, ""
+            break
+    return None, f"no reply token is the rating's digit {digit} alone"
 
 
 def expected_rating(
@@ -117,14 +149,13 @@ def expected_rating(
     digits = scale_digits(scale)
     if rating is None:
         return ExpectedRating(None, None, None, "no rating parsed")
-    position = rating_position([t[0] for t in logprobs], rating)
+    position, why = _position([t[0] for t in logprobs], rating, scale)
     if position is None:
-        return ExpectedRating(
-            None, None, None, f"no reply token is the rating's digit {math.floor(rating)} alone"
-        )
+        return ExpectedRating(None, None, None, why)
     token, logprob, top = logprobs[position]
     candidates = list(top)
-    if all(text != token for text, _ in candidates):
+    # exact equality: a backend lists the sampled token with the very number it gave it
+    if all(text != token or lp != logprob for text, lp in candidates):
         candidates.append((token, logprob))
     by_score: dict[int, float] = {}
     for text, lp in candidates:

@@ -26,7 +26,10 @@ score or ambiguous.
    (``8/10``), is refused. Scores must be written in digits.
 
 An unparsable reply is never turned into a score: the caller gets ``None``
-and the reason.
+and the reason. :func:`locate_rating` also says where the score was read:
+the span, in the reply as given, of the number the value comes from (the
+first line's score, else the first verdict), which expected scoring
+(:mod:`sftselect.scoring.expected`) maps to the rating's token.
 
 AlpaGasus (``rating/filter.py``) reads ``float(reply.split('\\n')[0])``;
 failing that, the rest of the line after ``score:``, or for ``Score:`` one
@@ -41,9 +44,14 @@ and ships no rating parser.)
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ParsedRating", "parse_rating"]
+__all__ = ["ParsedRating", "locate_rating", "parse_rating"]
+
+#: Where a parsed score is written: ``reply[start:end]`` is the number it was read from.
+Span = tuple[int, int]
 
 _H = r"[^\S\n]"  # horizontal space: descriptions and glosses never span lines
 # A number in digits: not part of a word or version ("4th", "v1.5", "5-point"),
@@ -129,40 +137,100 @@ def parse_rating(reply: str | None, scale: tuple[float, float] = (0.0, 5.0)) -> 
     >>> parse_rating("Rate it on a scale of 0 to 5, with 5 being the best.").value is None
     True
     """
+    return _parse(reply, scale)[0]
+
+
+def locate_rating(
+    reply: str | None, scale: tuple[float, float] = (0.0, 5.0)
+) -> tuple[ParsedRating, Span | None]:
+    """:func:`parse_rating`'s result, and where in ``reply`` the score was read.
+
+    The span is that of the number the value comes from: the first line's score,
+    or else the first verdict (all verdicts agree, or the reply is refused), as
+    ``(start, end)`` offsets into ``reply`` itself (emphasis such as ``**``
+    inside the number is included: ``reply[start:end]`` is ``"4**.5"`` for
+    ``**4**.5``); None when no value was parsed.
+
+    Examples
+    --------
+    >>> reply = "It lists 3 colours. Score: 4"
+    >>> parsed, (start, end) = locate_rating(reply)
+    >>> parsed.value, reply[start:end], start
+    (4.0, '4', 27)
+    """
+    parsed, span, undo = _parse(reply, scale)
+    if span is None or undo is None:
+        return parsed, None
+    return parsed, (undo(span[0]), undo(span[1] - 1) + 1)
+
+
+def _parse(
+    reply: str | None, scale: tuple[float, float]
+) -> tuple[ParsedRating, Span | None, Callable[[int], int] | None]:
+    """The parsed rating, the span of its number in the cleaned text, and the map
+    from cleaned-text offsets back to ``reply``'s."""
     if reply is None or not reply.strip():
-        return ParsedRating(None, "empty reply")
-    text = _EMPH.sub("", reply).strip()
+        return ParsedRating(None, "empty reply"), None, None
+    bare, emph_pieces = _sub_mapped(_EMPH, "", reply)
+    text = bare.strip()
+    lead = len(bare) - len(bare.lstrip())
     m = _DECIMAL_COMMA.search(text.partition("\n")[0])
     if m:
-        return ParsedRating(None, f"ambiguous: {m.group()!r} is a decimal comma or two scores")
-    clean = _DESCRIPTIONS.sub(" ~ ", text)
+        reason = f"ambiguous: {m.group()!r} is a decimal comma or two scores"
+        return ParsedRating(None, reason), None, None
+    clean, desc_pieces = _sub_mapped(_DESCRIPTIONS, " ~ ", text)
+
+    def undo(i: int) -> int:
+        return _back(emph_pieces, _back(desc_pieces, i) + lead)
+
     first, _, rest = clean.partition("\n")
     slot = _first_line(first, rest)
     if isinstance(slot, ParsedRating):
-        return slot
-    found = _verdicts(slot[3] + "\n" + rest if slot else clean, scale[1])
-    if slot:
-        found.insert(0, (float(slot[1]), slot[2]))
+        return slot, None, None
+    found = _verdicts(slot.group(4) + "\n" + rest if slot else clean, scale[1])
+    if slot:  # the slot is on the first line: its offsets are clean's
+        found.insert(0, (float(slot.group(2)), slot.group(3), slot.span(2)))
     if not found:
-        return ParsedRating(
-            None, "no score found" + (" (only the scale described)" if clean != text else "")
-        )
-    values = {v for v, _ in found}
+        reason = "no score found" + (" (only the scale described)" if clean != text else "")
+        return ParsedRating(None, reason), None, None
+    values = {v for v, _, _ in found}
     if len(values) > 1:
-        return ParsedRating(None, f"ambiguous: several scores {sorted(values)}")
+        return ParsedRating(None, f"ambiguous: several scores {sorted(values)}"), None, None
     lo, hi = scale
-    for value, denom in found:
+    for value, denom, _ in found:
         if denom is not None and float(denom) != hi:
-            return ParsedRating(None, f"score over {denom}, expected over {hi:g}")
+            return ParsedRating(None, f"score over {denom}, expected over {hi:g}"), None, None
         if not (lo <= value <= hi):
-            return ParsedRating(None, f"score {value:g} outside the scale [{lo:g}, {hi:g}]")
-    return ParsedRating(found[0][0], "first line" if slot else "in prose")
+            reason = f"score {value:g} outside the scale [{lo:g}, {hi:g}]"
+            return ParsedRating(None, reason), None, None
+    parsed = ParsedRating(found[0][0], "first line" if slot else "in prose")
+    return parsed, found[0][2], undo
 
 
-def _first_line(
-    first: str, rest: str
-) -> tuple[str | None, str, str | None, str] | ParsedRating | None:
-    """The answer slot's (label, value, denominator, tail), a refusal, or None when it holds no score."""
+def _sub_mapped(pattern: re.Pattern[str], repl: str, text: str) -> tuple[str, list[Span]]:
+    """``pattern.sub(repl, text)`` (no pattern here matches an empty string), and the
+    ``(new, old)`` start offset of every piece of ``text`` kept."""
+    out, pieces, new, old = [], [(0, 0)], 0, 0
+    for m in pattern.finditer(text):
+        out.append(text[old : m.start()])
+        out.append(repl)
+        new += m.start() - old + len(repl)
+        old = m.end()
+        pieces.append((new, old))
+    out.append(text[old:])
+    return "".join(out), pieces
+
+
+def _back(pieces: list[Span], i: int) -> int:
+    """The offset in the old text of the kept character at offset ``i`` of the new one."""
+    k = bisect_right(pieces, i, key=lambda piece: piece[0]) - 1
+    new, old = pieces[k]
+    return old + (i - new)
+
+
+def _first_line(first: str, rest: str) -> re.Match[str] | ParsedRating | None:
+    """The answer slot's match (groups: label, value, denominator, tail), a refusal, or
+    None when it holds no score."""
     m = _SLOT.match(first)
     if not m:
         return None
@@ -179,11 +247,12 @@ def _first_line(
     else:
         ok = bool(label or denom or t[0] in "([-–—:,;" or re.match(r"\s+[A-Z]", tail))
         ok = ok or ("." in value and t.startswith(". "))  # "4.5. Text"; "1. Text" is numbering
-    return m.groups() if ok else None
+    return m if ok else None
 
 
-def _verdicts(text: str, top: float) -> list[tuple[float, str | None]]:
-    """Every verdict in ``text`` as (value, denominator), negated ones and counts dropped."""
+def _verdicts(text: str, top: float) -> list[tuple[float, str | None, Span]]:
+    """Every verdict in ``text`` as (value, denominator, the value's span), negated ones
+    and counts dropped."""
     found = []
     for m in _VERDICT.finditer(text):
         if m.group("neg") is not None:
@@ -195,5 +264,5 @@ def _verdicts(text: str, top: float) -> list[tuple[float, str | None]]:
             m.group("denom") is None or float(m.group("denom")) != top
         ):
             continue
-        found.append((float(m.group("value")), m.group("denom")))
+        found.append((float(m.group("value")), m.group("denom"), m.span("value")))
     return found
