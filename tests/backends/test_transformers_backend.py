@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -321,7 +322,12 @@ def test_smollm2_gguf_rates_real_alpaca_rows(one_torch_thread):
 
     rows = load_sample().select(range(4))
     judge = TransformersChatBackend(str(gguf.parent), gguf_file=gguf.name)
-    assert judge.identity.endswith(f";gguf={gguf.name};dtype=float32") or torch.cuda.is_available()
+    named = re.fullmatch(
+        rf"transformers/{re.escape(os.path.abspath(gguf.parent))};gguf={re.escape(gguf.name)}"
+        r";files=[0-9a-f]{16};dtype=float32",
+        judge.identity,
+    )
+    assert named or torch.cuda.is_available(), judge.identity
     t0 = time.perf_counter()
     selector = QualitySelector(judge, min_score=0, max_tokens=16, on_parse_error="nan")
     ratings = selector.rate(rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -82,6 +83,13 @@ def _args(answers, tmp_path, judge, *extra):
     ]  # fmt: skip
 
 
+def _local_name(folder, gguf=None) -> re.Pattern:
+    """A local judge's name: its absolute folder, its GGUF file, a fingerprint of its files."""
+    gguf_part = f";gguf={re.escape(gguf)}" if gguf else ""
+    path = re.escape(os.path.abspath(folder))
+    return re.compile(rf"transformers/{path}{gguf_part};files=[0-9a-f]{{16}};dtype=float32")
+
+
 def _check_result(doc, judge_name):
     """The result file: both sides, every raw reply, statuses that agree with the parser,
     counts that add up, and a judge named by the local model, never a base URL."""
@@ -98,7 +106,10 @@ def _check_result(doc, judge_name):
     assert o["pairs"] == len(PROMPTS) and o["scored"] == statuses.count("scored")
     assert o["parse_failures"] == statuses.count("parse_failure")
     assert o["request_failures"] == 0
-    assert doc["judge"] == judge_name
+    if isinstance(judge_name, re.Pattern):
+        assert judge_name.fullmatch(doc["judge"]), doc["judge"]
+    else:
+        assert doc["judge"] == judge_name
     text = json.dumps(doc)
     assert "http" not in doc["judge"] and "api.openai.com" not in text and "@" not in doc["judge"]
     return o
@@ -111,7 +122,7 @@ def test_judge_with_a_local_tiny_llama_writes_the_result_and_a_rerun_sends_nothi
     first = main(args)
     err = capsys.readouterr().err
     doc = json.loads((tmp_path / "r.json").read_text())
-    o = _check_result(doc, f"transformers/{tiny_folder};dtype=float32")
+    o = _check_result(doc, _local_name(tiny_folder))
     # exit 0 when a pair was judged; 2 (one error line, the file still written) when none was
     assert first == (0 if o["scored"] else 2), err
     if not o["scored"]:
@@ -214,13 +225,49 @@ def test_empty_local_judge_is_refused(answers, tmp_path, capsys):
 
 
 def test_unloadable_local_judge_is_one_error_line_and_writes_no_result(answers, tmp_path, capsys):
+    """A folder that exists but holds no model: one error line once loading fails."""
     pytest.importorskip("transformers")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args = _args(answers, tmp_path, tmp_path / "no-such-model", "-q")
-    assert main(args) == 2
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    assert main(_args(answers, tmp_path, empty, "-q")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "could not load" in err, err
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize(
+    "path", ["/no/such/model", "./no-such-model", "../no-such-model", "no.Q4_K_M.gguf",
+             "models/org/no-such-model", "~/no-such-model"],
+)  # fmt: skip
+def test_a_missing_local_path_is_refused_before_anything_is_read(tmp_path, capsys, path):
+    """A path that cannot be a hub name (``org/name``) and does not exist: one line naming
+    --local-judge and the path, before the (missing) answer files are read; no hub lookup."""
+    missing = [tmp_path / "no-a.jsonl", tmp_path / "no-b.jsonl"]
+    assert main(_args(missing, tmp_path, path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err == (
+        "sftselect judge: error: --local-judge names a local path that does not exist: "
+        f"{path} (a hub name is org/name)"
+    )
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "c.sqlite").exists()
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+@pytest.mark.parametrize("local", [True, False])
+def test_an_empty_judge_identity_is_refused_before_anything_is_read(tmp_path, capsys, value, local):
+    """For the local judge and the HTTP one alike, naming the option (not 'identity')."""
+    missing = [tmp_path / "no-a.jsonl", tmp_path / "no-b.jsonl"]
+    args = _args(missing, tmp_path, tmp_path, "--judge-identity", value)
+    if not local:
+        i = args.index("--local-judge")
+        args[i : i + 2] = ["--model", "m", "--base-url", "http://127.0.0.1:1/v1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sftselect judge: error: --judge-identity must be a non-empty name; got {value!r}"
+    ), err
 
 
 def test_judge_with_the_real_smollm2_gguf(answers, tmp_path, capsys, cpu_only):
@@ -236,8 +283,7 @@ def test_judge_with_the_real_smollm2_gguf(answers, tmp_path, capsys, cpu_only):
     code = main(args)
     capsys.readouterr()
     doc = json.loads((tmp_path / "r.json").read_text())
-    name = f"transformers/{os.path.dirname(os.path.abspath(gguf))};gguf={gguf.name};dtype=float32"
-    o = _check_result(doc, name)
+    o = _check_result(doc, _local_name(gguf.parent, gguf=gguf.name))
     assert code == (0 if o["scored"] else 2)
     assert doc["run"]["sent"] == 2 * len(PROMPTS)
     print(f"\nSmolLM2 judge replies: {[j['reply_ab'] for j in doc['judgments']]}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 
 import pytest
 
@@ -58,7 +59,11 @@ def test_score_with_a_local_smollm2_judge_in_expected_mode(data, tmp_path, capsy
     for record in records:
         assert record["request"]["top_logprobs"] == 3 and record["logprobs"]
         assert all(len(top) == 3 for _, _, top in record["logprobs"])
-        assert record["backend"].endswith(f";gguf={gguf.name};dtype=float32")
+        assert re.fullmatch(
+            rf"transformers/{re.escape(os.path.abspath(gguf.parent))};gguf={re.escape(gguf.name)}"
+            r";files=[0-9a-f]{16};dtype=float32",
+            record["backend"],
+        ), record["backend"]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3
     for row in rows:
@@ -92,9 +97,37 @@ def test_local_judge_applies_to_the_quality_selector_only(data, tmp_path, capsys
 
 
 def test_unloadable_local_judge_is_one_error_line(data, tmp_path, capsys):
+    """A folder that exists but holds no model: one error line once loading fails."""
     pytest.importorskip("transformers")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
     args = ["score", str(data), "-o", str(tmp_path / "o.jsonl"), "--cache", str(tmp_path / "c")]
-    assert main([*args, "--local-judge", str(tmp_path / "no-such-model"), "-q"]) == 2
+    assert main([*args, "--local-judge", str(empty), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "could not load" in err, err
+
+
+@pytest.mark.parametrize("command", ["score", "select"])
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--local-judge", "./no-such-model"],
+         "--local-judge names a local path that does not exist: ./no-such-model"),
+        (["--local-judge", "judge.gguf"],
+         "--local-judge names a local path that does not exist: judge.gguf"),
+        (["--local-judge", ".", "--judge-identity", ""],
+         "--judge-identity must be a non-empty name; got ''"),
+        (["--model", "m", "--base-url", "http://127.0.0.1:1/v1", "--judge-identity", ""],
+         "--judge-identity must be a non-empty name; got ''"),
+    ],
+)  # fmt: skip
+def test_judge_refusals_come_before_the_input_is_read(tmp_path, capsys, command, flags, message):
+    """The input file does not exist: the judge's options are refused first, in one line."""
+    args = [command, str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o.jsonl")]
+    if command == "select":
+        args += ["--selector", "quality", "-k", "1"]
+    assert main([*args, *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert "missing.jsonl" not in err and not (tmp_path / "o.jsonl").exists()

@@ -82,7 +82,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import gc
-import hashlib
 import math
 import numbers
 import os
@@ -102,6 +101,7 @@ from ._local_engine import (
     open_engine,
     short_error,
 )
+from ._local_identity import local_identity
 from .base import BackendError, ChatReply, ChatRequest
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "TransformersChatBackend"]
@@ -147,7 +147,10 @@ class TransformersChatBackend:
         the tokenizer has none). It is part of the default ``identity``.
     identity : str or None
         The name this judge has in cache keys; by default
-        ``transformers/<model>[;gguf=<file>][;tokenizer=<path>][;chat_template=<hash>];dtype=<dtype>``.
+        ``transformers/<model>[;gguf=<file>][;files=<fp>][;tokenizer=<path>[;tokenizer_files=<fp>]]``
+        ``[;chat_template=<hash>];dtype=<dtype>``: a local folder or file by its absolute
+        path and a fingerprint of its files (new weights at that path are a new judge), a
+        hub name as given, with no revision (pass ``identity`` to tell revisions apart).
     """
 
     def __init__(
@@ -316,24 +319,23 @@ class TransformersChatBackend:
 
     @property
     def identity(self) -> str:
-        """The judge's name in cache keys (model, GGUF file, template, dtype)."""
+        """The judge's name in cache keys (model and its files, GGUF file, tokenizer,
+        template, dtype); see the class docstring. Computed once, without loading."""
         if self._identity is not None:
             if not isinstance(self._identity, str) or not self._identity:
                 raise param_error(_OWNER, "identity", "a non-empty str or None", self._identity)
             return self._identity
         if self._resolved_identity is None:
-            parts = [f"transformers/{self._name()}"]
-            if self._model_is_path():
-                gguf = self._source()[1]
-                if gguf:
-                    parts.append(f"gguf={gguf}")
-            if isinstance(self.tokenizer, (str, os.PathLike)):
-                parts.append(f"tokenizer={os.fspath(self.tokenizer)}")
-            if isinstance(self.chat_template, str):
-                digest = hashlib.sha256(self.chat_template.encode("utf-8")).hexdigest()[:12]
-                parts.append(f"chat_template={digest}")
-            parts.append(f"dtype={self._resolve_dtype_name()}")
-            self._resolved_identity = ";".join(parts)
+            folder, gguf = self._source() if self._model_is_path() else (None, None)
+            tok = self.tokenizer
+            self._resolved_identity = local_identity(
+                self._name(),
+                folder=folder,
+                gguf=gguf,
+                tokenizer=os.fspath(tok) if isinstance(tok, (str, os.PathLike)) else None,
+                chat_template=self.chat_template if isinstance(self.chat_template, str) else None,
+                dtype=self._resolve_dtype_name(),
+            )
         return self._resolved_identity
 
     # -- the async API -----------------------------------------------------------

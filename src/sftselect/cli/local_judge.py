@@ -14,13 +14,20 @@ and ``--max-concurrency`` (requests queued at once; the backend generates 16 at
 most together) apply as for an HTTP judge, and so does ``--dry-run`` (it
 counts the requests not yet cached, loads no model and sends nothing). The
 judge's name (the cache key, and ``sftselect judge``'s result file) is the
-backend's ``identity``: ``transformers/<model>[;gguf=<file>];dtype=<dtype>``
-unless ``--judge-identity`` is given.
+backend's ``identity``: ``transformers/<model>[;gguf=<file>][;files=<fp>];dtype=<dtype>``
+(a local model by its absolute path and a fingerprint of its files) unless
+``--judge-identity`` is given.
+
+Refused in one line before any input is read: an empty ``--judge-identity``, and
+a ``PATH`` that can only be a local path (absolute, starting with ``./``,
+``../`` or ``~``, ending in ``.gguf``, or with two ``/`` or more) and does not
+exist (it would otherwise be tried as a hub name once the input was read).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ._common import CliError, backend_from_args, check_backend_flags
@@ -58,8 +65,11 @@ def add_local_judge_option(g: argparse._ArgumentGroup) -> None:
 
 def check_judge_flags(args: argparse.Namespace) -> None:
     """The judge's options, named by their flags, before anything is read or loaded:
-    with ``--local-judge``, no HTTP option and positive ``--max-tokens`` and
-    ``--max-concurrency``; without it, :func:`~sftselect.cli._common.check_backend_flags`."""
+    a non-empty ``--judge-identity``; with ``--local-judge``, no HTTP option, positive
+    ``--max-tokens`` and ``--max-concurrency``, and a local-looking path that exists;
+    without it, :func:`~sftselect.cli._common.check_backend_flags`."""
+    if args.judge_identity is not None and not args.judge_identity.strip():
+        raise CliError(f"--judge-identity must be a non-empty name; got {args.judge_identity!r}")
     if args.local_judge is None:
         check_backend_flags(args)
         return
@@ -77,14 +87,32 @@ def check_judge_flags(args: argparse.Namespace) -> None:
     ):
         if value is not None and value <= 0:
             raise CliError(f"{flag} must be a positive int; got {value}")
+    path = args.local_judge
+    if _looks_local(path) and not os.path.exists(path):
+        raise CliError(
+            f"--local-judge names a local path that does not exist: {path} (a hub name is org/name)"
+        )
+
+
+def _looks_local(path: str) -> bool:
+    """Whether ``path`` can only be a local path, never a hub name (``org/name``): absolute,
+    starting with ``./``, ``../`` or ``~``, ending in ``.gguf``, or with two ``/`` or more."""
+    p = path.replace(os.sep, "/")
+    return (
+        os.path.isabs(path)
+        or p in (".", "..")
+        or p.startswith(("./", "../", "~"))
+        or p.lower().endswith(".gguf")
+        or p.rstrip("/").count("/") > 1
+    )
 
 
 def judge_from_args(args: argparse.Namespace, what: str) -> Any:
     """The local backend when ``--local-judge`` is given (the HTTP options refused), else
     the HTTP judge of :func:`~sftselect.cli._common.backend_from_args`."""
+    check_judge_flags(args)
     if args.local_judge is None:
         return backend_from_args(args, what)
-    check_judge_flags(args)
     from ..backends.transformers_chat import TransformersChatBackend
 
     return TransformersChatBackend(args.local_judge, identity=args.judge_identity)

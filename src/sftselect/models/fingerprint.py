@@ -9,7 +9,8 @@ Two kinds, both returning 16 hex digits (the start of a SHA-256):
   time (``st_mtime_ns``, symlinks followed) of each file that decides the
   vectors. A folder contributes ``config.json``, the weight files
   (:data:`WEIGHT_PATTERNS`) and the tokenizer files (:data:`TOKENIZER_PATTERNS`)
-  at its top level; a file path (e.g. a ``.gguf``) contributes itself.
+  at its top level (or those matching the ``patterns`` given); a file path
+  (e.g. a ``.gguf``) contributes itself.
   Overwriting any of them in place changes the fingerprint (its mtime moves);
   cost: one ``stat`` per file.
 * :func:`weights_fingerprint` -- of a model in memory: SHA-256 over the
@@ -82,12 +83,17 @@ def _digest(h: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def checkpoint_files(path: str | os.PathLike[str]) -> list[Path]:
-    """The files of a local checkpoint whose metadata :func:`files_fingerprint` covers."""
+def checkpoint_files(
+    path: str | os.PathLike[str], patterns: tuple[str, ...] | None = None
+) -> list[Path]:
+    """The files of a local checkpoint whose metadata :func:`files_fingerprint` covers:
+    in a folder, those matching ``patterns`` (default: ``config.json``, the weight
+    and the tokenizer files)."""
     p = Path(path)
     if p.is_file():
         return [p]
-    patterns = ("config.json", *WEIGHT_PATTERNS, *TOKENIZER_PATTERNS)
+    if patterns is None:
+        patterns = ("config.json", *WEIGHT_PATTERNS, *TOKENIZER_PATTERNS)
     return sorted(
         f
         for f in p.iterdir()
@@ -95,10 +101,11 @@ def checkpoint_files(path: str | os.PathLike[str]) -> list[Path]:
     )
 
 
-def files_fingerprint(path: str | os.PathLike[str]) -> str:
-    """16 hex digits over (name, size, mtime_ns) of the checkpoint files at ``path``."""
+def files_fingerprint(path: str | os.PathLike[str], patterns: tuple[str, ...] | None = None) -> str:
+    """16 hex digits over (name, size, mtime_ns) of the checkpoint files at ``path``
+    (:func:`checkpoint_files`, with ``patterns``)."""
     h = hashlib.sha256(b"files-v1\0")
-    for f in checkpoint_files(path):
+    for f in checkpoint_files(path, patterns):
         st = f.stat()
         h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogatepass"))
     return _digest(h)
