@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEEP_RULES",
+    "KeepPolicy",
     "UnionFind",
     "VectorsOrWhole",
     "dedup_result",
@@ -124,6 +125,25 @@ def keep_priority(
         fmt,
         owner,
     )
+
+
+class KeepPolicy:
+    """The ``keep_priority`` hook of a dedup filter with ``keep`` and ``format``
+    parameters (``ExactDedup``, ``MinHashDedup``): the engines rank each row by it."""
+
+    keep: Any
+    format: Any
+
+    def keep_priority(
+        self,
+        n: int,
+        column_names: list[str],
+        rank: Callable[[Selector], np.ndarray],
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Each row's priority under ``keep`` (0 kept first); ``rank(selector)`` ranks the
+        rows by a selector (the keep selector, or the one ``"longest"`` or a column stands for)."""
+        return priority_of(self.keep, n, column_names, rank, rng, self.format, type(self).__name__)
 
 
 class UnionFind:

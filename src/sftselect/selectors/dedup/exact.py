@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from ...core.base import EngineKind, RankResult, Selector
 from ...core.constraints import K_CONSTRAINTS
 from ...data.formats import FORMAT_CONSTRAINTS
-from ._groups import dedup_result, group_representatives, keep_constraints, priority_of
+from ._groups import KeepPolicy, dedup_result, group_representatives, keep_constraints
 from ._texts import FIELDS_CONSTRAINTS, check_fields, field_texts, normalise
 from .grouping import DuplicateCandidates, candidates_in_one_process
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["ExactDedup"]
 
 
-class ExactDedup(Selector):
+class ExactDedup(KeepPolicy, Selector):
     """Keep one row of each group of rows whose normalised text is identical.
 
     Parameters
@@ -160,17 +160,6 @@ class ExactDedup(Selector):
     def pair_measure(self, values: pa.Array, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """1.0 for every pair (the rows of a group have the same normalised text)."""
         return np.ones(np.asarray(a).size, dtype=np.float64)
-
-    def keep_priority(
-        self,
-        n: int,
-        column_names: list[str],
-        rank: Callable[[Selector], np.ndarray],
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """Each row's priority under ``keep`` (0 kept first); ``rank(selector)`` ranks the
-        rows by a selector (the keep selector, or the one ``"longest"`` or a column stands for)."""
-        return priority_of(self.keep, n, column_names, rank, rng, self.format, type(self).__name__)
 
     def resolve_duplicates(
         self,

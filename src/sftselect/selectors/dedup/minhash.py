@@ -47,7 +47,13 @@ from ...core.base import EngineKind, RankResult, Selector
 from ...core.constraints import K_CONSTRAINTS, Interval, Satisfies
 from ...core.validation import param_error
 from ...data.formats import FORMAT_CONSTRAINTS
-from ._groups import UnionFind, dedup_result, group_representatives, keep_constraints, priority_of
+from ._groups import (
+    KeepPolicy,
+    UnionFind,
+    dedup_result,
+    group_representatives,
+    keep_constraints,
+)
 from ._minhash import (
     band_keys,
     lsh_params,
@@ -82,7 +88,7 @@ def _two_weights(w: Any) -> bool:
     )
 
 
-class MinHashDedup(Selector):
+class MinHashDedup(KeepPolicy, Selector):
     """Keep one row of each group of near-duplicates (word-shingle Jaccard >= ``threshold``).
 
     Parameters
@@ -286,17 +292,6 @@ class MinHashDedup(Selector):
             return pair_jaccard(flat, offsets - offsets[0], a, b)
         sig = values.flatten().to_numpy(zero_copy_only=False).reshape(len(values), -1)
         return np.mean(sig[a] == sig[b], axis=1).astype(np.float64)
-
-    def keep_priority(
-        self,
-        n: int,
-        column_names: list[str],
-        rank: Callable[[Selector], np.ndarray],
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """Each row's priority under ``keep`` (0 kept first); ``rank(selector)`` ranks the
-        rows by a selector (the keep selector, or the one ``"longest"`` or a column stands for)."""
-        return priority_of(self.keep, n, column_names, rank, rng, self.format, type(self).__name__)
 
     def resolve_duplicates(
         self,
